@@ -1,0 +1,1 @@
+"""Throughput and latency benchmarks (model-only and end-to-end)."""

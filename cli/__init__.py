@@ -1,0 +1,1 @@
+"""The ``gender-cli`` command: parses options and calls the library packages."""

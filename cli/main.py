@@ -1,0 +1,71 @@
+"""The ``gender-cli`` Click group.
+
+Verbs are loaded lazily from ``cli/cmd_<verb>.py`` so that ``gender-cli --help``,
+``classify`` and ``bench`` never import TensorFlow. Library errors
+(:class:`GenderCliError`) become one-line Click errors with exit status 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from gender_cli import __version__
+from gender_cli.errors import GenderCliError
+
+# verb -> (module under gender_cli.cli, function name); the order is the help order.
+COMMANDS = {
+    "make-standin": ("cmd_make_standin", "make_standin"),
+    "inspect": ("cmd_inspect", "inspect_cmd"),
+    "convert": ("cmd_convert", "convert"),
+    "export": ("cmd_export", "export"),
+    "train": ("cmd_train", "train"),
+    "evaluate": ("cmd_evaluate", "evaluate"),
+    "classify": ("cmd_classify", "classify"),
+    "bench": ("cmd_bench", "bench"),
+    "demo": ("cmd_demo", "demo"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name]
+        try:
+            module = importlib.import_module(f"gender_cli.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"gender_cli.cli.{module_name}":
+                return None  # verb not built yet
+            raise
+        return getattr(module, attr)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GenderCliError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="gender-cli")
+def cli() -> None:
+    """Turn the VGG-Face network (MatConvNet vgg_face.mat) into a fast gender classifier.
+
+    \b
+    The used-by chain, each step finding its predecessor's output in the
+    workspace ($GENDER_CLI_HOME, default ~/.gender-cli):
+      gender-cli convert vgg_face.mat    MatConvNet -> layer table + Keras
+      gender-cli train data/             descriptors + gender head + metrics
+      gender-cli export                  one ONNX graph (fp32, fp16, int8)
+      gender-cli classify folder/        one row per image file
+      gender-cli bench --batch 64        throughput and latency
+    """
+
+
+def main(*args, **kwargs):
+    return cli(*args, **kwargs)

@@ -1,0 +1,58 @@
+"""Option bundles shared by several verbs, so one flag means one thing everywhere."""
+
+from __future__ import annotations
+
+import click
+
+DEVICES = ("auto", "cuda", "cpu")
+
+
+def device_option(fn):
+    return click.option(
+        "--device",
+        type=click.Choice(DEVICES),
+        default="auto",
+        show_default=True,
+        help="Execution provider: 'cuda' (error if CUDA cannot load), 'cpu', or 'auto' "
+        "(CUDA when it loads, else CPU with a notice).",
+    )(fn)
+
+
+def batch_option(default: int = 64):
+    def decorator(fn):
+        return click.option(
+            "--batch",
+            type=click.IntRange(1, 4096),
+            default=default,
+            show_default=True,
+            help="Images per inference batch (the batch shape is kept fixed; the last "
+            "batch is padded).",
+        )(fn)
+
+    return decorator
+
+
+def model_option(fn):
+    return click.option(
+        "--model",
+        "model_path",
+        type=click.Path(dir_okay=False, path_type=str),
+        default=None,
+        help="Exported classifier (.onnx). Default: the workspace's latest "
+        "'gender-cli export' output.",
+    )(fn)
+
+
+def quiet_option(fn):
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress bar or summary on stderr."
+    )(fn)
+
+
+def workers_option(fn):
+    return click.option(
+        "--workers",
+        type=click.IntRange(1, 256),
+        default=None,
+        help="Image decoding threads running beside inference. Default: number of CPU cores.",
+    )(fn)

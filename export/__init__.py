@@ -1,0 +1,1 @@
+"""Write the ONNX contract: preprocessing + backbone + head in one graph."""

@@ -1,0 +1,98 @@
+"""The ONNX contract between training and inference, as data.
+
+``export`` writes graphs that obey it; ``classify``, ``bench``, ``train`` (descriptor
+extraction) and ``evaluate`` read graphs through it. Nothing here imports onnx,
+onnxruntime or TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INPUT_NAME = "images"  # uint8 [N, H, W, 3], RGB, N dynamic
+PROBABILITIES = "probabilities"  # float32 [N, 2], full classifier only
+DESCRIPTOR = "descriptor"  # float32 [N, D]
+
+OPSET = 17
+IR_VERSION = 8  # onnxruntime 1.20-1.31 all load IR 8 (opset 17)
+
+LABELS = ("male", "female")  # default output order of the gender head
+CHANNEL_ORDER = "RGB"
+
+
+@dataclass(frozen=True)
+class DescriptorLayer:
+    """A backbone layer whose output the head is trained on."""
+
+    name: str  # CLI value and metadata value
+    layer: str  # name of the MatConvNet layer whose output is taken
+    global_average_pool: bool  # reduce H x W to 1 x 1 by averaging (pool5)
+    help: str
+
+
+DESCRIPTORS = {
+    d.name: d
+    for d in (
+        DescriptorLayer("relu7", "relu7", False, "4096-d, the VGG-Face descriptor (Parkhi et al.)"),
+        DescriptorLayer("fc8", "fc8", False, "2622-d identity scores (seeds 000/001)"),
+        DescriptorLayer("pool5", "pool5", True, "512-d, global average of pool5 (seed 003)"),
+    )
+}
+DEFAULT_DESCRIPTOR = "relu7"
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str
+    help: str
+
+
+PRECISIONS = {
+    p.name: p
+    for p in (
+        Precision("fp32", "float32 weights and arithmetic (reference)"),
+        Precision("fp16", "float16 weights and arithmetic; fp32 input, output and softmax"),
+        Precision("int8", "static QDQ int8, per-channel, calibrated on --calibration images"),
+    )
+}
+DEFAULT_PRECISION = "fp32"
+
+
+class Meta:
+    """Keys of the ONNX ``metadata_props``. Values are strings; lists and dicts are JSON."""
+
+    LABELS = "labels"  # JSON list, in output order
+    THRESHOLD = "threshold"  # decision threshold on probabilities[:, 1]
+    INPUT_SIZE = "input_size"  # JSON [H, W, 3]
+    CHANNEL_ORDER = "channel_order"  # "RGB"
+    MEAN = "mean"  # JSON [r, g, b] subtracted inside the graph
+    DESCRIPTOR = "descriptor"  # one of DESCRIPTORS
+    DESCRIPTOR_DIM = "descriptor_dim"
+    PRECISION = "precision"  # one of PRECISIONS
+    SOURCE_SHA256 = "source_sha256"  # sha256 of the .mat weights file
+    STANDIN = "standin"  # "true" when made from stand-in (random) weights
+    VERSION = "gender_cli_version"
+    KIND = "kind"  # "classifier" or "backbone"
+    METRICS = "metrics"  # JSON: the head's test metrics, when known
+    PRECISION_CHECK = "precision_check"  # JSON: agreement with fp32 (fp16/int8)
+    RESIZE = "resize"  # how callers should bring images to input_size
+
+
+REQUIRED_KEYS = (
+    Meta.LABELS,
+    Meta.THRESHOLD,
+    Meta.INPUT_SIZE,
+    Meta.CHANNEL_ORDER,
+    Meta.MEAN,
+    Meta.DESCRIPTOR,
+    Meta.PRECISION,
+    Meta.SOURCE_SHA256,
+    Meta.STANDIN,
+    Meta.VERSION,
+    Meta.KIND,
+)
+
+STANDIN_WARNING = (
+    "this model was made from STAND-IN (random) weights, not the real VGG-Face "
+    "weights: its predictions say nothing about gender"
+)

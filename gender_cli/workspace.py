@@ -1,0 +1,106 @@
+"""Where each verb leaves its output and where the next verb finds it.
+
+The workspace is ``$GENDER_CLI_HOME`` (default ``~/.gender-cli``)::
+
+    converted/            convert: network/ (layer table, TF-free) + model.keras
+    models/               export: backbone-<descriptor>.onnx, classifier-<precision>.onnx
+    runs/NNN/             train: one numbered folder per run (head, metrics, plots)
+    cache/descriptors/    train: cached backbone descriptors
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from gender_cli.errors import MissingArtifactError
+
+ENV_VAR = "GENDER_CLI_HOME"
+
+
+def home() -> Path:
+    return Path(os.environ.get(ENV_VAR) or Path.home() / ".gender-cli").expanduser()
+
+
+def converted_dir() -> Path:
+    return home() / "converted"
+
+
+def network_dir() -> Path:
+    """The framework-free layer table written by ``convert`` (read by ``export``)."""
+    return converted_dir() / "network"
+
+
+def keras_model_path() -> Path:
+    return converted_dir() / "model.keras"
+
+
+def models_dir() -> Path:
+    return home() / "models"
+
+
+def backbone_path(descriptor: str) -> Path:
+    return models_dir() / f"backbone-{descriptor}.onnx"
+
+
+def classifier_path(precision: str) -> Path:
+    return models_dir() / f"classifier-{precision}.onnx"
+
+
+def runs_dir() -> Path:
+    return home() / "runs"
+
+
+def descriptor_cache_dir() -> Path:
+    return home() / "cache" / "descriptors"
+
+
+_RUN_NAME = re.compile(r"^\d{3,}$")
+
+
+def _numbered_runs() -> list[Path]:
+    if not runs_dir().is_dir():
+        return []
+    runs = [p for p in runs_dir().iterdir() if p.is_dir() and _RUN_NAME.match(p.name)]
+    return sorted(runs, key=lambda p: int(p.name))
+
+
+def new_run_dir() -> Path:
+    """Create and return the next numbered run folder (``runs/001``, ``runs/002``, ...)."""
+    runs = _numbered_runs()
+    number = int(runs[-1].name) + 1 if runs else 1
+    path = runs_dir() / f"{number:03d}"
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def latest_head_dir() -> Path:
+    """The newest run folder that holds a finished head (``head.json``)."""
+    for run in reversed(_numbered_runs()):
+        if (run / "head.json").is_file():
+            return run
+    raise MissingArtifactError(
+        f"no trained head in {runs_dir()}; run 'gender-cli train DATA/' first"
+    )
+
+
+def latest_classifier() -> Path:
+    """The most recently exported full classifier in the workspace."""
+    candidates = sorted(models_dir().glob("classifier-*.onnx"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise MissingArtifactError(
+            f"no exported classifier in {models_dir()}; make one with "
+            "'gender-cli convert', 'gender-cli train DATA/' and 'gender-cli export' "
+            "(or pass --model FILE.onnx)"
+        )
+    return candidates[-1]
+
+
+def require_network_dir() -> Path:
+    path = network_dir()
+    if not (path / "network.json").is_file():
+        raise MissingArtifactError(
+            f"no converted model in {converted_dir()}; run 'gender-cli convert vgg_face.mat' first"
+        )
+    return path

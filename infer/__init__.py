@@ -1,0 +1,1 @@
+"""Inference path: file walking, image decoding, onnxruntime sessions. Never imports TensorFlow."""

@@ -1,0 +1,1 @@
+"""Fit the gender head on cached backbone descriptors, evaluate it, plot it."""
