@@ -1,0 +1,74 @@
+"""``gender-cli inspect FILE.mat``: what a MatConvNet file holds, layer by layer."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("inspect")
+@click.argument("mat_file", metavar="FILE.mat", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object instead of a table.")
+def inspect_cmd(mat_file: str, as_json: bool) -> None:
+    """Show a MatConvNet file: MAT version, layout, stand-in or real weights, every layer
+    (kernel, stride, pad, pooling, parameters), input size, mean, classes and sha256.
+
+    Layers that 'gender-cli convert' cannot handle are listed too, with the reason.
+    """
+    from gender_cli.convert.inspect_mat import inspect_mat
+
+    report = inspect_mat(mat_file)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(format_report(report))
+
+
+def _dims(values, sep: str = "x") -> str:
+    return "" if values is None else sep.join(str(v) for v in values)
+
+
+def format_report(report: dict) -> str:
+    weights = (
+        f"STAND-IN ({report['standin_note']})" if report["standin"] else "not marked as stand-in"
+    )
+    lines = [
+        f"file:        {report['path']}",
+        f"sha256:      {report['sha256']}",
+        f"MAT version: {report['mat_version']}",
+        f"layout:      {report['layout']}",
+        f"weights:     {weights}",
+        f"input size:  {_dims(report['input_size'])}",
+        f"mean (RGB):  {' '.join(f'{m:.4f}' for m in report['mean'])}",
+        f"classes:     {report['num_classes']}",
+        f"parameters:  {report['num_params']:,}",
+        f"layers:      {report['num_layers']}",
+    ]
+    lines += [f"note:        {note}" for note in report["notes"]]
+    rows = [("#", "name", "type", "kernel", "stride", "pad", "pool", "params")]
+    for layer in report["layers"]:
+        pool = f"{_dims(layer['pool'])} {layer['method']}" if layer["pool"] else ""
+        rows.append(
+            (
+                str(layer["index"]),
+                layer["name"],
+                layer["type"] or "?",
+                _dims(layer["kernel"]),
+                _dims(layer["stride"]),
+                _dims(layer["pad"], ","),
+                pool,
+                f"{layer['params']:,}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines.append("")
+    for row in rows:
+        cells = [cell.rjust(w) if i in (0, 7) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    if report["problems"]:
+        lines.append("")
+        lines.append(f"'gender-cli convert' cannot handle this file ({len(report['problems'])} problem(s)):")
+        lines += [f"  {problem}" for problem in report["problems"]]
+        lines.append(f"  supported layer types: {', '.join(report['supported_types'])}")
+    return "\n".join(lines)

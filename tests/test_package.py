@@ -1,0 +1,80 @@
+"""The installed package: layout, entry points, lazy imports, help texts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from gender_cli import __version__
+from gender_cli.cli.main import COMMANDS, cli
+
+
+def run_python(code: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_card_folders_are_not_importable_at_top_level(tmp_path):
+    code = (
+        "import importlib.util as u\n"
+        "names = ['cli', 'convert', 'train', 'export', 'bench', 'infer']\n"
+        "print([n for n in names if u.find_spec(n) is not None])\n"
+    )
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_subpackages_map_to_card_folders():
+    import gender_cli.convert.network as network
+    import gender_cli.infer as infer
+
+    assert network.__file__.replace("\\", "/").endswith("convert/network.py")
+    assert infer.__file__.replace("\\", "/").endswith("infer/__init__.py")
+
+
+def test_version_flag():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_python_dash_m(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "gender_cli", "--help"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage: gender-cli" in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["classify", "--help"], ["bench", "--help"]])
+def test_inference_path_never_imports_tensorflow(tmp_path, argv):
+    code = (
+        "import sys\n"
+        "from gender_cli.cli.main import cli\n"
+        f"try:\n    cli({argv!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'scipy', 'h5py', 'tf2onnx') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_verb_is_built_and_every_option_explained():
+    ctx = click.Context(cli)
+    missing = []
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None, f"verb {name} is not built"
+        assert command.help, f"{name} has no help text"
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden and not param.help:
+                missing.append(f"{name} {param.opts[0]}")
+    assert not missing, f"options without help: {missing}"
