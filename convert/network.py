@@ -5,7 +5,8 @@ Conventions follow MatConvNet (``vl_simplenn``) exactly:
 * conv weights are ``(H, W, Cin, Cout)`` float32 (also TensorFlow's HWIO), bias ``(Cout,)``;
 * ``stride`` is ``(y, x)``; ``pad`` is ``(top, bottom, left, right)``; ``dilate`` is ``(y, x)``;
 * output size of conv and pool is ``floor((H + top + bottom - kh_eff) / sy) + 1``;
-* max pooling ignores padding; average pooling divides by the full window area;
+* max pooling ignores padding; average pooling divides by the number of in-image
+  cells of the window (MatConvNet pooling_cpu.cpp clips the window to the image);
 * images are ``(H, W, 3)`` RGB in 0..255 minus ``mean`` (per channel).
 
 ``Network.save``/``Network.load`` store the table as ``network.json`` plus one ``.npy``

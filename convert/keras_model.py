@@ -1,0 +1,272 @@
+"""Build a Keras 3 model from the layer table with MatConvNet's exact semantics.
+
+One small builder per layer type (``BUILDERS``) turns a :class:`Layer` into Keras
+layers; the result is checked against :mod:`gender_cli.convert.reference`. Details that
+a naive translation gets wrong:
+
+* asymmetric padding is explicit (``ZeroPadding2D``) before a ``'valid'`` op, so the
+  output size is MatConvNet's ``floor((H + pads - k_eff) / s) + 1``;
+* conv weights are ``(H, W, Cin, Cout)`` in both MatConvNet and Keras: no transpose;
+  fc6/fc7/fc8 stay convolutions (fc6 is a 7x7 conv on 7x7 maps), so there is no flatten
+  order to get wrong;
+* Keras refuses ``strides > 1`` with ``dilation_rate > 1``; such a conv runs at stride 1
+  and is subsampled (:class:`Subsample2D`), which is the same arithmetic;
+* padded max pooling pads with ``-inf`` and padded average pooling divides by the
+  number of in-image cells (see the reference module for the MatConvNet source),
+  both in :class:`MatConvNetPooling2D`;
+* LRN is :class:`MatConvNetLRN` (MatConvNet's ``alpha`` is not divided by the depth,
+  and even depths are allowed).
+
+Custom layers are registered under the package ``gender_cli``, so a saved
+``model.keras`` reloads with ``keras.saving.load_model`` once this module is imported.
+Only TensorFlow-needing code paths import this module.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import numpy as np
+
+from gender_cli import contract
+from gender_cli.convert.network import Layer, Network
+from gender_cli.errors import ModelFileError, UnsupportedLayerError
+
+PACKAGE = "gender_cli"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanSubtraction(keras.layers.Layer):
+    """``x - mean`` per channel: the model takes 0..255 RGB like the ONNX graph."""
+
+    def __init__(self, mean, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [float(m) for m in mean]
+
+    def call(self, inputs):
+        return inputs - keras.ops.convert_to_tensor(np.asarray(self.mean, np.float32))
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Subsample2D(keras.layers.Layer):
+    """Keep every ``stride``-th row and column, starting at the first."""
+
+    def __init__(self, stride, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = tuple(int(s) for s in stride)
+
+    def call(self, inputs):
+        return inputs[:, :: self.stride[0], :: self.stride[1], :]
+
+    def get_config(self):
+        return {**super().get_config(), "stride": list(self.stride)}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MatConvNetPooling2D(keras.layers.Layer):
+    """``vl_nnpool`` with padding: max ignores padded cells, avg divides by in-image cells."""
+
+    def __init__(self, pool_size, strides, pad, method, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = tuple(int(p) for p in pool_size)
+        self.strides = tuple(int(s) for s in strides)
+        self.pad = tuple(int(p) for p in pad)  # (top, bottom, left, right)
+        self.method = method
+
+    def _padded(self, x, value):
+        top, bottom, left, right = self.pad
+        return keras.ops.pad(
+            x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=value
+        )
+
+    def call(self, inputs):
+        if self.method == "max":
+            return keras.ops.max_pool(
+                self._padded(inputs, float("-inf")), self.pool_size, self.strides, "valid"
+            )
+        window_mean = keras.ops.average_pool(
+            self._padded(inputs, 0.0), self.pool_size, self.strides, "valid"
+        )
+        inside = self._padded(keras.ops.ones_like(inputs[:1, :, :, :1]), 0.0)
+        inside_fraction = keras.ops.average_pool(inside, self.pool_size, self.strides, "valid")
+        return window_mean / inside_fraction
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "pad": list(self.pad),
+            "method": self.method,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MatConvNetLRN(keras.layers.Layer):
+    """``vl_nnnormalize``: ``x * (kappa + alpha * sum of x^2 over D channels) ^ -beta``."""
+
+    def __init__(self, depth, kappa, alpha, beta, **kwargs):
+        super().__init__(**kwargs)
+        self.depth, self.kappa, self.alpha, self.beta = int(depth), float(kappa), float(alpha), float(beta)
+
+    def call(self, inputs):
+        m1 = (self.depth - 1) // 2
+        m2 = self.depth - m1 - 1
+        channels = inputs.shape[-1]
+        squares = keras.ops.pad(keras.ops.square(inputs), [[0, 0], [0, 0], [0, 0], [m1, m2]])
+        window_sum = squares[..., 0:channels]
+        for q in range(1, self.depth):
+            window_sum = window_sum + squares[..., q : q + channels]
+        return inputs * keras.ops.power(self.kappa + self.alpha * window_sum, -self.beta)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth": self.depth,
+            "kappa": self.kappa,
+            "alpha": self.alpha,
+            "beta": self.beta,
+        }
+
+
+class _FromArray(keras.initializers.Initializer):
+    """Create a variable straight from the layer table's array.
+
+    Cheaper than initialising and then assigning: the variable is made from one copy of
+    the array, where zeros-then-assign kept a spare full-size buffer alive (411 MB for
+    fc6) and raised the peak memory of a full convert by about as much again.
+    """
+
+    def __init__(self, array, layer_name):
+        self.array, self.layer_name = array, layer_name
+
+    def __call__(self, shape, dtype=None):
+        if int(np.prod(shape)) != self.array.size:
+            raise ModelFileError(
+                f"layer {self.layer_name!r}: array of shape {tuple(self.array.shape)} where "
+                f"{tuple(shape)} is needed"
+            )
+        return np.asarray(self.array, dtype=np.float32).reshape(shape)
+
+
+def _zero_pad(layer: Layer, x):
+    top, bottom, left, right = layer.pad
+    if not any(layer.pad):
+        return x
+    return keras.layers.ZeroPadding2D(((top, bottom), (left, right)), name=f"{layer.name}_pad")(x)
+
+
+def _conv(layer: Layer, x):
+    kh, kw, _, cout = layer.weights.shape
+    strided_dilation = max(layer.stride) > 1 and max(layer.dilate) > 1
+    conv = keras.layers.Conv2D(
+        cout,
+        (kh, kw),
+        strides=(1, 1) if strided_dilation else tuple(layer.stride),
+        dilation_rate=tuple(layer.dilate),
+        padding="valid",
+        use_bias=layer.bias is not None,
+        kernel_initializer=_FromArray(layer.weights, layer.name),
+        bias_initializer=_FromArray(layer.bias, layer.name),
+        name=layer.name,
+    )
+    x = conv(_zero_pad(layer, x))
+    # The variables now hold the weights; a plain initializer keeps the saved config
+    # standard and lets the array go.
+    conv.kernel_initializer = keras.initializers.Zeros()
+    conv.bias_initializer = keras.initializers.Zeros()
+    if strided_dilation:
+        x = Subsample2D(layer.stride, name=f"{layer.name}_subsample")(x)
+    return x
+
+
+def _pool(layer: Layer, x):
+    if layer.method not in ("max", "avg"):
+        raise ModelFileError(f"layer {layer.name!r}: unknown pooling method {layer.method!r}")
+    top, bottom, left, right = layer.pad
+    if max(top, bottom) >= layer.pool[0] or max(left, right) >= layer.pool[1]:
+        raise ModelFileError(
+            f"layer {layer.name!r}: padding {layer.pad} must be smaller than the pool window {layer.pool}"
+        )
+    if any(layer.pad):
+        return MatConvNetPooling2D(layer.pool, layer.stride, layer.pad, layer.method, name=layer.name)(x)
+    pooling = keras.layers.MaxPooling2D if layer.method == "max" else keras.layers.AveragePooling2D
+    return pooling(tuple(layer.pool), tuple(layer.stride), padding="valid", name=layer.name)(x)
+
+
+def _relu(layer: Layer, x):
+    return keras.layers.ReLU(name=layer.name)(x)
+
+
+def _dropout(layer: Layer, x):
+    return keras.layers.Dropout(layer.rate, name=layer.name)(x)
+
+
+def _softmax(layer: Layer, x):
+    return keras.layers.Softmax(axis=-1, name=layer.name)(x)
+
+
+def _lrn(layer: Layer, x):
+    return MatConvNetLRN(*layer.lrn, name=layer.name)(x)
+
+
+BUILDERS: dict[str, Callable] = {
+    "conv": _conv,
+    "pool": _pool,
+    "relu": _relu,
+    "dropout": _dropout,
+    "softmax": _softmax,
+    "lrn": _lrn,
+}
+
+
+def _backbone(network: Network, upto: str | None, input_size):
+    last = len(network.layers) - 1 if upto is None else network.layer_index(upto)
+    height, width = tuple(input_size) if input_size is not None else tuple(network.input_size[:2])
+    inputs = keras.Input(shape=(height, width, 3), dtype="float32", name=contract.INPUT_NAME)
+    x = MeanSubtraction(np.asarray(network.mean).reshape(-1), name="mean_subtraction")(inputs)
+    for layer in network.layers[: last + 1]:
+        builder = BUILDERS.get(layer.type)
+        if builder is None:
+            raise UnsupportedLayerError(
+                f"layer {layer.name!r} has type {layer.type!r}; supported: {', '.join(BUILDERS)}"
+            )
+        x = builder(layer, x)
+    return inputs, x
+
+
+def build_keras_model(network: Network, upto: str | None = None, input_size=None) -> "keras.Model":
+    """The network up to layer ``upto`` (default: all) as a Keras model.
+
+    Input: float32 (N, H, W, 3) RGB 0..255 (the mean is subtracted inside), with
+    (H, W) = ``input_size`` or the network's input size; ``(None, None)`` makes it
+    size-agnostic. Output: (N, H', W', C).
+    """
+    inputs, outputs = _backbone(network, upto, input_size)
+    model = keras.Model(inputs, outputs, name="vgg_face" if upto is None else f"vgg_face_{upto}")
+    return model
+
+
+def keras_descriptor_model(network: Network, descriptor: str, input_size=None) -> "keras.Model":
+    """(N, H, W, 3) RGB 0..255 → (N, D) descriptor ``descriptor`` (contract.DESCRIPTORS)."""
+    if descriptor not in contract.DESCRIPTORS:
+        raise ValueError(
+            f"unknown descriptor {descriptor!r}; choose from {', '.join(contract.DESCRIPTORS)}"
+        )
+    spec = contract.DESCRIPTORS[descriptor]
+    inputs, x = _backbone(network, spec.layer, input_size)
+    if spec.global_average_pool:
+        x = keras.layers.GlobalAveragePooling2D(name="global_average")(x)
+    else:
+        if tuple(x.shape[1:3]) != (1, 1):
+            raise ModelFileError(
+                f"descriptor {descriptor!r}: layer {spec.layer!r} gives {x.shape[1]}x{x.shape[2]} "
+                "maps, expected 1x1 (is the input the network's input size?)"
+            )
+        x = keras.layers.Flatten(name="flatten")(x)
+    model = keras.Model(inputs, x, name=f"vgg_face_{descriptor}")
+    return model
