@@ -1,0 +1,149 @@
+"""``gender-cli demo``: the whole chain on built-in, generated inputs.
+
+Each step is the real verb, run in-process through the same Click group, so the demo
+shows exactly what a user's commands do: make-standin → convert → export (backbone) →
+train on a generated task with a known answer → export fp32/fp16/int8 → classify a
+folder with a few broken files → bench. The demo's workspace is ``DIR/workspace``
+so it never touches the user's own ``$GENDER_CLI_HOME``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from gender_cli.synthetic import write_known_answer_dataset
+
+# images per class: training set, and the unseen inbox that classify reads
+SIZES = {"tiny": {"train": 100, "inbox": 20, "bench_batch": 16},
+         "full": {"train": 60, "inbox": 10, "bench_batch": 8}}
+BROKEN_FILES = {
+    "empty.jpg": b"",
+    "notes.jpg": b"this is a text file with a .jpg name\n",
+    "truncated.jpg": None,  # the first 300 bytes of a real JPEG, written below
+}
+
+
+@contextmanager
+def _workspace(path: Path):
+    before = os.environ.get("GENDER_CLI_HOME")
+    os.environ["GENDER_CLI_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GENDER_CLI_HOME", None)
+        else:
+            os.environ["GENDER_CLI_HOME"] = before
+
+
+def _step(number: int, title: str, argv: list[str], allowed=(0,)) -> float:
+    from gender_cli.cli.main import cli
+
+    click.secho(f"\n[{number}] {title}", bold=True, err=True)
+    click.echo(f"    $ gender-cli {' '.join(argv)}", err=True)
+    started = time.perf_counter()
+    try:
+        code = cli.main(argv, prog_name="gender-cli", standalone_mode=False)
+    except SystemExit as exc:  # a verb that calls sys.exit itself
+        code = exc.code
+    code = code or 0
+    if code not in allowed:
+        raise click.ClickException(f"demo step {number} ({title}) failed with exit status {code}")
+    return time.perf_counter() - started
+
+
+def _write_inbox(inbox: Path, data_source: Path, per_class: int, seed: int) -> dict:
+    write_known_answer_dataset(inbox, per_class=per_class, seed=seed)
+    sample = next((data_source / "male").glob("*.jpg")).read_bytes()
+    for name, content in BROKEN_FILES.items():
+        (inbox / name).write_bytes(sample[:300] if content is None else content)
+    return {"images": 2 * per_class, "broken": len(BROKEN_FILES)}
+
+
+@click.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("gender-cli-demo"), show_default=True,
+              help="Folder for everything the demo makes (its own workspace included); "
+              "emptied first if it holds an earlier demo.")
+@click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True,
+              help="'tiny': stand-in network with few channels (about a minute or two on 2 cores); "
+              "'full': the real 145 M-parameter shapes (much slower on a CPU).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the stand-in weights, the generated images and training.")
+def demo(directory: Path, size: str, seed: int) -> None:
+    """Run the whole chain on built-in, generated inputs and print what it made.
+
+    Nothing is downloaded: the weights are a STAND-IN (random, with the exact
+    structure of vgg_face.mat) and the images are a generated task with a known
+    answer (warm vs cool colour), so the accuracy shown says nothing about gender.
+    To run the same commands on the real weights, see the final lines it prints.
+    """
+    directory = directory.resolve()
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / "workspace").is_dir():
+            raise click.UsageError(f"{directory} exists and is not an earlier demo; pass another --dir")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    plan = SIZES[size]
+    mat, data, inbox = directory / "vgg_face.mat", directory / "data", directory / "inbox"
+    run_dir, predictions = directory / "run", directory / "predictions.csv"
+    fp32_model = directory / "workspace" / "models" / "classifier-fp32.onnx"
+    bench_json = directory / "bench.json"
+    timings = {}
+
+    click.secho("gender-cli demo: STAND-IN weights and a generated task; no figure here "
+                "says anything about gender.", fg="yellow", err=True)
+    with _workspace(directory / "workspace"):
+        timings["make-standin"] = _step(1, "write a stand-in vgg_face.mat", [
+            "make-standin", "-o", str(mat), "--size", size, "--seed", str(seed)])
+        timings["convert"] = _step(2, "convert it to a layer table and a Keras model", [
+            "convert", str(mat)])
+        timings["export backbone"] = _step(3, "export the backbone graph used for descriptors", [
+            "export", "--backbone-only"])
+        click.secho("\n[4] generate a labelled image set with a known answer", bold=True, err=True)
+        write_known_answer_dataset(data, per_class=plan["train"], seed=seed)
+        click.echo(f"    {2 * plan['train']} images in {data}/male and {data}/female", err=True)
+        timings["train"] = _step(5, "train the gender head (descriptors, splits, metrics, plots)", [
+            "train", str(data), "-o", str(run_dir), "--seed", str(seed)])
+        for number, precision in ((6, "fp32"), (7, "fp16"), (8, "int8")):
+            timings[f"export {precision}"] = _step(number, f"export the {precision} classifier", [
+                "export", "--head", str(run_dir), "--precision", precision,
+                "--calibration", str(data)])
+        counts = _write_inbox(inbox, data, plan["inbox"], seed + 1000)
+        timings["classify"] = _step(9, f"classify {inbox} ({counts['broken']} files in it are broken)", [
+            "classify", str(inbox), "--model", str(fp32_model), "-o", str(predictions), "--force"], allowed=(0, 3))
+        timings["bench"] = _step(10, "benchmark model-only and end-to-end", [
+            "bench", "--model", str(fp32_model), "--batch", str(plan["bench_batch"]), "--images", str(inbox),
+            "--json", str(bench_json), "--iters", "10"])
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
+    rows = list(csv.DictReader(predictions.open(encoding="utf-8")))
+    failed = [r for r in rows if r["error"]]
+    bench = json.loads(bench_json.read_text())
+    click.secho("\nSummary (STAND-IN weights, generated task)", bold=True)
+    table = [
+        ("test accuracy on the generated task", f"{metrics['accuracy']:.3f}"),
+        ("test ROC AUC", f"{metrics['roc_auc']:.3f}" if metrics.get("roc_auc") is not None else "n/a"),
+        ("files classified / failed", f"{len(rows) - len(failed)} / {len(failed)}"),
+        ("model-only img/s (fp32, CPU)", f"{bench['model_only']['images_per_second']:.1f}"),
+    ]
+    if bench.get("end_to_end"):
+        table.append(("end-to-end img/s", f"{bench['end_to_end']['images_per_second']:.1f}"))
+    table.append(("total seconds", f"{sum(timings.values()):.0f}"))
+    for label, value in table:
+        click.echo(f"  {label:<40} {value}")
+    click.echo(f"\n  run folder (metrics, report, plots): {run_dir}")
+    click.echo(f"  classifiers: {directory / 'workspace' / 'models'}")
+    click.echo(f"  predictions: {predictions}")
+    click.echo(f"  benchmark:   {bench_json}")
+    click.echo("\nWith the real weights (vgg_face.mat from the Oxford VGG VGG-Face page):\n"
+               "  gender-cli convert vgg_face.mat && gender-cli train data/ && "
+               "gender-cli classify folder/ && gender-cli bench --batch 64")

@@ -1,0 +1,56 @@
+"""``gender-cli evaluate``: metrics and plots of an exported classifier on labelled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
+from gender_cli.contract import STANDIN_WARNING
+from gender_cli.train.datasets import LAYOUT_CHOICES
+
+
+@click.command("evaluate")
+@click.argument("data", type=click.Path(path_type=Path))
+@model_option
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for metrics.json, report.md, predictions.csv and plots. "
+              "Default: $GENDER_CLI_HOME/evaluations/<model>-NNN.")
+@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
+              help="How DATA is labelled (as for 'gender-cli train'); 'auto' detects it.")
+@click.option("--split", type=click.Choice(["test", "all"]), default=None,
+              help="Evaluate the test split (of --splits, or of the manifest's split column) or "
+              "all images. Default: test when split information exists, else all.")
+@click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="A training run's splits.csv: evaluate on that run's test images.")
+@batch_option(32)
+@workers_option
+@device_option
+@quiet_option
+def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, workers, device, quiet):
+    """Accuracy, per-class metrics, ROC AUC, confusion matrix and plots of a classifier on DATA.
+
+    Runs the exported ONNX classifier (fp32, fp16 or int8) with onnxruntime and the
+    decision threshold stored in it, so variants and data sets compare on equal terms.
+    """
+    from gender_cli.train.evaluate import evaluate_classifier
+
+    result = evaluate_classifier(
+        data, model_path=Path(model_path) if model_path else None, out_dir=out_dir, layout=layout,
+        split=split, splits_file=splits_file, batch_size=batch, workers=workers, device=device,
+        progress=not quiet,
+    )
+    if result.notice and not quiet:
+        click.echo(result.notice, err=True)
+    if result.standin and not quiet:
+        click.echo(f"Warning: {STANDIN_WARNING}", err=True)
+    if result.unreadable and not quiet:
+        click.echo(f"{len(result.unreadable)} unreadable image(s) left out (listed in metrics.json)", err=True)
+    m = result.metrics
+    auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
+    click.echo(
+        f"{result.model_path.name} ({result.precision}): accuracy {m['accuracy']:.4f}, balanced "
+        f"{m['balanced_accuracy']:.4f}, AUC {auc} on {m['n']} images (threshold {m['threshold']:.4f})"
+    )
+    click.echo(f"report: {result.files['report']}")

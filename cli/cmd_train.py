@@ -1,0 +1,114 @@
+"""``gender-cli train``: options in, :func:`gender_cli.train.run.run_training` out, paths printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gender_cli.cli.options import batch_option, device_option, quiet_option, workers_option
+from gender_cli.contract import DEFAULT_DESCRIPTOR, DESCRIPTORS, STANDIN_WARNING
+from gender_cli.train.datasets import LAYOUT_CHOICES
+
+
+def parse_split(ctx, param, value: str):
+    from gender_cli.train.splits import parse_fractions
+
+    try:
+        return parse_fractions(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def parse_hidden(ctx, param, value: str) -> list[int]:
+    text = (value or "").strip()
+    if not text:
+        return []
+    try:
+        sizes = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated layer sizes like 16,16 (or '' for none), got {value!r}") from None
+    if any(s < 1 for s in sizes):
+        raise click.BadParameter(f"layer sizes must be >= 1, got {value!r}")
+    return sizes
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(path_type=Path), default="data", required=False)
+@click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder to write. Default: the next $GENDER_CLI_HOME/runs/NNN.")
+@click.option("--model", "model", type=click.Path(path_type=str), default=None,
+              help="Backbone weights: a converted folder (network/) or a vgg_face.mat. "
+              "Default: the workspace's 'gender-cli convert' output.")
+@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
+              help="How DATA is labelled: class folders male/ female/; agegender_cleaned "
+              "combined/{aligned,valid}/NN_F|M; UTKFace names age_gender_race_date.jpg "
+              "(0 male, 1 female); csv manifest path,gender[,split] (0 male, 1 female). "
+              "'auto' detects it.")
+@click.option("--descriptor", type=click.Choice(list(DESCRIPTORS)), default=DEFAULT_DESCRIPTOR,
+              show_default=True,
+              help="Backbone layer the head is trained on: "
+              + "; ".join(f"{d.name}: {d.help}" for d in DESCRIPTORS.values()) + ".")
+@click.option("--split", "fractions", default="0.6,0.2,0.2", show_default=True, callback=parse_split,
+              help="Train,validation,test fractions of a stratified, seeded split (a manifest's "
+              "split column wins over it).")
+@click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Reuse the splits.csv of an earlier run (same images, same splits).")
+@click.option("--agegender-split", is_flag=True,
+              help="agegender layout: aligned/ is train (validation carved from it), valid/ is test.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the split and of the head's training; same seed, same metrics.")
+@click.option("--epochs", type=click.IntRange(1, 100000), default=100, show_default=True,
+              help="Most epochs; early stopping on validation loss usually ends sooner.")
+@click.option("--batch-size", type=click.IntRange(1, 65536), default=32, show_default=True,
+              help="Descriptors per head training step.")
+@click.option("--hidden", default="16,16", show_default=True, callback=parse_hidden,
+              help="Hidden layer sizes of the head (ReLU); '' gives logistic regression.")
+@click.option("--dropout", type=click.FloatRange(0.0, 0.95), default=0.4, show_default=True,
+              help="Dropout after each hidden layer (training only).")
+@click.option("--lr", "learning_rate", type=click.FloatRange(0.0, min_open=True), default=1e-3,
+              show_default=True, help="Adam learning rate (halved when validation loss stalls).")
+@click.option("--patience", type=click.IntRange(1, 10000), default=10, show_default=True,
+              help="Epochs without validation-loss improvement before stopping (best weights kept).")
+@batch_option(32)
+@workers_option
+@device_option
+@quiet_option
+def train(data, run_dir, model, layout, descriptor, fractions, splits_file, agegender_split, seed, epochs,
+          batch_size, hidden, dropout, learning_rate, patience, batch, workers, device, quiet):
+    """Train the gender head on backbone descriptors of DATA (default ./data).
+
+    \b
+    Reads the labelled images, splits them (stratified, seeded; splits.csv),
+    extracts backbone descriptors through ONNX (cached in the workspace, resumable),
+    trains a small Keras head with early stopping, picks the decision threshold on
+    the validation split, writes metrics, predictions and plots to the run folder,
+    and exports the fp32 classifier so 'gender-cli classify' works right away.
+    """
+    from gender_cli.train.run import TrainOptions, run_training
+
+    def log(message: str) -> None:
+        if not quiet:
+            click.echo(message, err=True)
+
+    options = TrainOptions(
+        data=data, run_dir=run_dir, model=model, layout=layout, descriptor=descriptor,
+        fractions=fractions, agegender_split=agegender_split, splits_file=splits_file, seed=seed,
+        epochs=epochs, batch_size=batch_size, hidden=hidden, dropout=dropout,
+        learning_rate=learning_rate, patience=patience, extract_batch=batch, workers=workers,
+        device=device, progress=not quiet,
+    )
+    result = run_training(options, log=log)
+    m = result.metrics
+    if result.standin:
+        click.echo(f"Warning: {STANDIN_WARNING}", err=True)
+    auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
+    click.echo(
+        f"test accuracy {m['accuracy']:.4f}, balanced {m['balanced_accuracy']:.4f}, AUC {auc} "
+        f"on {m['n']} images (threshold {result.threshold:.4f})"
+    )
+    click.echo(f"run folder:   {result.run_dir}")
+    click.echo(f"report:       {result.files['report']}")
+    click.echo(f"head:         {result.files['head']}")
+    if result.classifier_path:
+        click.echo(f"classifier:   {result.classifier_path}  (next: gender-cli classify FOLDER)")

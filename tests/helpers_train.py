@@ -1,0 +1,102 @@
+"""Builders for the train/evaluate tests: data sets with a known answer and folder trees."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from gender_cli.synthetic import CLASS_COLOURS, synthetic_image
+
+
+def write_colour_dataset(root: Path, per_class: int = 100, seed: int = 0, size: int = 64) -> dict[str, int]:
+    """``root/male/*.png`` warm, ``root/female/*.png`` cool: a task with a known answer."""
+    rng = np.random.default_rng(seed)
+    for label in CLASS_COLOURS:
+        folder = Path(root) / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(synthetic_image(rng, label, size)).save(folder / f"{label}_{i:03d}.png")
+    return {label: per_class for label in CLASS_COLOURS}
+
+
+def write_png(path: Path, value: int = 128, size: int = 8) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
+    return path
+
+
+def make_agegender_tree(root: Path, per_folder: int = 1, pools=("aligned", "valid")) -> int:
+    """``root/combined/<pool>/<NN>_<F|M>/`` for ages 1-70: 140 folders per pool."""
+    n = 0
+    for pool in pools:
+        for age in range(1, 71):
+            for sex in "FM":
+                for i in range(per_folder):
+                    write_png(root / "combined" / pool / f"{age:02d}_{sex}" / f"img{i}.png", value=age)
+                    n += 1
+    return n
+
+
+def utkface_subset(source: Path, target: Path, per_class: int) -> list[Path]:
+    """Copy the first ``per_class`` male and female UTKFace files of ``source`` into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    taken = {"0": 0, "1": 0}
+    copied = []
+    for path in sorted(source.iterdir()):
+        gender = path.name.split("_")[1]
+        if gender in taken and taken[gender] < per_class:
+            taken[gender] += 1
+            copied.append(Path(shutil.copy2(path, target / path.name)))
+    return copied
+
+
+def write_manifest(path: Path, rows: list[dict], columns=("path", "gender", "split")) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    with Path(path).open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def png_ok(path: Path) -> bool:
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        return img.format == "PNG" and img.size[0] > 50 and img.size[1] > 50 and os.path.getsize(path) > 0
+
+
+_RUNS: dict = {}
+
+
+def colour_run(tmp_path_factory, network, name: str = "colour", per_class: int = 100, **options):
+    """A training run on the colour task, made once per test session and shared.
+
+    Returns ``(TrainResult, home, data)``; the run has its own $GENDER_CLI_HOME.
+    """
+    import pytest
+
+    from gender_cli.train.run import TrainOptions, run_training
+
+    if name not in _RUNS:
+        base = tmp_path_factory.mktemp(f"run-{name}")
+        data = base / "data"
+        write_colour_dataset(data, per_class=per_class, seed=0)
+        home = base / "home"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("GENDER_CLI_HOME", str(home))
+            opts = dict(data=data, device="cpu", progress=False, workers=2, seed=0, epochs=40, learning_rate=5e-3)
+            opts.update(options)
+            result = run_training(TrainOptions(**opts), network=network)
+        _RUNS[name] = (result, home, data)
+    return _RUNS[name]

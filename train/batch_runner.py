@@ -1,0 +1,72 @@
+"""Run an exported ONNX graph over a list of image files, batch by batch.
+
+Images are decoded by ``infer.batches.iter_batches`` in threads ahead of inference;
+padded slots and images that failed to decode are dropped from the results, and the
+failures come back with their category. Shared by descriptor extraction (backbone
+graph) and ``evaluate`` (classifier graph).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+
+
+@dataclass
+class BatchResult:
+    indices: list[int]  # positions in the caller's path list of the decoded images
+    outputs: np.ndarray  # rows for ``indices``, in that order
+    failures: dict[int, tuple[str, str]]  # position -> (category, message)
+
+
+def model_image_size(loaded) -> tuple[int, int]:
+    size = loaded.info.input_size
+    return int(size[0]), int(size[1])
+
+
+def model_resize(loaded) -> str:
+    return loaded.info.resize or "stretch"
+
+
+def run_over_paths(
+    loaded,
+    paths: list[Path],
+    output: str,
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress: bool = True,
+    desc: str = "images",
+) -> Iterator[BatchResult]:
+    """Yield one :class:`BatchResult` per batch of ``paths`` (in order)."""
+    from tqdm import tqdm
+
+    from gender_cli.infer.batches import iter_batches
+
+    bar = tqdm(total=len(paths), unit="img", desc=desc, disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    offset = 0
+    try:
+        for batch in iter_batches(
+            list(paths), batch_size, size=model_image_size(loaded), resize=model_resize(loaded),
+            workers=workers,
+        ):
+            n = len(batch.paths)
+            failures = {
+                offset + i: (getattr(err, "category", "unreadable"), str(err))
+                for i, err in batch.errors.items()
+            }
+            good = [i for i in range(n) if i not in batch.errors]
+            if good:
+                outputs = loaded.run(batch.images)[output][:n][good]
+            else:
+                outputs = np.zeros((0, 0), np.float32)
+            yield BatchResult([offset + i for i in good], np.asarray(outputs, np.float32), failures)
+            offset += n
+            bar.update(n)
+    finally:
+        bar.close()

@@ -1,0 +1,353 @@
+"""Read a labelled face data set from disk, in one of several layouts.
+
+Every layout yields the same :class:`Dataset`: samples (path, label index in
+``contract.LABELS`` order — 0 male, 1 female — optional split, optional age) plus the
+items that were skipped, each with a reason. Layouts are a registry; ``auto`` tries
+their detectors in :data:`DETECTION_ORDER`.
+
+* ``folders``    class folders ``male/`` and ``female/`` (case-insensitive; also
+  ``man/woman``, ``men/women``, ``m/f``), images anywhere below them;
+* ``agegender``  agegender_cleaned: ``combined/aligned/`` and ``combined/valid/``, each
+  with folders ``<NN>_<F|M>`` (age, gender); DATA may be the root or ``combined/``;
+* ``utkface``    UTKFace file names ``<age>_<gender>_<race>_<datetime>.jpg[.chip.jpg]``,
+  gender 0 = male, 1 = female;
+* ``csv``        a manifest ``path,gender[,split][,age]`` with a header row; paths are
+  relative to the manifest's folder; gender is male/female/m/f/man/woman or 0/1
+  (0 = male, 1 = female, as in UTKFace); split is train/val/test.
+
+Files that cannot be decoded are not found here (that would mean decoding everything
+twice); descriptor extraction reports them.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from gender_cli.contract import LABELS
+from gender_cli.errors import GenderCliError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+SPLITS = ("train", "val", "test")
+
+GENDER_WORDS = {
+    "male": 0, "m": 0, "man": 0, "men": 0, "0": 0,
+    "female": 1, "f": 1, "woman": 1, "women": 1, "1": 1,
+}
+SPLIT_WORDS = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}
+CLASS_FOLDER_WORDS = {k: v for k, v in GENDER_WORDS.items() if not k.isdigit()}
+
+AGEGENDER_FOLDER = re.compile(r"^(\d{1,3})_([FM])$", re.IGNORECASE)
+AGEGENDER_POOLS = ("aligned", "valid")
+UTKFACE_NAME = re.compile(
+    r"^(\d{1,3})_(\d+)_(\d+)_(\d+)\.(?:jpe?g|png)(?:\.chip\.jpe?g)?$", re.IGNORECASE
+)
+UTKFACE_PREFIX = re.compile(r"^\d{1,3}_\d+_")
+
+
+@dataclass
+class Sample:
+    path: Path
+    label: int  # index into contract.LABELS
+    split: str | None = None  # fixed by the layout (manifest column, agegender pool)
+    age: int | None = None
+    pool: str | None = None  # agegender: "aligned" or "valid" (splits only with --agegender-split)
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Dataset:
+    root: Path
+    layout: str
+    samples: list[Sample] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = Counter(s.label for s in self.samples)
+        return {name: counts.get(i, 0) for i, name in enumerate(LABELS)}
+
+    def skipped_reasons(self) -> dict[str, int]:
+        return dict(Counter(s.reason for s in self.skipped))
+
+    def summary(self) -> dict:
+        return {
+            "root": str(self.root),
+            "layout": self.layout,
+            "images": len(self.samples),
+            "classes": self.class_counts(),
+            "skipped": len(self.skipped),
+            "skipped_reasons": self.skipped_reasons(),
+        }
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _walk_files(folder: Path) -> list[Path]:
+    """Every regular, non-hidden file below ``folder``, sorted; symlinked folders followed once."""
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not name.startswith(".") and path.is_file():
+                found.append(path)
+    return sorted(found)
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+# -- folders ---------------------------------------------------------------------------
+def _class_folders(root: Path) -> dict[int, list[Path]]:
+    found: dict[int, list[Path]] = {}
+    if root.is_dir():
+        for sub in _subdirs(root):
+            label = CLASS_FOLDER_WORDS.get(sub.name.lower())
+            if label is not None:
+                found.setdefault(label, []).append(sub)
+    return found
+
+
+def _detect_folders(root: Path) -> bool:
+    return len(_class_folders(root)) == 2
+
+
+def _read_folders(root: Path) -> Dataset:
+    folders = _class_folders(root)
+    if not folders:
+        raise GenderCliError(
+            f"{root} has no class folders: expected male/ and female/ "
+            "(or man/woman, men/women, m/f)"
+        )
+    ds = Dataset(root=root, layout="folders")
+    for label, subs in sorted(folders.items()):
+        for sub in subs:
+            for path in _walk_files(sub):
+                if _is_image_name(path):
+                    ds.samples.append(Sample(path, label))
+                else:
+                    ds.skipped.append(Skipped(str(path), "not an image file name"))
+    return ds
+
+
+# -- agegender -------------------------------------------------------------------------
+def _agegender_base(root: Path) -> Path | None:
+    for base in (root / "combined", root):
+        for pool in AGEGENDER_POOLS:
+            folder = base / pool
+            if folder.is_dir() and any(AGEGENDER_FOLDER.match(p.name) for p in _subdirs(folder)):
+                return base
+    return None
+
+
+def _detect_agegender(root: Path) -> bool:
+    return root.is_dir() and _agegender_base(root) is not None
+
+
+def _read_agegender(root: Path) -> Dataset:
+    base = _agegender_base(root) if root.is_dir() else None
+    if base is None:
+        raise GenderCliError(
+            f"{root} is not an agegender_cleaned tree: expected combined/aligned/ or "
+            "combined/valid/ holding folders like 25_F and 25_M"
+        )
+    ds = Dataset(root=root, layout="agegender")
+    for pool in AGEGENDER_POOLS:
+        folder = base / pool
+        if not folder.is_dir():
+            continue
+        for sub in _subdirs(folder):
+            match = AGEGENDER_FOLDER.match(sub.name)
+            if not match:
+                ds.skipped.append(Skipped(str(sub), "folder name is not <age>_<F|M>"))
+                continue
+            age, sex = int(match.group(1)), match.group(2).upper()
+            label = 0 if sex == "M" else 1
+            for path in _walk_files(sub):
+                if _is_image_name(path):
+                    ds.samples.append(Sample(path, label, split=None, age=age, pool=pool))
+                else:
+                    ds.skipped.append(Skipped(str(path), "not an image file name"))
+    return ds
+
+
+# -- utkface ---------------------------------------------------------------------------
+def parse_utkface_name(name: str) -> tuple[int, int] | str:
+    """(age, label) for a UTKFace file name, or the reason it cannot be read."""
+    match = UTKFACE_NAME.match(name)
+    if not match:
+        return "name is not <age>_<gender>_<race>_<datetime>.jpg"
+    gender = match.group(2)
+    if gender not in ("0", "1"):
+        return f"gender field {gender!r} is not 0 (male) or 1 (female)"
+    return int(match.group(1)), int(gender)
+
+
+def _detect_utkface(root: Path) -> bool:
+    if not root.is_dir():
+        return False
+    return any(UTKFACE_PREFIX.match(p.name) for p in _walk_files(root) if _is_image_name(p))
+
+
+def _read_utkface(root: Path) -> Dataset:
+    if not root.is_dir():
+        raise GenderCliError(f"{root} is not a folder of UTKFace images")
+    ds = Dataset(root=root, layout="utkface")
+    for path in _walk_files(root):
+        if not _is_image_name(path):
+            ds.skipped.append(Skipped(str(path), "not an image file name"))
+            continue
+        parsed = parse_utkface_name(path.name)
+        if isinstance(parsed, str):
+            ds.skipped.append(Skipped(str(path), parsed))
+        else:
+            age, label = parsed
+            ds.samples.append(Sample(path, label, age=age))
+    return ds
+
+
+# -- csv -------------------------------------------------------------------------------
+def _manifest_in(root: Path) -> Path | None:
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return root
+    if root.is_dir():
+        manifests = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+        if len(manifests) == 1:
+            return manifests[0]
+    return None
+
+
+def _detect_csv(root: Path) -> bool:
+    return _manifest_in(root) is not None
+
+
+def _read_csv(root: Path) -> Dataset:
+    manifest = _manifest_in(root)
+    if manifest is None:
+        raise GenderCliError(
+            f"{root} is neither a .csv manifest nor a folder holding exactly one .csv file"
+        )
+    ds = Dataset(root=manifest, layout="csv")
+    try:
+        with manifest.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
+            missing = [c for c in ("path", "gender") if c not in columns]
+            if missing:
+                raise GenderCliError(
+                    f"{manifest}: the header must name the columns path,gender[,split][,age]; "
+                    f"missing: {', '.join(missing)}"
+                )
+            for line, row in enumerate(reader, start=2):
+                _read_csv_row(ds, manifest, line, row, columns)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise GenderCliError(f"cannot read manifest {manifest}: {exc}") from exc
+    return ds
+
+
+def _read_csv_row(ds: Dataset, manifest: Path, line: int, row: dict, columns: dict) -> None:
+    def value(column: str) -> str:
+        return (row.get(columns[column]) or "").strip() if column in columns else ""
+
+    where = f"{manifest.name}:{line}"
+    rel = value("path")
+    if not rel:
+        ds.skipped.append(Skipped(where, "empty path"))
+        return
+    path = Path(rel) if Path(rel).is_absolute() else manifest.parent / rel
+    label = GENDER_WORDS.get(value("gender").lower())
+    if label is None:
+        ds.skipped.append(Skipped(str(path), f"gender {value('gender')!r} is not male/female/m/f/0/1"))
+        return
+    split = None
+    if value("split"):
+        split = SPLIT_WORDS.get(value("split").lower())
+        if split is None:
+            ds.skipped.append(Skipped(str(path), f"split {value('split')!r} is not train/val/test"))
+            return
+    age = int(value("age")) if value("age").isdigit() else None
+    if not path.is_file():
+        ds.skipped.append(Skipped(str(path), "no such file"))
+        return
+    ds.samples.append(Sample(path, label, split=split, age=age))
+
+
+# -- registry --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    detect: Callable[[Path], bool]
+    read: Callable[[Path], Dataset]
+    help: str
+
+
+LAYOUTS = {
+    layout.name: layout
+    for layout in (
+        Layout("folders", _detect_folders, _read_folders, "class folders male/ and female/"),
+        Layout("agegender", _detect_agegender, _read_agegender,
+               "agegender_cleaned: combined/{aligned,valid}/<NN>_<F|M>/"),
+        Layout("utkface", _detect_utkface, _read_utkface,
+               "UTKFace names <age>_<gender>_<race>_<datetime>.jpg (0 male, 1 female)"),
+        Layout("csv", _detect_csv, _read_csv, "manifest path,gender[,split] (0 male, 1 female)"),
+    )
+}
+# The most specific structure wins: a folder tree is a stronger signal than a stray CSV,
+# and a CSV manifest beside UTKFace-named files is the author's explicit labelling.
+DETECTION_ORDER = ("agegender", "folders", "csv", "utkface")
+LAYOUT_CHOICES = ("auto", *LAYOUTS)
+
+
+def detect_layout(root: Path) -> str:
+    for name in DETECTION_ORDER:
+        if LAYOUTS[name].detect(root):
+            return name
+    raise GenderCliError(
+        f"cannot tell the layout of {root}: expected class folders (male/, female/), "
+        "an agegender_cleaned tree (combined/aligned/25_F/...), UTKFace file names "
+        "(25_0_1_2017....jpg) or a CSV manifest (path,gender[,split]); "
+        "pass --layout to choose"
+    )
+
+
+def load_dataset(data: Path | str, layout: str = "auto") -> Dataset:
+    """Read ``data`` in ``layout`` (or the detected one); samples sorted by path."""
+    root = Path(data)
+    if not root.exists():
+        raise GenderCliError(f"data folder {root} does not exist")
+    if layout not in LAYOUT_CHOICES:
+        raise GenderCliError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUT_CHOICES)}")
+    name = detect_layout(root) if layout == "auto" else layout
+    dataset = LAYOUTS[name].read(root)
+    dataset.samples.sort(key=lambda s: str(s.path))
+    if not dataset.samples:
+        raise GenderCliError(
+            f"no usable images in {root} (layout {name}); "
+            f"{len(dataset.skipped)} item(s) skipped: "
+            + "; ".join(f"{r} ({n})" for r, n in dataset.skipped_reasons().items())
+        )
+    return dataset

@@ -1,0 +1,161 @@
+"""Evaluate any exported classifier (fp32, fp16, int8) on a labelled data set.
+
+The classifier runs through onnxruntime (no TensorFlow) and uses its own decision
+threshold from the model metadata, so variants and data sets can be compared on equal
+terms. Writes the same metrics, predictions and figures as a training run.
+
+Which images: with ``splits_file`` (a run's ``splits.csv``) the test split of that
+run (``split="all"``: every listed image); else the data's own split column
+(manifest) when it has one; else every image.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gender_cli import workspace
+from gender_cli.contract import LABELS, PROBABILITIES, STANDIN_WARNING
+from gender_cli.errors import GenderCliError, ModelFileError
+from gender_cli.train.batch_runner import run_over_paths
+from gender_cli.train.datasets import load_dataset
+from gender_cli.train.report import METRICS_FILE, REPORT_FILE, Predictions, metrics_table, write_evaluation, write_json, write_report
+from gender_cli.train.splits import read_splits
+
+EVAL_SPLITS = ("test", "all")
+
+
+@dataclass
+class EvaluateResult:
+    out_dir: Path
+    model_path: Path
+    metrics: dict
+    files: dict[str, Path]
+    unreadable: list[dict]
+    standin: bool
+    precision: str
+    images_per_second: float | None
+    providers: list[str]
+    notice: str | None
+
+
+def default_out_dir(model_path: Path) -> Path:
+    """``$GENDER_CLI_HOME/evaluations/<model stem>-NNN`` (the next free number)."""
+    base = workspace.home() / "evaluations"
+    base.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while (base / f"{model_path.stem}-{n:03d}").exists():
+        n += 1
+    path = base / f"{model_path.stem}-{n:03d}"
+    path.mkdir()
+    return path
+
+
+def _select(dataset, split: str | None, splits_file: Path | None) -> tuple[list[int], list[str], str]:
+    """Indices of the samples to evaluate, their split names and a description."""
+    if split is not None and split not in EVAL_SPLITS:
+        raise GenderCliError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    if splits_file is not None:
+        recorded = read_splits(splits_file)
+        pairs = [(i, recorded.get(str(s.path.resolve()))) for i, s in enumerate(dataset.samples)]
+        pairs = [(i, s) for i, s in pairs if s is not None]
+        if split != "all":
+            pairs = [(i, s) for i, s in pairs if s == "test"]
+        if not pairs:
+            raise GenderCliError(f"no image of {dataset.root} is in the {split or 'test'} split of {splits_file}")
+        return [i for i, _ in pairs], [s for _, s in pairs], f"{split or 'test'} split of {splits_file}"
+    has_split = any(s.split for s in dataset.samples)
+    if split == "test" or (split is None and has_split):
+        if not has_split:
+            raise GenderCliError(
+                "the data has no split information: pass --splits RUN_DIR/splits.csv or --split all"
+            )
+        idx = [i for i, s in enumerate(dataset.samples) if s.split == "test"]
+        if not idx:
+            raise GenderCliError(f"the data's split column has no test rows ({dataset.root})")
+        return idx, ["test"] * len(idx), "test rows of the manifest"
+    return list(range(len(dataset.samples))), ["all"] * len(dataset.samples), "all images"
+
+
+def evaluate_classifier(
+    data: Path,
+    model_path: Path | None = None,
+    out_dir: Path | None = None,
+    layout: str = "auto",
+    split: str | None = None,
+    splits_file: Path | None = None,
+    batch_size: int = 32,
+    workers: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> EvaluateResult:
+    from gender_cli.infer.session import open_session
+
+    model_path = Path(model_path) if model_path else workspace.latest_classifier()
+    dataset = load_dataset(data, layout)
+    indices, split_names, selection = _select(dataset, split, splits_file)
+    loaded = open_session(model_path, device=device)
+    info = loaded.info
+    if getattr(info, "kind", "classifier") not in ("classifier", None, ""):
+        raise ModelFileError(f"{model_path} is a {info.kind} graph, not a classifier (no '{PROBABILITIES}' output)")
+    model_labels = tuple(info.labels) if info.labels else LABELS
+    if tuple(model_labels) != LABELS:
+        raise ModelFileError(f"{model_path} has labels {list(model_labels)}; expected {list(LABELS)}")
+    threshold = float(info.threshold)
+    standin = bool(info.standin)
+
+    paths = [dataset.samples[i].path for i in indices]
+    labels = np.array([dataset.samples[i].label for i in indices], int)
+    probabilities = np.zeros((len(paths), 2), np.float32)
+    ok = np.zeros(len(paths), bool)
+    unreadable = []
+    started = time.perf_counter()
+    for result in run_over_paths(loaded, paths, PROBABILITIES, batch_size, workers, progress,
+                                 desc=f"evaluate {model_path.name}"):
+        if result.indices:
+            probabilities[result.indices] = result.outputs
+            ok[result.indices] = True
+        for i, (category, message) in result.failures.items():
+            unreadable.append({"path": str(paths[i]), "category": category, "message": message})
+    seconds = time.perf_counter() - started
+    if not ok.any():
+        raise GenderCliError(f"none of the {len(paths)} selected images could be decoded")
+
+    out_dir = Path(out_dir) if out_dir else default_out_dir(model_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keep = np.flatnonzero(ok)
+    preds = Predictions([paths[i] for i in keep], labels[keep], probabilities[keep], [split_names[i] for i in keep])
+    shown_as = "test" if set(preds.splits) == {"test"} else "all"
+    evaluation = write_evaluation(out_dir, preds, threshold, "all", standin, title_split=shown_as)
+    files = dict(evaluation["files"])
+    metrics = {
+        "model": str(model_path),
+        "precision": info.precision,
+        "standin": standin,
+        **({"warning": STANDIN_WARNING} if standin else {}),
+        "data": dataset.summary(),
+        "selection": selection,
+        "threshold": {"value": threshold, "source": "model metadata"},
+        "test": evaluation["metrics"],
+        "unreadable": unreadable,
+        "images_per_second": round(int(ok.sum()) / seconds, 1) if seconds > 0 else None,
+        "providers": list(loaded.providers),
+    }
+    files["metrics"] = write_json(out_dir / METRICS_FILE, metrics)
+    files["report"] = write_report(
+        out_dir / REPORT_FILE, f"Evaluation of {model_path.name}",
+        [("Model and data", [
+            f"- model: `{model_path}` (precision {info.precision}, threshold {threshold:.4f} from metadata)",
+            f"- data: `{dataset.root}` (layout {dataset.layout}); evaluated: {selection}",
+            f"- images evaluated: {int(ok.sum())}; unreadable: {len(unreadable)}; "
+            f"skipped while reading: {len(dataset.skipped)}",
+        ]), ("Metrics", metrics_table(evaluation["metrics"])),
+         ("Files", [f"- {name}: `{Path(p).name}`" for name, p in files.items()])],
+        standin,
+    )
+    return EvaluateResult(out_dir, model_path, evaluation["metrics"], files, unreadable, standin,
+                          str(info.precision), metrics["images_per_second"], list(loaded.providers),
+                          loaded.notice)

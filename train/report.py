@@ -1,0 +1,197 @@
+"""Turn predictions into the files of a run or an evaluation.
+
+``write_evaluation`` computes metrics on one split, draws the figures and writes
+``predictions.csv``; ``write_report`` renders ``report.md`` from plain data;
+``write_json`` writes JSON atomically. Shared by ``train`` and ``evaluate`` so both
+produce the same metrics and plots.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gender_cli.contract import LABELS, STANDIN_WARNING
+from gender_cli.train import plots
+from gender_cli.train.metrics import classification_metrics, roc_curve
+
+PREDICTIONS_FILE = "predictions.csv"
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
+GRID_IMAGES = 24
+PLOT_FILES = {
+    "history": "training_curves.png",
+    "roc": "roc.png",
+    "confusion": "confusion_matrix.png",
+    "grid": "predictions_grid.png",
+    "wrong": "wrong_predictions_grid.png",
+}
+
+
+def write_json(path: Path, data) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+@dataclass
+class Predictions:
+    paths: list[Path]
+    labels: np.ndarray  # true label index
+    probabilities: np.ndarray  # (N, 2)
+    splits: list[str]
+
+    def write_csv(self, path: Path, threshold: float) -> Path:
+        predicted = (self.probabilities[:, 1] >= threshold).astype(int)
+        with Path(path).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "true", "predicted", "p_male", "p_female", "split"])
+            for p, t, y, prob, s in zip(self.paths, self.labels, predicted, self.probabilities, self.splits):
+                writer.writerow([str(p), LABELS[t], LABELS[y], f"{prob[0]:.6f}", f"{prob[1]:.6f}", s])
+        return Path(path)
+
+    def select(self, split: str | None) -> np.ndarray:
+        if split is None or split == "all":
+            return np.ones(len(self.paths), bool)
+        return np.array([s == split for s in self.splits], bool)
+
+
+def _grid_items(preds: Predictions, rows: np.ndarray, threshold: float) -> list[dict]:
+    return [
+        {
+            "path": preds.paths[i],
+            "true": LABELS[preds.labels[i]],
+            "predicted": LABELS[int(preds.probabilities[i, 1] >= threshold)],
+            "p_female": float(preds.probabilities[i, 1]),
+        }
+        for i in rows
+    ]
+
+
+def write_evaluation(
+    out_dir: Path,
+    preds: Predictions,
+    threshold: float,
+    split: str = "test",
+    standin: bool = False,
+    history: dict | None = None,
+    best_epoch: int | None = None,
+    title_split: str | None = None,
+) -> dict:
+    """Metrics on ``split`` plus ``predictions.csv`` and the PNG figures; returns
+    ``{"metrics": ..., "files": {name: path}}``."""
+    out_dir = Path(out_dir)
+    shown_as = title_split or split
+    files: dict[str, Path] = {"predictions": preds.write_csv(out_dir / PREDICTIONS_FILE, threshold)}
+    rows = np.flatnonzero(preds.select(split))
+    y_true = preds.labels[rows]
+    p_female = preds.probabilities[rows, 1]
+    metrics = classification_metrics(y_true, p_female, threshold)
+
+    if history:
+        files["history"] = plots.plot_history(history, out_dir / PLOT_FILES["history"], best_epoch, standin)
+    fpr, tpr, _ = roc_curve(y_true, p_female)
+    point = _operating_point(y_true, p_female, threshold)
+    files["roc"] = plots.plot_roc(fpr, tpr, metrics["roc_auc"], out_dir / PLOT_FILES["roc"], point, standin, shown_as)
+    files["confusion"] = plots.plot_confusion(
+        np.array(metrics["confusion_matrix"]["rows_true_cols_predicted"]), out_dir / PLOT_FILES["confusion"],
+        standin=standin, split=shown_as,
+    )
+    shown = _spread_by_class(rows, preds.labels, GRID_IMAGES)
+    files["grid"] = plots.plot_grid(
+        _grid_items(preds, shown, threshold), out_dir / PLOT_FILES["grid"],
+        f"Predictions ({shown_as} images, threshold {threshold:.3f})", standin,
+    )
+    predicted = (p_female >= threshold).astype(int)
+    wrong = rows[predicted != y_true]
+    confidence = np.abs(preds.probabilities[wrong, 1] - threshold)
+    wrong = wrong[np.argsort(-confidence, kind="mergesort")][:GRID_IMAGES]
+    files["wrong"] = plots.plot_grid(
+        _grid_items(preds, wrong, threshold), out_dir / PLOT_FILES["wrong"],
+        f"Wrong predictions ({shown_as} images, most confident first; "
+        f"{int((predicted != y_true).sum())} in all)", standin,
+    )
+    return {"metrics": metrics, "files": files}
+
+
+def _spread_by_class(rows: np.ndarray, labels: np.ndarray, limit: int) -> np.ndarray:
+    """Up to ``limit`` rows, evenly spaced within each class, classes in equal shares."""
+    chosen = []
+    classes = sorted(set(labels[rows].tolist()))
+    for label in classes:
+        members = rows[labels[rows] == label]
+        share = limit // max(1, len(classes))
+        step = max(1, len(members) // max(1, share))
+        chosen.extend(members[::step][:share].tolist())
+    return np.array(chosen, int)
+
+
+def _operating_point(y_true: np.ndarray, p_female: np.ndarray, threshold: float):
+    pos, neg = y_true == 1, y_true == 0
+    if not pos.any() or not neg.any():
+        return None
+    called = p_female >= threshold
+    return float((called & neg).sum() / neg.sum()), float((called & pos).sum() / pos.sum())
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def metrics_table(metrics: dict) -> list[str]:
+    lines = [
+        f"- images: {metrics['n']}",
+        f"- threshold on p_female: {metrics['threshold']:.4f}",
+        f"- accuracy: {_fmt(metrics['accuracy'])} (at threshold 0.5: {_fmt(metrics['accuracy_at_0.5'])})",
+        f"- balanced accuracy: {_fmt(metrics['balanced_accuracy'])}",
+        f"- ROC AUC: {_fmt(metrics['roc_auc'])}",
+        "",
+        "| class | precision | recall | F1 | specificity | support |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in metrics["per_class"].items():
+        lines.append(
+            f"| {name} | {_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['f1'])} "
+            f"| {_fmt(row['specificity'])} | {row['support']} |"
+        )
+    cm = metrics["confusion_matrix"]
+    labels = cm["labels"]
+    lines += ["", "Confusion matrix (rows true, columns predicted):", "",
+              "| true \\ predicted | " + " | ".join(labels) + " |",
+              "|---" * (len(labels) + 1) + "|"]
+    for name, row in zip(labels, cm["rows_true_cols_predicted"]):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    return lines
+
+
+def write_report(path: Path, title: str, sections: list[tuple[str, list[str]]], standin: bool) -> Path:
+    """``report.md``: a title, the stand-in warning when it applies, then (heading, lines) sections."""
+    lines = [f"# {title}" + (" — STAND-IN backbone weights" if standin else ""), ""]
+    if standin:
+        lines += [f"**Warning:** {STANDIN_WARNING}.", ""]
+    for heading, body in sections:
+        lines += [f"## {heading}", "", *body, ""]
+    Path(path).write_text("\n".join(lines), encoding="utf-8")
+    return Path(path)
