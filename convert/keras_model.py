@@ -26,12 +26,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-import keras
 import numpy as np
 
 from gender_cli import contract
 from gender_cli.convert.network import Layer, Network
 from gender_cli.errors import ModelFileError, UnsupportedLayerError
+from gender_cli.tf_quiet import import_keras
+
+keras = import_keras()
 
 PACKAGE = "gender_cli"
 

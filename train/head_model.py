@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from gender_cli.tf_quiet import import_keras, native_stderr_silenced
+
 STD_FLOOR = 1e-6  # descriptor dimensions that never vary (dead ReLUs) are left unscaled
 
 
@@ -64,7 +66,7 @@ def class_weights(y: np.ndarray, n_classes: int = 2) -> dict[int, float]:
 
 
 def build_head(input_dim: int, hidden: list[int], dropout: float, n_classes: int = 2):
-    import keras
+    keras = import_keras()
 
     inputs = keras.Input((input_dim,), name="descriptor")
     x = inputs
@@ -77,7 +79,7 @@ def build_head(input_dim: int, hidden: list[int], dropout: float, n_classes: int
 
 
 def seed_everything(seed: int) -> None:
-    import keras
+    keras = import_keras()
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
@@ -113,7 +115,7 @@ def train_head(
     on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainedHead:
     """Fit the head: Adam, class weights, early stopping on val loss (best weights kept)."""
-    import keras
+    keras = import_keras()
 
     seed_everything(config.seed)
     standardizer = Standardizer.fit(x_train)
@@ -133,17 +135,18 @@ def train_head(
     ]
     if on_epoch is not None:
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
-    fit = model.fit(
-        standardizer.apply(x_train),
-        np.asarray(y_train, np.int64),
-        validation_data=(standardizer.apply(x_val), np.asarray(y_val, np.int64)),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        class_weight=class_weights(y_train),
-        callbacks=callbacks,
-        shuffle=True,
-        verbose=0,
-    )
+    with native_stderr_silenced():  # TF logs a harmless NodeDef error on the first fit
+        fit = model.fit(
+            standardizer.apply(x_train),
+            np.asarray(y_train, np.int64),
+            validation_data=(standardizer.apply(x_val), np.asarray(y_val, np.int64)),
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            class_weight=class_weights(y_train),
+            callbacks=callbacks,
+            shuffle=True,
+            verbose=0,
+        )
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
     val_loss = history.get("val_loss", [0.0])
     return TrainedHead(

@@ -31,6 +31,7 @@ from gender_cli import __version__, workspace
 from gender_cli.contract import DESCRIPTORS, LABELS, STANDIN_WARNING
 from gender_cli.errors import GenderCliError
 from gender_cli.head_spec import HeadSpec
+from gender_cli.tf_quiet import import_keras
 from gender_cli.train.datasets import SPLITS, load_dataset
 from gender_cli.train.descriptors import DescriptorResult, extract_descriptors
 from gender_cli.train.head_model import HeadConfig, build_head, head_probabilities, train_head
@@ -91,8 +92,9 @@ class TrainResult:
 
 
 def _versions() -> dict:
-    import keras
     import onnxruntime
+
+    keras = import_keras()
     import tensorflow as tf
 
     return {"gender_cli": __version__, "python": platform.python_version(), "numpy": np.__version__,
