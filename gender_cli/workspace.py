@@ -3,7 +3,7 @@
 The workspace is ``$GENDER_CLI_HOME`` (default ``~/.gender-cli``)::
 
     converted/            convert: network/ (layer table, TF-free) + model.keras
-    models/               export: backbone-<descriptor>.onnx, classifier-<precision>.onnx
+    models/               export: backbone-<descriptor>[-<precision>].onnx, classifier-<precision>.onnx
     runs/NNN/             train: one numbered folder per run (head, metrics, plots)
     cache/descriptors/    train: cached backbone descriptors
 """
@@ -40,8 +40,10 @@ def models_dir() -> Path:
     return home() / "models"
 
 
-def backbone_path(descriptor: str) -> Path:
-    return models_dir() / f"backbone-{descriptor}.onnx"
+def backbone_path(descriptor: str, precision: str = "fp32") -> Path:
+    """fp32 backbones (what ``train`` extracts descriptors with) keep the short name."""
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return models_dir() / f"backbone-{descriptor}{suffix}.onnx"
 
 
 def classifier_path(precision: str) -> Path:

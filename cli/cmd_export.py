@@ -1,0 +1,209 @@
+"""``gender-cli export``: the converted network (+ trained head) -> one ONNX graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gender_cli import contract
+from gender_cli.cli.options import quiet_option
+
+
+def _table_help(table: dict) -> str:
+    return "; ".join(f"{name}: {entry.help}" for name, entry in table.items())
+
+
+class _Progress:
+    """One tqdm bar on stderr at a time, replaced when the stage changes."""
+
+    STAGES = {
+        "write": ("writing weights", "B", True),
+        "check": ("comparing with fp32", "img", False),
+        "calibrate": ("calibrating int8", "batch", False),
+    }
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None or stage != self.stage or done < self.bar.n:
+            self.close()
+            desc, unit, scale = self.STAGES.get(stage, (stage, "step", False))
+            self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, leave=False)
+            self.stage = stage
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes} B"
+
+
+def _resolve_head(head: Path | None, backbone_only: bool) -> tuple[Path | None, str | None]:
+    """(head folder or None, a note for the user or None)."""
+    from gender_cli import workspace
+    from gender_cli.errors import MissingArtifactError
+
+    if backbone_only:
+        if head is not None:
+            raise click.UsageError("--head and --backbone-only exclude each other")
+        return None, None
+    if head is not None:
+        return head, None
+    try:
+        return workspace.latest_head_dir(), None
+    except MissingArtifactError:
+        return None, (
+            f"no trained head in {workspace.runs_dir()}: exporting the backbone only "
+            "(train one with 'gender-cli train DATA/', or pass --head RUN_DIR)"
+        )
+
+
+def _head_descriptor(head_dir: Path) -> str:
+    from gender_cli.head_spec import HeadSpec
+
+    spec, _, _ = HeadSpec.load(head_dir)
+    return spec.descriptor
+
+
+@click.command("export")
+@click.argument("model", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--head",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Trained head: a 'gender-cli train' run folder (head.json + head_weights.npz). "
+    "Default: the workspace's latest run; without one, the backbone is exported alone.",
+)
+@click.option(
+    "--backbone-only",
+    is_flag=True,
+    help="Export only preprocessing + backbone (output 'descriptor'), no gender head.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the .onnx file. Default: the workspace's "
+    "models/classifier-<precision>.onnx (or models/backbone-<descriptor>[-<precision>].onnx).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(list(contract.PRECISIONS)),
+    default=contract.DEFAULT_PRECISION,
+    show_default=True,
+    help=_table_help(contract.PRECISIONS) + ".",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of face images (read like classify reads them) to calibrate int8 "
+    "(required) and to check fp16/int8 agreement with fp32. Without it fp16 is "
+    "checked on seeded synthetic images.",
+)
+@click.option(
+    "--descriptor",
+    type=click.Choice(list(contract.DESCRIPTORS)),
+    default=None,
+    help="Backbone layer whose output is the descriptor (" + _table_help(contract.DESCRIPTORS)
+    + "). Default: the head's descriptor, else relu7.",
+)
+@click.option(
+    "--external-data",
+    is_flag=True,
+    help="Store the weights in a side file <output>.data next to the graph, so the "
+    "small graph can travel alone.",
+)
+@quiet_option
+def export(model, head, backbone_only, output, precision, calibration, descriptor, external_data, quiet):
+    """Write MODEL as one ONNX graph: uint8 images in, probabilities + descriptor out.
+
+    MODEL is a converted folder (default: the workspace's, from 'gender-cli convert')
+    or a MatConvNet .mat file. The graph holds the mean subtraction, the backbone up
+    to the descriptor layer and the trained head; its metadata carries labels,
+    threshold, input size, mean and the source weights' hash, so classify needs
+    nothing but the file.
+    """
+    from gender_cli import workspace
+    from gender_cli.convert.source import load_network
+    from gender_cli.export.api import export_onnx
+
+    if precision == "int8" and calibration is None:
+        raise click.UsageError("--precision int8 needs --calibration FOLDER (face images to calibrate on)")
+    head_dir, note = _resolve_head(head, backbone_only)
+    if head_dir is not None:
+        head_descriptor = _head_descriptor(head_dir)
+        if descriptor is not None and descriptor != head_descriptor:
+            raise click.BadParameter(
+                f"the head in {head_dir} was trained on {head_descriptor!r}; "
+                f"drop --descriptor or use --backbone-only",
+                param_hint="--descriptor",
+            )
+        descriptor = head_descriptor
+    descriptor = descriptor or contract.DEFAULT_DESCRIPTOR
+    if output is None:
+        output = workspace.classifier_path(precision) if head_dir else workspace.backbone_path(descriptor, precision)
+    if note:
+        click.echo(f"Note: {note}", err=True)
+
+    network = load_network(model)
+    progress = _Progress(quiet)
+    try:
+        result = export_onnx(
+            network, output, descriptor=descriptor, head_dir=head_dir, precision=precision,
+            calibration=calibration, external_data=external_data, progress=progress,
+        )
+    finally:
+        progress.close()
+    _print_summary(result)
+
+
+def _print_summary(result) -> None:
+    from gender_cli.contract import Meta
+
+    meta = result.metadata
+    outputs = [contract.PROBABILITIES, contract.DESCRIPTOR] if meta[Meta.KIND] == "classifier" else [contract.DESCRIPTOR]
+    click.echo(f"exported {result.path} ({_size(result.size_bytes)}) in {result.seconds:.1f} s")
+    if len(result.files) > 1:
+        click.echo(f"  weights: {result.files[1]}")
+    click.echo(
+        f"  kind {meta[Meta.KIND]}, precision {meta[Meta.PRECISION]}, descriptor "
+        f"{meta[Meta.DESCRIPTOR]} ({meta[Meta.DESCRIPTOR_DIM]}-d), outputs {', '.join(outputs)}"
+    )
+    checks = result.checks
+    if checks:
+        measure = checks["measure"]
+        verdict = "meets" if checks["meets_goal"] else "MISSES"
+        extra = f", max |dp| {checks['max_abs_dprob']:.4f}" if "max_abs_dprob" in checks else ""
+        click.echo(
+            f"  {checks['precision']} vs fp32 on {checks['image_source']}: {measure} "
+            f"{checks[measure]:.4f} ({verdict} the goal {checks['goal']}){extra}, "
+            f"descriptor cosine min {checks['descriptor_cosine_min']:.4f}"
+        )
+        if checks.get("fp16_overflow_risk"):
+            click.echo("Warning: fp32 activations exceed the float16 range; the fp16 graph may overflow", err=True)
+        if not checks["meets_goal"]:
+            click.echo(
+                f"Warning: the {checks['precision']} graph disagrees with fp32 more than the goal allows "
+                f"(figures in its '{Meta.PRECISION_CHECK}' metadata)", err=True,
+            )
+    if result.standin:
+        click.echo(f"Warning: {contract.STANDIN_WARNING}", err=True)
+
+

@@ -1,0 +1,244 @@
+"""``export_onnx``: one ONNX graph from the layer table, in fp32, fp16 or int8.
+
+The graph is emitted straight from the framework-free layer table (no TensorFlow, no
+tf2onnx) and streamed to disk one weight tensor at a time. Precisions are a table
+(``EXPORTERS``): fp32 is written as is; fp16 is emitted natively in float16 and int8
+is quantized from the float32 graph, and both are run beside their float32 twin on the
+same images, their agreement returned and stored in the graph's metadata.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gender_cli import contract
+from gender_cli.contract import Meta
+from gender_cli.convert.network import Network
+from gender_cli.errors import GenderCliError
+from gender_cli.export import calibration as calib
+from gender_cli.export.backbone_graph import emit_backbone
+from gender_cli.export.checks import compare, run_model
+from gender_cli.export.graph_builder import FLOAT, GraphBuilder, from_model
+from gender_cli.export.head_graph import HEAD_PREFIX, emit_head, load_head
+from gender_cli.export.metadata import build_metadata
+from gender_cli.export.precision_fp16 import FP16_MAX, cast_to_float32
+from gender_cli.export.preprocess_graph import emit_preprocess
+from gender_cli.export.proto_writer import write_model
+from gender_cli.head_spec import HeadSpec
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+EXPOSED_BATCH = 4  # every ReLU output of a batch comes back at once: keep batches small
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    metadata: dict[str, str]
+    checks: dict  # precision agreement figures; empty for fp32
+    files: list[Path] = field(default_factory=list)  # the graph, and the side file if any
+    seconds: float = 0.0
+
+    @property
+    def standin(self) -> bool:
+        return self.metadata.get(Meta.STANDIN) == "true"
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.files)
+
+
+@dataclass
+class _Head:
+    spec: HeadSpec
+    kernels: list[np.ndarray]
+    biases: list[np.ndarray]
+
+
+def build_graph(
+    network: Network,
+    descriptor: str,
+    head_dir: Path | None,
+    dtype=np.float32,
+    expose_activations: bool = False,
+) -> tuple[GraphBuilder, int, _Head | None]:
+    """The full graph in memory (weights still lazy); returns (graph, descriptor_dim, head)."""
+    g = GraphBuilder()
+    x = emit_preprocess(g, network, np.dtype(dtype))
+    flow = emit_backbone(g, network, x, descriptor, np.dtype(dtype))
+    dim = flow.shape[0]
+    head = None
+    if head_dir is not None:
+        head = _Head(*load_head(Path(head_dir), descriptor, dim, network.source_sha256))
+    descriptor_fp32 = cast_to_float32(g, flow.tensor, np.dtype(dtype), "descriptor_float32")
+    if head is not None:
+        probabilities = emit_head(g, descriptor_fp32, head.kernels, head.biases)
+        g.add_output(probabilities, contract.PROBABILITIES, FLOAT, ["N", 2])
+    g.add_output(descriptor_fp32, contract.DESCRIPTOR, FLOAT, ["N", dim])
+    if expose_activations:
+        for node in g.nodes:
+            if node.op_type == "Relu" and not node.name.startswith(HEAD_PREFIX):
+                g.outputs.append(_untyped_output(node.output[0]))
+    return g, dim, head
+
+
+def _untyped_output(name: str):
+    from onnx import ValueInfoProto
+
+    return ValueInfoProto(name=name)  # onnxruntime infers the type of an extra output
+
+
+def _check_images(network: Network, calibration: Path | None) -> calib.ImageSet:
+    size = (int(network.input_size[0]), int(network.input_size[1]))
+    if calibration is not None:
+        return calib.read_folder(Path(calibration), size)
+    return calib.synthetic_images(size)
+
+
+def _threshold(head: _Head | None) -> float:
+    return float(head.spec.threshold) if head is not None else 0.5
+
+
+def _export_float(network, out, descriptor, head_dir, precision, dtype, external_data, progress):
+    g, dim, head = build_graph(network, descriptor, head_dir, dtype)
+    meta = build_metadata(network, descriptor, dim, precision, head.spec if head else None)
+    files = write_model(g, out, meta, external_data, progress)
+    return files, meta, {}
+
+
+def _export_fp32(network, out, descriptor, head_dir, calibration, external_data, progress):
+    return _export_float(network, out, descriptor, head_dir, "fp32", np.float32, external_data, progress)
+
+
+def _reference_run(network, descriptor, head_dir, work: Path, images: np.ndarray, progress):
+    """Write the float32 twin (every ReLU exposed) and run it: (outputs, peak |activation|, head)."""
+    g, _, head = build_graph(network, descriptor, head_dir, np.float32, expose_activations=True)
+    path = work / "fp32.onnx"
+    write_model(g, path, {}, external_data=False, progress=progress)
+    outputs, peak = run_model(path, images, _output_names(head), batch_size=EXPOSED_BATCH, progress=progress)
+    return outputs, peak, head
+
+
+def _export_fp16(network, out, descriptor, head_dir, calibration, external_data, progress):
+    images = _check_images(network, calibration)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
+        work = Path(tmp)
+        reference, peak, head = _reference_run(network, descriptor, head_dir, work, images.images, progress)
+        g, dim, head = build_graph(network, descriptor, head_dir, np.float16)
+        write_model(g, work / "fp16.onnx", {}, progress=progress)
+        candidate, _ = run_model(work / "fp16.onnx", images.images, list(reference), progress=progress)
+    figures = compare(reference, candidate, "fp16", _threshold(head), images.source)
+    figures["fp32_peak_abs_activation"] = peak
+    figures["fp16_max"] = FP16_MAX
+    figures["fp16_overflow_risk"] = bool(peak >= FP16_MAX)
+    figures["note"] = "onnxruntime CPU runs fp16 graphs through float32 casts"
+    if images.skipped:
+        figures["unreadable_skipped"] = images.skipped
+    g, dim, head = build_graph(network, descriptor, head_dir, np.float16)
+    meta = build_metadata(network, descriptor, dim, "fp16", head.spec if head else None, figures)
+    files = write_model(g, out, meta, external_data, progress)
+    return files, meta, figures
+
+
+def _export_int8(network, out, descriptor, head_dir, calibration, external_data, progress):
+    import onnx
+
+    from gender_cli.export.quantize_int8 import quantize
+
+    if calibration is None:
+        raise GenderCliError(
+            "int8 export needs calibration images: pass --calibration FOLDER "
+            "(a few hundred face images, preprocessed like classify's input)"
+        )
+    images = _check_images(network, calibration)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
+        work = Path(tmp)
+        g, dim, head = build_graph(network, descriptor, head_dir, np.float32)
+        fp32_path = work / "fp32.onnx"
+        write_model(g, fp32_path, {}, progress=progress)
+        head_nodes = [n.name for n in g.nodes if n.name.startswith(HEAD_PREFIX)]
+        del g
+        reference, _ = run_model(fp32_path, images.images, _output_names(head), progress=progress)
+        settings = quantize(fp32_path, work / "int8.onnx", images.images, head_nodes, progress)
+        candidate, _ = run_model(work / "int8.onnx", images.images, _output_names(head), progress=progress)
+        figures = compare(reference, candidate, "int8", _threshold(head), images.source)
+        figures["quantization"] = settings
+        figures["note"] = "checked on the calibration images themselves"
+        if images.skipped:
+            figures["unreadable_skipped"] = images.skipped
+        meta = build_metadata(network, descriptor, dim, "int8", head.spec if head else None, figures)
+        quantized = from_model(onnx.load(str(work / "int8.onnx")))
+        _require_loadable_opsets(quantized.opsets)
+        files = write_model(quantized, out, meta, external_data, progress)
+    return files, meta, figures
+
+
+def validate_file(path: Path, files: list[Path]) -> None:
+    """``onnx.checker`` on the written file (the path form handles external data)."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))
+    except onnx.checker.ValidationError as exc:
+        for written in files:
+            written.unlink(missing_ok=True)
+        raise GenderCliError(f"the exported graph failed onnx.checker (file removed): {exc}") from exc
+
+
+def _output_names(head) -> list[str]:
+    return [contract.DESCRIPTOR] + ([contract.PROBABILITIES] if head is not None else [])
+
+
+def _require_loadable_opsets(opsets: dict[str, int]) -> None:
+    version = opsets.get("", contract.OPSET)
+    if version > contract.OPSET:
+        raise GenderCliError(
+            f"the quantizer raised the opset to {version}; the contract (IR "
+            f"{contract.IR_VERSION}) allows at most {contract.OPSET}"
+        )
+
+
+EXPORTERS = {"fp32": _export_fp32, "fp16": _export_fp16, "int8": _export_int8}
+
+
+def export_onnx(
+    network: Network,
+    out_path,
+    descriptor: str = contract.DEFAULT_DESCRIPTOR,
+    head_dir=None,
+    precision: str = contract.DEFAULT_PRECISION,
+    calibration=None,
+    external_data: bool = False,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write ``network`` (up to ``descriptor``, plus the head in ``head_dir``) to ``out_path``.
+
+    Without a head the graph is a backbone (output ``descriptor``); with one it is a
+    classifier (outputs ``probabilities`` and ``descriptor``). fp16 and int8 graphs are
+    compared with their float32 twin on the ``calibration`` images (int8: required;
+    fp16: seeded synthetic images without a folder) and the figures are returned in
+    ``checks`` and stored in the ``precision_check`` metadata.
+
+    ``progress(stage, done, total)``, if given, is called as weights are written
+    (``"write"``, bytes), check images run (``"check"``, images) and int8 calibration
+    batches run (``"calibrate"``, batches). The file is checked with ``onnx.checker``.
+    """
+    if precision not in EXPORTERS:
+        raise GenderCliError(f"unknown precision {precision!r}; choose from {', '.join(EXPORTERS)}")
+    if descriptor not in contract.DESCRIPTORS:
+        raise GenderCliError(
+            f"unknown descriptor {descriptor!r}; choose from {', '.join(contract.DESCRIPTORS)}"
+        )
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    files, meta, checks = EXPORTERS[precision](
+        network, out, descriptor, head_dir, calibration, external_data, progress
+    )
+    validate_file(out, files)
+    return ExportResult(out, meta, checks, files, time.perf_counter() - started)
