@@ -1,0 +1,316 @@
+"""Throughput and latency of an exported classifier: model-only and end-to-end.
+
+- Model-only: one fixed synthetic uint8 batch (seeded), ``warmup`` untimed runs, then
+  ``iters`` timed runs (by default as many as fit in about ``DEFAULT_SECONDS``).
+- End-to-end (``images``): decoding + preprocessing + inference through the same
+  ``iter_batches`` pipeline ``classify`` uses, one pass over the folder; the decode
+  side alone is timed too, so the bottleneck is visible.
+- Side by side: the other precision variants stored next to the model
+  (``classifier-<precision>.onnx``), each model-only with the same settings, as
+  ratios to fp32; TensorFlow on the same weights lives in ``tf_compare`` (optional).
+
+Results are plain dicts (the JSON written by ``gender-cli bench --json``); nothing
+here prints. Figures: img/s, and per-batch latency mean/min/p50/p90/p99/max in ms.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from gender_cli import __version__, contract
+from gender_cli.infer.batches import default_workers, iter_batches
+from gender_cli.infer.files import list_image_files
+from gender_cli.infer.session import LoadedModel, describe_model, open_session
+
+DEFAULT_SECONDS = 3.0  # timed run length when --iters is not given
+MIN_ITERS, MAX_ITERS = 5, 10_000
+SYNTHETIC_SEED = 0
+
+Progress = Callable[[str], None]
+
+
+def latency_stats(seconds: list[float], batch: int) -> dict[str, Any]:
+    """img/s and latency percentiles (ms) from per-batch wall times."""
+    times = np.asarray(seconds, dtype=np.float64)
+    total = float(times.sum())
+    ms = times * 1000.0
+    return {
+        "images_per_second": batch * len(times) / total if total > 0 else 0.0,
+        "latency_ms": {
+            "mean": float(ms.mean()),
+            "min": float(ms.min()),
+            "p50": float(np.percentile(ms, 50)),
+            "p90": float(np.percentile(ms, 90)),
+            "p99": float(np.percentile(ms, 99)),
+            "max": float(ms.max()),
+        },
+        "iters": len(times),
+        "seconds": total,
+    }
+
+
+def synthetic_batch(batch: int, input_size: tuple[int, ...]) -> np.ndarray:
+    height, width = input_size[0], input_size[1]
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    return rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
+
+
+def time_callable(
+    run: Callable[[], Any], warmup: int, iters: int | None, target_seconds: float = DEFAULT_SECONDS
+) -> tuple[list[float], int]:
+    """Warm up, then time each call: ``iters`` calls, or (``iters=None``) calls until
+    ``target_seconds`` have passed, at least MIN_ITERS and at most MAX_ITERS."""
+    for _ in range(max(0, warmup)):
+        run()
+    seconds: list[float] = []
+    elapsed = 0.0
+    while True:
+        if iters is not None and len(seconds) >= iters:
+            break
+        if iters is None and len(seconds) >= MIN_ITERS and (elapsed >= target_seconds or len(seconds) >= MAX_ITERS):
+            break
+        started = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - started)
+        elapsed += seconds[-1]
+    return seconds, len(seconds)
+
+
+def bench_model_only(
+    model: LoadedModel, batch: int, warmup: int = 3, iters: int | None = None, target_seconds: float = DEFAULT_SECONDS
+) -> dict[str, Any]:
+    batch = model.fixed_batch or batch
+    images = synthetic_batch(batch, model.info.input_size)
+    seconds, _ = time_callable(lambda: model.run(images), warmup, iters, target_seconds)
+    return {"mode": "model-only", "input": f"synthetic uint8 batch (seed {SYNTHETIC_SEED})", **latency_stats(seconds, batch)}
+
+
+def bench_end_to_end(
+    model: LoadedModel, folder: str | os.PathLike, batch: int, workers: int | None = None, resize: str | None = None
+) -> dict[str, Any]:
+    """One pass over ``folder``: decode-only first, then decode + inference."""
+    files = list_image_files([folder])
+    if not files:
+        from gender_cli.errors import GenderCliError
+
+        raise GenderCliError(f"no files under {folder}")
+    size = model.info.image_size
+    resize = resize or model.info.resize
+
+    started = time.perf_counter()
+    failed = 0
+    for decoded in iter_batches(files, batch, size=size, resize=resize, workers=workers):
+        failed += len(decoded.errors)
+    decode_seconds = time.perf_counter() - started
+
+    per_batch = []
+    started = time.perf_counter()
+    mark = started
+    for decoded in iter_batches(files, batch, size=size, resize=resize, workers=workers):
+        model.run(decoded.images)
+        now = time.perf_counter()
+        per_batch.append(now - mark)
+        mark = now
+    total = time.perf_counter() - started
+    stats = latency_stats(per_batch, batch)
+    stats["images_per_second"] = len(files) / total  # real files, not padded slots
+    stats["seconds"] = total
+    return {
+        "mode": "end-to-end",
+        "input": str(folder),
+        "files": len(files),
+        "failed_files": failed,
+        "decode_workers": workers or default_workers(),
+        "decode_only_images_per_second": len(files) / decode_seconds,
+        **stats,
+    }
+
+
+def sibling_variants(model_path: Path) -> dict[str, Path]:
+    """classifier-<precision>.onnx files stored beside ``model_path`` (itself included)."""
+    found = {}
+    for precision in contract.PRECISIONS:
+        candidate = model_path.parent / f"classifier-{precision}.onnx"
+        if candidate.is_file():
+            found[precision] = candidate
+    return found
+
+
+def device_description(providers: list[str]) -> dict[str, Any]:
+    cores = default_workers()
+    description: dict[str, Any] = {
+        "kind": "cuda" if "CUDAExecutionProvider" in providers else "cpu",
+        "cpu": _cpu_model(),
+        "cpu_cores": cores,
+        "gpu": _gpu_name(),
+        "platform": platform.platform(),
+    }
+    return description
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _gpu_name() -> str | None:
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        result = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = result.stdout.strip().splitlines()
+    return first[0] if result.returncode == 0 and first else None
+
+
+def run_benchmark(
+    model_path: str | os.PathLike,
+    batch: int = 64,
+    device: str = "auto",
+    warmup: int = 3,
+    iters: int | None = None,
+    images: str | os.PathLike | None = None,
+    variants: bool = True,
+    compare_tf: bool = False,
+    threads: int | None = None,
+    workers: int | None = None,
+    target_seconds: float = DEFAULT_SECONDS,
+    command: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Every figure ``gender-cli bench`` reports, as one JSON-ready dict."""
+    say = progress or (lambda message: None)
+    model_path = Path(model_path)
+    model = open_session(model_path, device=device, threads=threads, allow_spinning=images is None)
+    batch = model.fixed_batch or batch  # a graph exported with a static N
+    say(f"model-only: {model_path.name} batch {batch} on {', '.join(model.providers)}")
+    result: dict[str, Any] = {
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command or " ".join(sys.argv),
+        "gender_cli": __version__,
+        **describe_model(model),
+        "model_bytes": _model_bytes(model_path),
+        "notice": model.notice,
+        "device": device_description(model.providers),
+        "device_requested": device,
+        "threads": {"intra_op": model.threads, "inter_op": 1, "decode_workers": workers or default_workers()},
+        "batch": batch,
+        "warmup": warmup,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    model_only = bench_model_only(model, batch, warmup, iters, target_seconds)
+    result["model_only"] = model_only
+    result["iters"] = model_only["iters"]
+
+    if images is not None:
+        say(f"end-to-end over {images}")
+        e2e = bench_end_to_end(model, images, batch, workers=workers)
+        e2e["ratio_to_model_only"] = e2e["images_per_second"] / model_only["images_per_second"]
+        result["end_to_end"] = e2e
+
+    if variants:
+        result["variants"] = _bench_variants(model_path, model, model_only, batch, device, warmup, iters, threads, target_seconds, say)
+
+    if compare_tf:
+        say("TensorFlow on the same weights")
+        from gender_cli.bench.tf_compare import bench_tensorflow
+
+        result["tensorflow"] = bench_tensorflow(model, batch, warmup, iters, target_seconds)
+        tf_speed = result["tensorflow"].get("images_per_second")
+        if tf_speed:
+            result["tensorflow"]["onnxruntime_speedup"] = model_only["images_per_second"] / tf_speed
+
+    result["pytorch"] = _pytorch_status()
+    return result
+
+
+def _bench_variants(model_path, model, model_only, batch, device, warmup, iters, threads, target_seconds, say):
+    found = sibling_variants(model_path)
+    figures: dict[str, Any] = {}
+    for precision, path in found.items():
+        if path.resolve() == model_path.resolve():
+            figures[precision] = {"model": str(path), "images_per_second": model_only["images_per_second"], "latency_ms": model_only["latency_ms"]}
+            continue
+        say(f"variant {precision}: {path.name}")
+        variant = open_session(path, device=device, threads=threads)
+        if variant.info.input_size != model.info.input_size:
+            figures[precision] = {"model": str(path), "skipped": "different input size"}
+            continue
+        stats = bench_model_only(variant, batch, warmup, iters, target_seconds)
+        figures[precision] = {
+            "model": str(path),
+            "providers": variant.providers,
+            "images_per_second": stats["images_per_second"],
+            "latency_ms": stats["latency_ms"],
+            "iters": stats["iters"],
+            "precision_check": variant.info.raw.get(contract.Meta.PRECISION_CHECK),
+        }
+    reference = figures.get("fp32", {}).get("images_per_second")
+    for entry in figures.values():
+        if reference and entry.get("images_per_second"):
+            entry["speed_vs_fp32"] = entry["images_per_second"] / reference
+    return figures
+
+
+def _pytorch_status() -> dict[str, Any]:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return {"skipped": "torch is not installed"}
+    return {"skipped": "torch is installed, but no PyTorch port of the network exists in gender-cli"}
+
+
+def _model_bytes(path: Path) -> int:
+    total = path.stat().st_size
+    data = path.with_name(path.name + ".data")  # external weights, when exported so
+    if data.is_file():
+        total += data.stat().st_size
+    return total
+
+
+def write_json_atomically(data: dict, path: str | os.PathLike) -> Path:
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False, encoding="utf-8")
+    try:
+        with handle:
+            json.dump(data, handle, indent=2, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def onnxruntime_version() -> str:
+    return ort.__version__

@@ -1,0 +1,144 @@
+"""``gender-cli bench``: parse options, call bench.benchmark, print the figures."""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+from gender_cli import contract
+from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
+
+
+@click.command("bench")
+@model_option
+@batch_option(64)
+@device_option
+@click.option("--warmup", type=click.IntRange(0, 1000), default=3, show_default=True, help="Untimed runs before timing.")
+@click.option(
+    "--iters",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help="Timed runs per model. Default: as many as fit in about 3 seconds (at least 5).",
+)
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=str),
+    default=None,
+    help="Also measure end-to-end (decode + preprocess + inference, the classify pipeline) over this folder.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Write every figure and setting as JSON to this file (atomically).",
+)
+@click.option(
+    "--variants/--no-variants",
+    default=True,
+    show_default=True,
+    help="Also time the other precisions stored beside the model (classifier-fp16/int8.onnx) "
+    "and report their speed relative to fp32.",
+)
+@click.option(
+    "--compare-tf",
+    is_flag=True,
+    help="Also time TensorFlow/Keras on the workspace's converted network and head "
+    "(needs TensorFlow and 'gender-cli convert'; skipped with a reason otherwise).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="onnxruntime intra-op threads. Default: number of CPU cores.",
+)
+@workers_option
+@quiet_option
+def bench(model_path, batch, device, warmup, iters, images, json_path, variants, compare_tf, threads, workers, quiet):
+    """Measure img/s and per-batch latency (p50/p90/p99) of an exported classifier."""
+    from gender_cli import workspace
+    from gender_cli.bench.benchmark import run_benchmark, write_json_atomically
+
+    model_path = model_path or str(workspace.latest_classifier())
+    progress = None if quiet else (lambda message: click.echo(f"bench: {message}", err=True))
+    result = run_benchmark(
+        model_path,
+        batch=batch,
+        device=device,
+        warmup=warmup,
+        iters=iters,
+        images=images,
+        variants=variants,
+        compare_tf=compare_tf,
+        threads=threads,
+        workers=workers,
+        command=_command_line(click.get_current_context()),
+        progress=progress,
+    )
+    if result["standin"]:
+        click.echo(f"Warning: {contract.STANDIN_WARNING}", err=True)
+    if result["notice"] and not quiet:
+        click.echo(f"Notice: {result['notice']}", err=True)
+    if json_path:
+        write_json_atomically(result, json_path)
+    click.echo(format_report(result))
+    if json_path and not quiet:
+        click.echo(f"bench: figures written to {json_path}", err=True)
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The options given on the command line, as a rerunnable ``gender-cli bench`` line."""
+    words = ["gender-cli", "bench"]
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if param.is_flag and isinstance(param, click.Option):
+            if param.secondary_opts and not value:
+                words.append(param.secondary_opts[0])
+            elif value:
+                words.append(param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0])
+        else:
+            words += [param.opts[0], shlex.quote(str(value))]
+    return " ".join(words)
+
+
+def _figures(name: str, stats: dict) -> str:
+    latency = stats["latency_ms"]
+    return (
+        f"{name:<24} {stats['images_per_second']:>10.1f} img/s   latency/batch ms "
+        f"p50 {latency['p50']:.2f}  p90 {latency['p90']:.2f}  p99 {latency['p99']:.2f}"
+    )
+
+
+def format_report(result: dict) -> str:
+    device = result["device"]
+    hardware = device["gpu"] if device["kind"] == "cuda" and device["gpu"] else f"{device['cpu']} ({device['cpu_cores']} cores)"
+    lines = [
+        f"model      {result['model']}  ({result['precision']}{', stand-in weights' if result['standin'] else ''})",
+        f"providers  {', '.join(result['providers'])} on {hardware}; onnxruntime {result['onnxruntime']}, "
+        f"{result['threads']['intra_op']} threads",
+        f"batch {result['batch']}, warmup {result['warmup']}, iters {result['iters']}",
+        _figures("model-only", result["model_only"]),
+    ]
+    e2e = result.get("end_to_end")
+    if e2e:
+        lines.append(_figures(f"end-to-end ({e2e['files']} files)", e2e))
+        lines.append(
+            f"{'':<24} e2e/model-only {e2e['ratio_to_model_only']:.2f}; decode alone "
+            f"{e2e['decode_only_images_per_second']:.1f} img/s with {e2e['decode_workers']} workers"
+        )
+    for precision, entry in (result.get("variants") or {}).items():
+        if "skipped" in entry:
+            lines.append(f"{precision:<24} skipped: {entry['skipped']}")
+        elif precision != result["precision"]:
+            ratio = f"  x{entry['speed_vs_fp32']:.2f} vs fp32" if "speed_vs_fp32" in entry else ""
+            lines.append(_figures(f"variant {precision}", entry) + ratio)
+    tf = result.get("tensorflow")
+    if tf:
+        if "skipped" in tf:
+            lines.append(f"{'tensorflow':<24} skipped: {tf['skipped']}")
+        else:
+            lines.append(_figures(f"tensorflow {tf['tensorflow']}", tf) + f"  onnxruntime x{tf['onnxruntime_speedup']:.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""``gender-cli classify``: parse options, call infer.classify, report on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from gender_cli import contract
+from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
+from gender_cli.infer.images import RESIZE_MODES
+from gender_cli.infer.output import FORMATS, STDOUT
+
+EXIT_SOME_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+@click.command(
+    "classify",
+    epilog="""\b
+Exit status:
+  0  every file was classified
+  1  the model is missing or invalid (or another error)
+  2  usage error (bad option, output exists without --resume/--force)
+  3  some files could not be read or decoded (their rows say why)
+  130 interrupted: the rows written so far are complete; rerun with --resume""",
+)
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
+@model_option
+@click.option(
+    "-o",
+    "--output",
+    default="predictions.csv",
+    show_default=True,
+    help="Where to write one row per file: path, label, p_<label> per label, error. "
+    "'-' writes to stdout.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format. Default: from the output's extension (.jsonl/.ndjson -> jsonl), else csv.",
+)
+@batch_option(64)
+@device_option
+@workers_option
+@click.option(
+    "--recursive/--no-recursive",
+    default=True,
+    show_default=True,
+    help="Look inside sub-folders (symlinks are followed, each folder once).",
+)
+@click.option(
+    "--resize",
+    type=click.Choice(RESIZE_MODES),
+    default=None,
+    help="How images reach the model's input size: 'stretch' the whole image (aspect "
+    "ignored; right for face crops) or 'center-crop' after scaling the short side. "
+    "Default: what the model's metadata says (stretch).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run: keep the output's rows, skip their files, append the rest.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing output file instead of refusing.")
+@quiet_option
+def classify(folders, model_path, output, fmt, batch, device, workers, recursive, resize, resume, force, quiet):
+    """Classify every file under FOLDER... (one row per file; unreadable files get an error row)."""
+    from gender_cli.infer.classify import classify_folders, load_classifier
+
+    if resume and force:
+        raise click.UsageError("--resume and --force contradict each other; choose one")
+    if output == STDOUT and resume:
+        raise click.UsageError("--resume needs an output file, not '-'")
+    if output != STDOUT and os.path.exists(output) and not (resume or force):
+        raise click.UsageError(
+            f"{output} already exists; pass --resume to continue it or --force to replace it"
+        )
+    if output != STDOUT and os.path.isdir(output):
+        raise click.UsageError(f"--output {output} is a folder; give a file name")
+
+    model = load_classifier(model_path, device)
+    if model.info.standin:
+        click.echo(f"Warning: {contract.STANDIN_WARNING}", err=True)
+    if model.notice and not quiet:
+        click.echo(f"Notice: {model.notice}", err=True)
+
+    bar = _ProgressBar(disabled=quiet)
+    try:
+        summary = classify_folders(
+            folders,
+            model,
+            output,
+            fmt=fmt,
+            batch_size=batch,
+            workers=workers,
+            recursive=recursive,
+            resize=resize,
+            resume=resume,
+            on_start=bar.start,
+            on_batch=bar.update,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(
+            f"Interrupted. Every row in {output} is complete; rerun with --resume to finish.", err=True
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    bar.close()
+    if summary.files == 0:
+        click.echo(f"Warning: no files found under {', '.join(folders)}", err=True)
+    if not quiet:
+        click.echo(_format_summary(summary), err=True)
+    if not summary.all_classified:
+        sys.exit(EXIT_SOME_FAILED)
+
+
+class _ProgressBar:
+    def __init__(self, disabled: bool):
+        self.disabled = disabled
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if not self.disabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, count: int) -> None:
+        if self.bar is not None:
+            self.bar.update(count)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _format_summary(summary) -> str:
+    lines = [
+        f"files: {summary.files}  classified: {summary.classified}  failed: {summary.failed}"
+        + (f"  already done (--resume): {summary.skipped}" if summary.skipped else ""),
+        f"speed: {summary.images_per_second:.1f} img/s  providers: {', '.join(summary.providers)}",
+    ]
+    if summary.errors:
+        lines.append(
+            "errors: " + ", ".join(f"{category} {count}" for category, count in sorted(summary.errors.items()))
+        )
+    if summary.truncated_bytes:
+        lines.append(f"resume: removed a partial last row ({summary.truncated_bytes} bytes)")
+    destination = "stdout" if summary.output == STDOUT else summary.output
+    lines.append(f"rows written to {destination}")
+    return "\n".join(lines)

@@ -1,0 +1,260 @@
+"""Prediction files (CSV or JSONL) that are valid at every moment, and can be resumed.
+
+Columns: ``path``, ``label``, one ``p_<label>`` per label in the model's output
+order, ``error`` (empty, or ``"category: message"``). A row for a file that failed
+has an empty label and empty probabilities (``null`` in JSONL).
+
+Durability: each batch's rows are encoded first and written with one ``write`` on a
+file opened for appending, then flushed and fsync'ed. An interruption (Ctrl-C, a
+kill) therefore leaves only complete rows; a crash in the middle of a write can at
+worst leave one partial last row, which ``open_output(..., resume=True)`` cuts off
+before appending. Resuming reads the paths already present so they are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gender_cli.errors import GenderCliError
+
+STDOUT = "-"
+FORMATS = ("csv", "jsonl")
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+PROBABILITY_DIGITS = 6
+
+
+def infer_format(output: str, fmt: str | None) -> str:
+    """``fmt`` when given, else from the output's extension (CSV by default)."""
+    if fmt:
+        return fmt
+    return _EXTENSIONS.get(Path(output).suffix.lower(), "csv") if output != STDOUT else "csv"
+
+
+def columns(labels: Sequence[str]) -> list[str]:
+    return ["path", "label", *[f"p_{label}" for label in labels], "error"]
+
+
+@dataclass
+class Row:
+    path: str
+    label: str | None
+    probabilities: Sequence[float] | None
+    error: str | None
+
+
+def encode_rows(rows: Iterable[Row], fmt: str, labels: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    if fmt == "csv":
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in rows:
+            probabilities = (
+                [f"{p:.{PROBABILITY_DIGITS}f}" for p in row.probabilities] if row.probabilities is not None else [""] * len(labels)
+            )
+            writer.writerow([row.path, row.label or "", *probabilities, row.error or ""])
+    else:
+        for row in rows:
+            record = {"path": row.path, "label": row.label}
+            for label, index in zip(labels, range(len(labels))):
+                record[f"p_{label}"] = (
+                    round(float(row.probabilities[index]), PROBABILITY_DIGITS) if row.probabilities is not None else None
+                )
+            record["error"] = row.error
+            buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class ExistingRows:
+    """What a resumed output already holds: path -> error category (None when classified)."""
+
+    categories: dict[str, str | None] = field(default_factory=dict)
+    cut_bytes: int = 0  # size of a partial last row that was removed
+
+
+class PredictionWriter:
+    """Appends encoded batches to a file (durably) or to stdout."""
+
+    def __init__(self, output: str, fmt: str, labels: Sequence[str], fd: int | None):
+        self.output = output
+        self.fmt = fmt
+        self.labels = list(labels)
+        self._fd = fd
+
+    def write(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        text = encode_rows(rows, self.fmt, self.labels)
+        if self._fd is None:
+            _write_stdout(text)
+            return
+        _write_all(self._fd, _to_bytes(text))
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> PredictionWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_output(
+    output: str, fmt: str, labels: Sequence[str], resume: bool = False
+) -> tuple[PredictionWriter, ExistingRows]:
+    """Open ``output`` for writing predictions.
+
+    Without ``resume`` the file is started afresh (header only). With ``resume`` an
+    existing file is checked (same format and columns), a partial last row is cut
+    off, and the rows already present are returned so their paths can be skipped.
+    """
+    if fmt not in FORMATS:
+        raise GenderCliError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    header = columns(labels)
+    if output == STDOUT:
+        writer = PredictionWriter(output, fmt, labels, None)
+        if fmt == "csv":
+            _write_stdout(",".join(header) + "\n")
+        return writer, ExistingRows()
+
+    path = Path(output)
+    existing = ExistingRows()
+    if resume and path.is_file() and path.stat().st_size > 0:
+        existing = _read_existing(path, fmt, header)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        return PredictionWriter(output, fmt, labels, fd), existing
+
+    if path.parent and not path.parent.is_dir():
+        raise GenderCliError(f"output folder does not exist: {path.parent}")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    except OSError as exc:
+        raise GenderCliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if fmt == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(header)
+        _write_all(fd, _to_bytes(buffer.getvalue()))
+        os.fsync(fd)
+    return PredictionWriter(output, fmt, labels, fd), existing
+
+
+def _to_bytes(text: str) -> bytes:
+    # surrogateescape: file names that are not valid UTF-8 keep their exact bytes
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def _write_stdout(text: str) -> None:
+    stream = getattr(sys.stdout, "buffer", None)
+    if stream is None:  # a text-only stream (e.g. a test runner's capture)
+        sys.stdout.write(text)
+    else:
+        sys.stdout.flush()
+        stream.write(_to_bytes(text))
+        stream.flush()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read_existing(path: Path, fmt: str, header: list[str]) -> ExistingRows:
+    data = path.read_bytes()
+    text = data.decode("utf-8", errors="surrogateescape")  # byte-exact round trip
+    records, complete_chars = (_csv_records if fmt == "csv" else _jsonl_records)(text, header, path)
+    if text[complete_chars:].endswith("\n"):
+        # an interrupted write never ends with a newline: this is damage, not a cut
+        line = text[:complete_chars].count("\n") + 1
+        raise GenderCliError(
+            f"cannot resume {path}: line {line} is not a valid {fmt.upper()} prediction row; "
+            "fix or remove it, or start over with --force"
+        )
+    existing = ExistingRows()
+    for record in records:
+        error = record.get("error") or None
+        existing.categories[record["path"]] = error.split(":", 1)[0] if error else None
+    complete_bytes = len(text[:complete_chars].encode("utf-8", errors="surrogateescape"))
+    if complete_bytes < len(data):
+        existing.cut_bytes = len(data) - complete_bytes
+        with open(path, "r+b") as handle:
+            handle.truncate(complete_bytes)
+    return existing
+
+
+def _lines_with_offsets(text: str):
+    """Lines (with their newline) and the character offset just after each."""
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        offset += len(line)
+        yield line, offset
+
+
+def _ends_line(text: str, offset: int) -> bool:
+    return offset > 0 and text[offset - 1] == "\n"
+
+
+def _csv_records(text: str, header: list[str], path: Path) -> tuple[list[dict], int]:
+    state = {"offset": 0}
+
+    def feed():
+        for line, offset in _lines_with_offsets(text):
+            state["offset"] = offset
+            yield line
+
+    reader = csv.reader(feed(), strict=True)
+    records: list[dict] = []
+    complete = 0
+    try:
+        first = next(reader)
+    except (StopIteration, csv.Error):
+        first = None
+    if first != header:
+        raise GenderCliError(
+            f"cannot resume {path}: its header {first} differs from {header} "
+            "(another model or format?); choose a new output or --force"
+        )
+    complete = state["offset"] if _ends_line(text, state["offset"]) else 0
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:  # an unterminated quote: a partial last row
+            break
+        if len(fields) != len(header) or not _ends_line(text, state["offset"]):
+            break
+        records.append(dict(zip(header, fields)))
+        complete = state["offset"]
+    return records, complete
+
+
+def _jsonl_records(text: str, header: list[str], path: Path) -> tuple[list[dict], int]:
+    records: list[dict] = []
+    complete = 0
+    for number, (line, offset) in enumerate(_lines_with_offsets(text)):
+        try:
+            record = json.loads(line) if line.endswith("\n") else None
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or list(record) != header:
+            if number == 0:
+                raise GenderCliError(
+                    f"cannot resume {path}: it is not a JSONL predictions file with the fields "
+                    f"{header}; choose a new output or --force"
+                )
+            break
+        records.append(record)
+        complete = offset
+    return records, complete
