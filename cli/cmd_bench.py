@@ -6,8 +6,8 @@ import shlex
 
 import click
 
-from gender_cli import contract
 from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
+from gender_cli.cli.messages import notice, warn_if_standin
 
 
 @click.command("bench")
@@ -76,10 +76,8 @@ def bench(model_path, batch, device, warmup, iters, images, json_path, variants,
         command=_command_line(click.get_current_context()),
         progress=progress,
     )
-    if result["standin"]:
-        click.echo(f"Warning: {contract.STANDIN_WARNING}", err=True)
-    if result["notice"] and not quiet:
-        click.echo(f"Notice: {result['notice']}", err=True)
+    warn_if_standin(result["standin"])
+    notice(result["notice"], quiet)
     if json_path:
         write_json_atomically(result, json_path)
     click.echo(format_report(result))

@@ -7,10 +7,10 @@ import sys
 
 import click
 
-from gender_cli import contract
 from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
 from gender_cli.infer.images import RESIZE_MODES
 from gender_cli.infer.output import FORMATS, STDOUT
+from gender_cli.cli.messages import notice, warn_if_standin
 
 EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -83,10 +83,8 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
         raise click.UsageError(f"--output {output} is a folder; give a file name")
 
     model = load_classifier(model_path, device)
-    if model.info.standin:
-        click.echo(f"Warning: {contract.STANDIN_WARNING}", err=True)
-    if model.notice and not quiet:
-        click.echo(f"Notice: {model.notice}", err=True)
+    warn_if_standin(model.info.standin)
+    notice(model.notice, quiet)
 
     bar = _ProgressBar(disabled=quiet)
     try:

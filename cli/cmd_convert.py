@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from gender_cli import contract
 from gender_cli.cli.options import quiet_option
+from gender_cli.cli.messages import warn_if_standin
 
 DEFAULT_SOURCE = "vgg_face.mat"
 WEIGHTS_PAGE = "https://www.robots.ox.ac.uk/~vgg/software/vgg_face/"
@@ -57,5 +57,4 @@ def convert(src: Path | None, out_dir: Path | None, quiet: bool) -> None:
     )
     click.echo(f"  layer table: {summary['network_dir']}")
     click.echo(f"  Keras model: {summary['keras_model']}")
-    if summary["standin"]:
-        click.echo(f"Warning: {contract.STANDIN_WARNING}", err=True)
+    warn_if_standin(summary["standin"])

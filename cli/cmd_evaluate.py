@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
-from gender_cli.contract import STANDIN_WARNING
 from gender_cli.train.datasets import LAYOUT_CHOICES
+from gender_cli.cli.messages import warn_if_standin
 
 
 @click.command("evaluate")
@@ -43,8 +43,7 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, worke
     )
     if result.notice and not quiet:
         click.echo(result.notice, err=True)
-    if result.standin and not quiet:
-        click.echo(f"Warning: {STANDIN_WARNING}", err=True)
+    warn_if_standin(result.standin)
     if result.unreadable and not quiet:
         click.echo(f"{len(result.unreadable)} unreadable image(s) left out (listed in metrics.json)", err=True)
     m = result.metrics

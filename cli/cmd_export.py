@@ -8,6 +8,7 @@ import click
 
 from gender_cli import contract
 from gender_cli.cli.options import quiet_option
+from gender_cli.cli.messages import warn_if_standin
 
 
 def _table_help(table: dict) -> str:
@@ -203,7 +204,6 @@ def _print_summary(result) -> None:
                 f"Warning: the {checks['precision']} graph disagrees with fp32 more than the goal allows "
                 f"(figures in its '{Meta.PRECISION_CHECK}' metadata)", err=True,
             )
-    if result.standin:
-        click.echo(f"Warning: {contract.STANDIN_WARNING}", err=True)
+    warn_if_standin(result.standin)
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.options import batch_option, device_option, quiet_option, workers_option
-from gender_cli.contract import DEFAULT_DESCRIPTOR, DESCRIPTORS, STANDIN_WARNING
+from gender_cli.contract import DEFAULT_DESCRIPTOR, DESCRIPTORS
 from gender_cli.train.datasets import LAYOUT_CHOICES
+from gender_cli.cli.messages import warn_if_standin
 
 
 def parse_split(ctx, param, value: str):
@@ -100,8 +101,7 @@ def train(data, run_dir, model, layout, descriptor, fractions, splits_file, ageg
     )
     result = run_training(options, log=log)
     m = result.metrics
-    if result.standin:
-        click.echo(f"Warning: {STANDIN_WARNING}", err=True)
+    warn_if_standin(result.standin)
     auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
     click.echo(
         f"test accuracy {m['accuracy']:.4f}, balanced {m['balanced_accuracy']:.4f}, AUC {auc} "

@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -71,17 +72,7 @@ def save_keras_archive(model, path: Path) -> None:
 
 def _without_arrays(network: Network) -> Network:
     """A copy of ``network``'s description only, letting the weight arrays be freed."""
-    return Network(
-        layers=[],
-        input_size=network.input_size,
-        mean=network.mean,
-        class_names=network.class_names,
-        source_sha256=network.source_sha256,
-        source_path=network.source_path,
-        mat_version=network.mat_version,
-        layout=network.layout,
-        standin=network.standin,
-    )
+    return replace(network, layers=[])
 
 
 def convert(src, out_dir=None, progress: Callable[[str], None] | None = None) -> dict:

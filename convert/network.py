@@ -16,7 +16,7 @@ per array, so ``export`` can memory-map 580 MB of weights without TensorFlow.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,17 +91,7 @@ class Network:
 
     def truncated(self, last: str) -> "Network":
         """The same network up to and including layer ``last``."""
-        return Network(
-            layers=self.layers[: self.layer_index(last) + 1],
-            input_size=self.input_size,
-            mean=self.mean,
-            class_names=self.class_names,
-            source_sha256=self.source_sha256,
-            source_path=self.source_path,
-            mat_version=self.mat_version,
-            layout=self.layout,
-            standin=self.standin,
-        )
+        return replace(self, layers=self.layers[: self.layer_index(last) + 1])
 
     # -- storage ---------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -153,7 +153,6 @@ def build_corpus(root: Path) -> dict[str, str | None]:
     The symlink loop ``sub/loop -> ..`` is created too; it must add no entries.
     """
     import struct
-    import zlib
 
     from PIL import Image
 

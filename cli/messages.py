@@ -1,0 +1,18 @@
+"""One-line notes every verb prints the same way on stderr."""
+
+from __future__ import annotations
+
+import click
+
+from gender_cli.contract import STANDIN_WARNING
+
+
+def warn_if_standin(standin: bool) -> None:
+    """Everything made from stand-in weights says so, whatever --quiet says."""
+    if standin:
+        click.echo(f"Warning: {STANDIN_WARNING}", err=True)
+
+
+def notice(message: str | None, quiet: bool = False) -> None:
+    if message and not quiet:
+        click.echo(f"Notice: {message}", err=True)
