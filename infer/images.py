@@ -113,7 +113,7 @@ def load_image(
         raise ImageError("too_large", _first_line(exc)) from None
     except (OSError, EOFError) as exc:
         message = _first_line(exc)
-        if isinstance(exc, EOFError) or "truncated" in message:
+        if isinstance(exc, EOFError) or "truncated" in message.lower():
             raise ImageError("truncated", message or "unexpected end of file") from None
         raise ImageError("corrupt", message or type(exc).__name__) from None
     except (SyntaxError, ValueError, TypeError, IndexError, KeyError, MemoryError) as exc:

@@ -195,6 +195,7 @@ def build_corpus(root: Path) -> dict[str, str | None]:
     put("empty.jpg", b"", "empty")
     jpeg = _encoded(_noise_rgb(64, 64, 4), "JPEG")
     put("truncated.jpg", jpeg[: len(jpeg) // 2], "truncated")
+    put("header_only.jpg", jpeg[:300], "truncated")  # Pillow says "Truncated File Read"
     png = _encoded(_noise_rgb(40, 40, 5), "PNG")
     idat = png.find(b"IDAT")
     length = struct.unpack(">I", png[idat - 4 : idat])[0]
