@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -78,3 +79,11 @@ def test_every_verb_is_built_and_every_option_explained():
             if isinstance(param, click.Option) and not param.hidden and not param.help:
                 missing.append(f"{name} {param.opts[0]}")
     assert not missing, f"options without help: {missing}"
+
+
+def test_installed_package_is_not_shadowed_from_the_repository_root():
+    """Python started in the clone's root (``python -m pytest``, ``python -c``) must
+    import the installed package whole, not a half of it found in the working tree."""
+    root = Path(__file__).resolve().parents[1]
+    result = run_python("import gender_cli.cli.main, gender_cli.infer.images, gender_cli.export.api", root)
+    assert result.returncode == 0, result.stderr
