@@ -28,6 +28,11 @@ COMMANDS = {
 }
 
 
+# Modules that only the [train] extra installs; a verb that needs one of them on an
+# inference-only install gets an install hint instead of a traceback.
+TRAIN_EXTRA_MODULES = {"tensorflow", "keras", "tf2onnx", "onnx", "scipy", "h5py", "matplotlib"}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -49,6 +54,14 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except GenderCliError as exc:
             raise click.ClickException(str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").split(".")[0]
+            if missing not in TRAIN_EXTRA_MODULES:
+                raise
+            raise click.ClickException(
+                f"'{ctx.invoked_subcommand}' needs {missing}, which the inference-only install "
+                "leaves out; install the training extra: pip install 'gender-cli[train]'"
+            ) from exc
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -87,3 +87,20 @@ def test_installed_package_is_not_shadowed_from_the_repository_root():
     root = Path(__file__).resolve().parents[1]
     result = run_python("import gender_cli.cli.main, gender_cli.infer.images, gender_cli.export.api", root)
     assert result.returncode == 0, result.stderr
+
+
+def test_training_verb_without_the_train_extra_names_the_extra(tmp_path):
+    """On an inference-only install, convert says what to install instead of a traceback."""
+    from gender_cli.convert.standin import write_standin
+
+    mat = write_standin(tmp_path / "vgg_face.mat", size="tiny")
+    code = (
+        "import sys\n"
+        "sys.modules['tensorflow'] = None  # as if the [train] extra were not installed\n"
+        "from gender_cli.cli.main import main\n"
+        f"main(['convert', {str(mat)!r}, '-o', {str(tmp_path / 'out')!r}])\n"
+    )
+    result = run_python(code, tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "needs tensorflow" in result.stderr and "pip install 'gender-cli[train]'" in result.stderr
