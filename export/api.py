@@ -23,7 +23,7 @@ from gender_cli.convert.network import Network
 from gender_cli.errors import GenderCliError
 from gender_cli.export import calibration as calib
 from gender_cli.export.backbone_graph import emit_backbone
-from gender_cli.export.checks import compare, run_model
+from gender_cli.export.checks import compare, input_noise_baseline, run_model
 from gender_cli.export.graph_builder import FLOAT, GraphBuilder, from_model
 from gender_cli.export.head_graph import HEAD_PREFIX, emit_head, load_head
 from gender_cli.export.metadata import build_metadata
@@ -168,6 +168,12 @@ def _export_int8(network, out, descriptor, head_dir, calibration, external_data,
         candidate, _ = run_model(work / "int8.onnx", images.images, _output_names(head), progress=progress)
         figures = compare(reference, candidate, "int8", _threshold(head), images.source)
         figures["quantization"] = settings
+        baseline = input_noise_baseline(fp32_path, images.images, reference, _threshold(head), progress)
+        figures["fp32_input_noise_baseline"] = baseline
+        figures["noise_to_spread_over_baseline"] = (
+            figures["descriptor_noise_to_spread"] / baseline["descriptor_noise_to_spread"]
+            if baseline["descriptor_noise_to_spread"] > 0 else None
+        )
         figures["note"] = "checked on the calibration images themselves"
         if images.skipped:
             figures["unreadable_skipped"] = images.skipped

@@ -89,16 +89,41 @@ def test_fp16_meets_its_goal_on_the_tiny_model(exported):
     assert 0 < checks["fp32_peak_abs_activation"] < checks["fp16_max"]
 
 
-def test_int8_agreement_on_the_tiny_model(exported):
-    """The goal (99 %) is reported, not assumed: the tiny stand-in's 4-8 channel layers
-    quantize far worse than the real network's 64-512, so it is asserted loosely here
-    and measured on the full-size model in bench/results/export.json."""
+def test_int8_agreement_on_the_tiny_model(exported, calibration_folder):
+    """The goal (99 %) is reported, not assumed, and the tiny stand-in cannot reach it:
+    its float32 graph flips about as many labels when the images get +-1 of uint8 noise
+    (the recorded baseline, recomputed here). What int8 must do is stay within that
+    sensitivity: measured 0.945 agreement (11 of 200 labels) against the baseline's
+    0.935, error/spread 0.31 against 0.28 (onnxruntime 1.31, VNNI CPU)."""
     checks = exported["int8"].checks
     assert checks["goal"] == 0.99 and checks["meets_goal"] == (checks["label_agreement"] >= 0.99)
-    assert checks["label_agreement"] >= 0.9, checks
+    assert checks["label_agreement"] >= 0.92, checks
     assert checks["descriptor_cosine_mean"] >= 0.98, checks
-    assert checks["quantization"]["per_channel"] is True
-    assert checks["quantization"]["reduce_range"] == needs_reduce_range()
+    q = checks["quantization"]
+    assert q["per_channel"] is True and q["calibration"] == "MinMax"
+    assert q["reduce_range"] == needs_reduce_range()
+    assert q["calibration_images"] == CALIBRATION_IMAGES
+    assert {"head_dense_0", "head_dense_1", "head_softmax"} <= set(q["float_nodes"])
+
+    images = folder_images(calibration_folder)
+    noise = np.random.default_rng(0).integers(-1, 2, images.shape, dtype=np.int16)  # as checks draws it
+    noisy = np.clip(images.astype(int) + noise, 0, 255).astype(np.uint8)
+    assert 0 < np.abs(noisy.astype(int) - images).max() == 1
+    ref = outputs(exported["fp32"].path, images)
+    moved = outputs(exported["fp32"].path, noisy)
+    labels = ref[contract.PROBABILITIES][:, 1] >= 0.5
+    baseline = checks["fp32_input_noise_baseline"]
+    assert baseline["label_agreement"] == pytest.approx(
+        (labels == (moved[contract.PROBABILITIES][:, 1] >= 0.5)).mean(), abs=1e-12)
+    assert checks["reference_majority_share"] == pytest.approx(max(labels.mean(), 1 - labels.mean()))
+    error = np.sqrt(np.mean((moved[contract.DESCRIPTOR] - ref[contract.DESCRIPTOR]) ** 2))
+    spread = np.sqrt(np.mean((ref[contract.DESCRIPTOR] - ref[contract.DESCRIPTOR].mean(axis=0)) ** 2))
+    assert baseline["descriptor_noise_to_spread"] == pytest.approx(error / spread, rel=1e-4)
+    # int8 is no worse than +-1 of input noise, give or take a few labels
+    assert checks["label_agreement"] >= baseline["label_agreement"] - 0.02, checks
+    assert checks["noise_to_spread_over_baseline"] == pytest.approx(
+        checks["descriptor_noise_to_spread"] / baseline["descriptor_noise_to_spread"])
+    assert checks["noise_to_spread_over_baseline"] <= 1.5, checks
 
 
 def test_fp16_graph_computes_in_half_with_float32_ends(exported):
