@@ -197,6 +197,12 @@ def _print_summary(result) -> None:
             f"{checks[measure]:.4f} ({verdict} the goal {checks['goal']}){extra}, "
             f"descriptor cosine min {checks['descriptor_cosine_min']:.4f}"
         )
+        baseline = checks.get("fp32_input_noise_baseline", {})
+        if baseline.get("label_agreement") is not None:
+            click.echo(
+                f"  for scale: fp32 vs itself with +-1 uint8 input noise: label_agreement "
+                f"{baseline['label_agreement']:.4f}"
+            )
         if checks.get("fp16_overflow_risk"):
             click.echo("Warning: fp32 activations exceed the float16 range; the fp16 graph may overflow", err=True)
         if not checks["meets_goal"]:
