@@ -7,7 +7,8 @@
   side alone is timed too, so the bottleneck is visible.
 - Side by side: the other precision variants stored next to the model
   (``classifier-<precision>.onnx``), each model-only with the same settings, as
-  ratios to fp32; TensorFlow on the same weights lives in ``tf_compare`` (optional).
+  ratios to fp32; TensorFlow and PyTorch on the same weights live in ``tf_compare``
+  and ``torch_compare`` (optional, each imported only when asked for).
 
 Results are plain dicts (the JSON written by ``gender-cli bench --json``); nothing
 here prints. Figures: img/s, and per-batch latency mean/min/p50/p90/p99/max in ms.
@@ -196,6 +197,7 @@ def run_benchmark(
     images: str | os.PathLike | None = None,
     variants: bool = True,
     compare_tf: bool = False,
+    compare_torch: bool = False,
     threads: int | None = None,
     workers: int | None = None,
     target_seconds: float = DEFAULT_SECONDS,
@@ -245,7 +247,16 @@ def run_benchmark(
         if tf_speed:
             result["tensorflow"]["onnxruntime_speedup"] = model_only["images_per_second"] / tf_speed
 
-    result["pytorch"] = _pytorch_status()
+    if compare_torch:
+        say("PyTorch on the same weights")
+        from gender_cli.bench.torch_compare import bench_pytorch
+
+        result["pytorch"] = bench_pytorch(model, batch, warmup, iters, target_seconds)
+        torch_speed = result["pytorch"].get("images_per_second")
+        if torch_speed:
+            result["pytorch"]["onnxruntime_speedup"] = model_only["images_per_second"] / torch_speed
+    else:
+        result["pytorch"] = _pytorch_status()
     return result
 
 
@@ -278,11 +289,12 @@ def _bench_variants(model_path, model, model_only, batch, device, warmup, iters,
 
 
 def _pytorch_status() -> dict[str, Any]:
+    """What ``pytorch`` says when no comparison was asked for."""
     import importlib.util
 
-    if importlib.util.find_spec("torch") is None:
-        return {"skipped": "torch is not installed"}
-    return {"skipped": "torch is installed, but no PyTorch port of the network exists in gender-cli"}
+    installed = importlib.util.find_spec("torch") is not None
+    reason = "not asked for (--compare-torch)" if installed else "torch is not installed"
+    return {"skipped": reason, "requested": False}
 
 
 def _model_bytes(path: Path) -> int:

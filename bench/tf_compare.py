@@ -3,8 +3,9 @@
 Imported only when asked for; TensorFlow is imported inside the function. The Keras
 model is the workspace's converted network (``gender-cli convert``) up to the
 classifier's descriptor layer, plus the latest trained head (``gender-cli train``)
-as Dense layers when there is one. It takes float32 0..255 RGB (Keras has no uint8
-preprocessing inside), so the cast is part of each timed call, as in the ONNX graph.
+as Dense layers when there is one (both found by ``same_weights``). It takes float32
+0..255 RGB (Keras has no uint8 preprocessing inside), so the cast is part of each
+timed call, as in the ONNX graph.
 Anything missing makes the comparison ``skipped`` with the reason, not an error.
 """
 
@@ -51,34 +52,22 @@ def bench_tensorflow(model: LoadedModel, batch: int, warmup: int, iters: int | N
 
 
 def _keras_classifier(model: LoadedModel):
-    from gender_cli import workspace
-    from gender_cli.convert.source import load_network
-    from gender_cli.head_spec import HeadSpec
+    from gender_cli.bench.same_weights import find_same_weights
 
-    network = load_network(None)  # TF-free: fails fast before TensorFlow is imported
+    weights = find_same_weights(model)  # TF-free: fails fast before TensorFlow is imported
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     from gender_cli.convert.keras_model import keras_descriptor_model
 
-    notes = []
-    sha = model.info.raw.get("source_sha256")
-    if sha and getattr(network, "source_sha256", None) and network.source_sha256 != sha:
-        notes.append("the workspace network's weights differ from the ONNX model's (speed comparison only)")
-    descriptor = keras_descriptor_model(network, model.info.descriptor, input_size=model.info.image_size)
-    try:
-        head_dir = workspace.latest_head_dir()
-    except GenderCliError:
-        notes.append("no trained head in the workspace: Keras runs the backbone up to the descriptor only")
-        return descriptor, notes
-    spec, kernels, biases = HeadSpec.load(head_dir)
-    if spec.descriptor != model.info.descriptor:
-        notes.append(f"latest head uses {spec.descriptor}; timing the backbone only")
-        return descriptor, notes
+    descriptor = keras_descriptor_model(weights.network, model.info.descriptor, input_size=model.info.image_size)
+    if weights.head is None:
+        return descriptor, weights.notes
     x = descriptor.output
+    kernels, biases = weights.head.kernels, weights.head.biases
     for index, (kernel, bias) in enumerate(zip(kernels, biases)):
         last = index == len(kernels) - 1
         dense = keras.layers.Dense(kernel.shape[1], activation="softmax" if last else "relu", name=f"head_{index}")
         x = dense(x)
         dense.set_weights([np.asarray(kernel), np.asarray(bias)])
-    return keras.Model(descriptor.input, x, name="keras_gender_classifier"), notes
+    return keras.Model(descriptor.input, x, name="keras_gender_classifier"), weights.notes

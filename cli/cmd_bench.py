@@ -48,6 +48,13 @@ from gender_cli.cli.messages import notice, warn_if_standin
     "(needs TensorFlow and 'gender-cli convert'; skipped with a reason otherwise).",
 )
 @click.option(
+    "--compare-torch",
+    is_flag=True,
+    help="Also time PyTorch on the workspace's converted network and head, fed the same batch "
+    "(fp32 on CPU; fp16 and channels_last on CUDA) and report onnxruntime's speed-up over it "
+    "(needs torch and 'gender-cli convert'; skipped with a reason otherwise).",
+)
+@click.option(
     "--threads",
     type=click.IntRange(1, 1024),
     default=None,
@@ -55,7 +62,9 @@ from gender_cli.cli.messages import notice, warn_if_standin
 )
 @workers_option
 @quiet_option
-def bench(model_path, batch, device, warmup, iters, images, json_path, variants, compare_tf, threads, workers, quiet):
+def bench(
+    model_path, batch, device, warmup, iters, images, json_path, variants, compare_tf, compare_torch, threads, workers, quiet
+):
     """Measure img/s and per-batch latency (p50/p90/p99) of an exported classifier."""
     from gender_cli import workspace
     from gender_cli.bench.benchmark import run_benchmark, write_json_atomically
@@ -71,6 +80,7 @@ def bench(model_path, batch, device, warmup, iters, images, json_path, variants,
         images=images,
         variants=variants,
         compare_tf=compare_tf,
+        compare_torch=compare_torch,
         threads=threads,
         workers=workers,
         command=_command_line(click.get_current_context()),
@@ -139,4 +149,10 @@ def format_report(result: dict) -> str:
             lines.append(f"{'tensorflow':<24} skipped: {tf['skipped']}")
         else:
             lines.append(_figures(f"tensorflow {tf['tensorflow']}", tf) + f"  onnxruntime x{tf['onnxruntime_speedup']:.2f}")
+    torch_figures = result.get("pytorch")
+    if torch_figures and "skipped" not in torch_figures:
+        name = f"pytorch {torch_figures['torch']} {torch_figures['precision']}"
+        lines.append(_figures(name, torch_figures) + f"  onnxruntime x{torch_figures['onnxruntime_speedup']:.2f}")
+    elif torch_figures and torch_figures.get("requested", True):
+        lines.append(f"{'pytorch':<24} skipped: {torch_figures['skipped']}")
     return "\n".join(lines)
