@@ -32,6 +32,7 @@ import numpy as np
 import onnxruntime as ort
 
 from gender_cli import __version__, contract
+from gender_cli.bench.machine import cpu_model
 from gender_cli.infer.batches import default_workers, iter_batches
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.session import LoadedModel, describe_model, open_session
@@ -154,22 +155,12 @@ def device_description(providers: list[str]) -> dict[str, Any]:
     cores = default_workers()
     description: dict[str, Any] = {
         "kind": "cuda" if "CUDAExecutionProvider" in providers else "cpu",
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_cores": cores,
         "gpu": _gpu_name(),
         "platform": platform.platform(),
     }
     return description
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _gpu_name() -> str | None:

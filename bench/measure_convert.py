@@ -23,8 +23,9 @@ import sys
 import tempfile
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
+
+from gender_cli.bench.machine import cpu_model, memory_gib, package_versions
 
 TARGET_SECONDS = 20.0
 TARGET_PEAK_GIB = 3.0
@@ -34,26 +35,11 @@ PACKAGES = ("gender-cli", "tensorflow", "keras", "numpy", "scipy", "h5py", "clic
 
 
 def machine_info() -> dict:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_total_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_total_gib = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
     return {
-        "cpu_model": cpu_model or platform.processor(),
+        "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "ram_gib": mem_total_gib,
+        "ram_gib": memory_gib(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
@@ -61,13 +47,7 @@ def machine_info() -> dict:
 
 
 def versions() -> dict:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    return package_versions(PACKAGES)
 
 
 def make_standin(folder: Path, layout: str, mat_version: str) -> tuple[Path, float]:

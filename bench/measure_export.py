@@ -26,10 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from gender_cli.bench.machine import cpu_model, memory_gib, package_versions
 
 TARGET_SECONDS = 20.0
 TARGET_PEAK_GIB = 3.0
@@ -38,32 +39,17 @@ PACKAGES = ("gender-cli", "onnx", "onnxruntime-gpu", "numpy", "click")
 
 
 def machine_info() -> dict:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
     from gender_cli.export.quantize_int8 import cpu_flags
 
     flags = cpu_flags()
     return {
-        "cpu": cpu_model,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "memory_gib": round(memory_gib, 1),
+        "memory_gib": memory_gib(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "int8_flags": sorted(flags & {"avx2", "avx512_vnni", "avx_vnni", "amx_int8"}),
-        "versions": versions,
+        "versions": package_versions(PACKAGES),
     }
 
 

@@ -180,17 +180,7 @@ def _maps(layer: Layer, shape: Shape) -> Shape:
 
 def _pool_module(layer: Layer, shape: Shape, dtype, device) -> tuple[nn.Module, Shape]:
     c, h, w = _maps(layer, shape)
-    if layer.pool is None:
-        raise ModelFileError(f"pool layer {layer.name!r} has no window size")
-    ph, pw = (int(p) for p in layer.pool)
-    top, bottom, left, right = (int(p) for p in layer.pad)
-    if max(top, bottom) >= ph or max(left, right) >= pw:
-        raise ModelFileError(
-            f"layer {layer.name!r}: padding {tuple(layer.pad)} must be smaller than the pool window {layer.pool}"
-        )
-    if layer.method not in ("max", "avg"):
-        raise ModelFileError(f"layer {layer.name!r}: unknown pooling method {layer.method!r}")
-    sy, sx = (int(s) for s in layer.stride)
+    (ph, pw), (sy, sx), (top, bottom, left, right) = layer.pool_geometry()
     out = (c, output_size(h, ph, sy, top, bottom), output_size(w, pw, sx, left, right))
     return Pool(layer, (h, w), dtype, device), out
 

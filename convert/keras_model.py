@@ -187,13 +187,7 @@ def _conv(layer: Layer, x):
 
 
 def _pool(layer: Layer, x):
-    if layer.method not in ("max", "avg"):
-        raise ModelFileError(f"layer {layer.name!r}: unknown pooling method {layer.method!r}")
-    top, bottom, left, right = layer.pad
-    if max(top, bottom) >= layer.pool[0] or max(left, right) >= layer.pool[1]:
-        raise ModelFileError(
-            f"layer {layer.name!r}: padding {layer.pad} must be smaller than the pool window {layer.pool}"
-        )
+    layer.pool_geometry()  # validates window, method and padding
     if any(layer.pad):
         return MatConvNetPooling2D(layer.pool, layer.stride, layer.pad, layer.method, name=layer.name)(x)
     pooling = keras.layers.MaxPooling2D if layer.method == "max" else keras.layers.AveragePooling2D

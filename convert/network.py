@@ -44,6 +44,21 @@ class Layer:
     def num_params(self) -> int:
         return sum(a.size for a in (self.weights, self.bias) if a is not None)
 
+    def pool_geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int]]:
+        """``(window, stride, pad)`` of a pool layer, checked as MatConvNet checks them."""
+        if self.pool is None:
+            raise ModelFileError(f"pool layer {self.name!r} has no window size")
+        if self.method not in ("max", "avg"):
+            raise ModelFileError(f"layer {self.name!r}: unknown pooling method {self.method!r}")
+        ph, pw = (int(p) for p in self.pool)
+        top, bottom, left, right = (int(p) for p in self.pad)
+        if max(top, bottom) >= ph or max(left, right) >= pw:
+            raise ModelFileError(
+                f"layer {self.name!r}: padding {tuple(self.pad)} must be smaller than the pool window {tuple(self.pool)}"
+            )
+        sy, sx = (int(s) for s in self.stride)
+        return (ph, pw), (sy, sx), (top, bottom, left, right)
+
     def describe(self) -> dict:
         """Everything but the arrays, JSON-ready."""
         d = {

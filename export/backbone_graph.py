@@ -122,22 +122,12 @@ def _require_maps(layer: Layer, flow: Flow) -> tuple[int, int, int]:
 
 def emit_pool(g: GraphBuilder, layer: Layer, flow: Flow, dtype: np.dtype) -> Flow:
     c, h, w = _require_maps(layer, flow)
-    if layer.pool is None:
-        raise ModelFileError(f"pool layer {layer.name!r} has no window size")
-    ph, pw = (int(p) for p in layer.pool)
-    top, bottom, left, right = (int(p) for p in layer.pad)
-    if max(top, bottom) >= ph or max(left, right) >= pw:
-        raise ModelFileError(
-            f"layer {layer.name!r}: padding {tuple(layer.pad)} must be smaller than the pool window {layer.pool}"
-        )
-    sy, sx = (int(s) for s in layer.stride)
+    (ph, pw), (sy, sx), (top, bottom, left, right) = layer.pool_geometry()
     attrs = dict(kernel_shape=[ph, pw], strides=[sy, sx], pads=onnx_pads(layer), ceil_mode=0)
     if layer.method == "max":
         tensor = g.node("MaxPool", [flow.tensor], layer.name, **attrs)
-    elif layer.method == "avg":
-        tensor = g.node("AveragePool", [flow.tensor], layer.name, count_include_pad=0, **attrs)
     else:
-        raise ModelFileError(f"layer {layer.name!r}: unknown pooling method {layer.method!r}")
+        tensor = g.node("AveragePool", [flow.tensor], layer.name, count_include_pad=0, **attrs)
     return Flow(tensor, (c, output_size(h, ph, sy, top, bottom), output_size(w, pw, sx, left, right)))
 
 
