@@ -33,6 +33,7 @@ import onnxruntime as ort
 
 from gender_cli import __version__, contract
 from gender_cli.bench.machine import cpu_model
+from gender_cli.errors import ModelFileError
 from gender_cli.infer.batches import default_workers, iter_batches
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.session import LoadedModel, describe_model, open_session
@@ -259,7 +260,15 @@ def _bench_variants(model_path, model, model_only, batch, device, warmup, iters,
             figures[precision] = {"model": str(path), "images_per_second": model_only["images_per_second"], "latency_ms": model_only["latency_ms"]}
             continue
         say(f"variant {precision}: {path.name}")
-        variant = open_session(path, device=device, threads=threads)
+        try:
+            variant = open_session(path, device=device, threads=threads)
+        except ModelFileError as exc:  # a broken sibling must not sink the figures already measured
+            figures[precision] = {"model": str(path), "skipped": str(exc)}
+            continue
+        if variant.info.kind != model.info.kind:
+            reason = f"a {variant.info.kind} graph, not a {model.info.kind}"
+            figures[precision] = {"model": str(path), "skipped": reason}
+            continue
         if variant.info.input_size != model.info.input_size:
             figures[precision] = {"model": str(path), "skipped": "different input size"}
             continue

@@ -6,7 +6,9 @@ import shlex
 
 import click
 
-from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
+from gender_cli.cli.options import (
+    batch_option, check_output_location, device_option, model_option, quiet_option, workers_option,
+)
 from gender_cli.cli.messages import notice, warn_if_standin
 
 
@@ -69,6 +71,8 @@ def bench(
     from gender_cli import workspace
     from gender_cli.bench.benchmark import run_benchmark, write_json_atomically
 
+    if json_path:
+        check_output_location(json_path, "--json")
     model_path = model_path or str(workspace.latest_classifier())
     progress = None if quiet else (lambda message: click.echo(f"bench: {message}", err=True))
     result = run_benchmark(
@@ -136,6 +140,8 @@ def format_report(result: dict) -> str:
         lines.append(
             f"{'':<24} e2e/model-only {e2e['ratio_to_model_only']:.2f}; decode alone "
             f"{e2e['decode_only_images_per_second']:.1f} img/s with {e2e['decode_workers']} workers"
+            + (f"; {e2e['failed_files']} of these files unreadable (still counted in img/s)"
+               if e2e.get("failed_files") else "")
         )
     for precision, entry in (result.get("variants") or {}).items():
         if "skipped" in entry:

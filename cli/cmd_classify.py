@@ -75,12 +75,12 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
         raise click.UsageError("--resume and --force contradict each other; choose one")
     if output == STDOUT and resume:
         raise click.UsageError("--resume needs an output file, not '-'")
+    if output != STDOUT and os.path.isdir(output):
+        raise click.UsageError(f"--output {output} is a folder; give a file name")
     if output != STDOUT and os.path.exists(output) and not (resume or force):
         raise click.UsageError(
             f"{output} already exists; pass --resume to continue it or --force to replace it"
         )
-    if output != STDOUT and os.path.isdir(output):
-        raise click.UsageError(f"--output {output} is a folder; give a file name")
 
     model = load_classifier(model_path, device)
     warn_if_standin(model.info.standin)

@@ -30,6 +30,14 @@ BROKEN_FILES = {
     "truncated.jpg": None,  # the first 300 bytes of a real JPEG, written below
 }
 
+# everything a demo writes into --dir; a folder holding anything else is not emptied
+DEMO_OUTPUTS = {"vgg_face.mat", "data", "inbox", "run", "predictions.csv", "bench.json", "workspace"}
+
+
+def _is_temporary(name: str) -> bool:
+    """A temporary file of an interrupted demo (``.vgg_face.mat.<random>.tmp``, ...)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
 
 @contextmanager
 def _workspace(path: Path):
@@ -88,8 +96,13 @@ def demo(directory: Path, size: str, seed: int) -> None:
     """
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()):
-        if not (directory / "workspace").is_dir():
-            raise click.UsageError(f"{directory} exists and is not an earlier demo; pass another --dir")
+        # emptied only when it holds nothing but what a demo makes: a user folder that
+        # merely has a workspace/ in it must never be deleted
+        foreign = sorted(p.name for p in directory.iterdir()
+                         if p.name not in DEMO_OUTPUTS and not _is_temporary(p.name))
+        if not (directory / "workspace").is_dir() or foreign:
+            extra = f" (it holds {', '.join(foreign[:5])})" if foreign else ""
+            raise click.UsageError(f"{directory} exists and is not an earlier demo{extra}; pass another --dir")
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     plan = SIZES[size]

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
+from gender_cli.cli.options import (
+    batch_option, check_output_location, device_option, model_option, quiet_option, workers_option,
+)
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.cli.messages import warn_if_standin
 
@@ -36,6 +38,8 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, worke
     """
     from gender_cli.train.evaluate import evaluate_classifier
 
+    if out_dir is not None:
+        check_output_location(out_dir, "--output")
     result = evaluate_classifier(
         data, model_path=Path(model_path) if model_path else None, out_dir=out_dir, layout=layout,
         split=split, splits_file=splits_file, batch_size=batch, workers=workers, device=device,

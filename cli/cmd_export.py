@@ -160,10 +160,9 @@ def export(model, head, backbone_only, output, precision, calibration, descripto
     descriptor = descriptor or contract.DEFAULT_DESCRIPTOR
     if output is None:
         output = workspace.classifier_path(precision) if head_dir else workspace.backbone_path(descriptor, precision)
+    network = load_network(model)  # first: without a network, the head note would be noise
     if note:
         click.echo(f"Note: {note}", err=True)
-
-    network = load_network(model)
     progress = _Progress(quiet)
     try:
         result = export_onnx(

@@ -43,7 +43,8 @@ def make_standin(output: Path, size: str, layout: str, mat_version: str, seed: i
     if output.exists() and not force:
         raise click.ClickException(f"{output} already exists; pass --force to overwrite it")
     if not output.parent.is_dir():
-        raise click.BadParameter(f"folder {output.parent} does not exist", param_hint="'--output'")
+        problem = "is a file, not a folder" if output.parent.exists() else "does not exist"
+        raise click.BadParameter(f"folder {output.parent} {problem}", param_hint="'--output'")
     from gender_cli.convert.standin import standin_param_count, write_standin
 
     if not quiet:

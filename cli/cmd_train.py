@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from gender_cli.cli.options import batch_option, device_option, quiet_option, workers_option
+from gender_cli.cli.options import (
+    batch_option, check_output_location, device_option, quiet_option, workers_option,
+)
 from gender_cli.contract import DEFAULT_DESCRIPTOR, DESCRIPTORS
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.cli.messages import warn_if_standin
@@ -88,6 +90,14 @@ def train(data, run_dir, model, layout, descriptor, fractions, splits_file, ageg
     """
     from gender_cli.train.run import TrainOptions, run_training
 
+    if run_dir is not None:
+        check_output_location(run_dir, "--output")
+    source = click.get_current_context().get_parameter_source("data")
+    if source == click.core.ParameterSource.DEFAULT and not Path(data).exists():
+        raise click.ClickException(
+            f"no ./{data} folder here; give the labelled images: gender-cli train DATA "
+            "(class folders male/ female/, agegender, UTKFace names or a CSV manifest)"
+        )
     def log(message: str) -> None:
         if not quiet:
             click.echo(message, err=True)

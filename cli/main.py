@@ -2,12 +2,15 @@
 
 Verbs are loaded lazily from ``cli/cmd_<verb>.py`` so that ``gender-cli --help``,
 ``classify`` and ``bench`` never import TensorFlow. Library errors
-(:class:`GenderCliError`) become one-line Click errors with exit status 1.
+(:class:`GenderCliError`) and file-system errors on a named path (``OSError`` with a
+file name: permission denied, a file where a folder should be, disk full) become
+one-line Click errors with exit status 1.
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import click
 
@@ -54,6 +57,13 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except GenderCliError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            # A file-system refusal on a path the user gave (read-only folder, a file where a
+            # folder should be, disk full) is theirs to fix, not a bug: one line, no traceback.
+            # OSErrors without a file name (a broken stdout pipe, ...) keep their usual path.
+            if exc.filename is None:
+                raise
+            raise click.ClickException(_os_error_message(exc)) from exc
         except ModuleNotFoundError as exc:
             missing = (exc.name or "").split(".")[0]
             if missing not in TRAIN_EXTRA_MODULES:
@@ -62,6 +72,17 @@ class LazyGroup(click.Group):
                 f"'{ctx.invoked_subcommand}' needs {missing}, which the inference-only install "
                 "leaves out; install the training extra: pip install 'gender-cli[train]'"
             ) from exc
+
+
+def _os_error_message(exc: OSError) -> str:
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and isinstance(exc.filename, str):
+        # what mkdir(parents=True, exist_ok=True) and open() say when a file stands where
+        # the path needs a folder: name that file
+        blocker = next((p for p in (Path(exc.filename), *Path(exc.filename).parents) if p.is_file()), None)
+        if blocker is not None:
+            return f"{blocker} is a file; a folder is needed there"
+    where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+    return f"{where}: {exc.strerror or exc}"
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

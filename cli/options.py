@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -56,3 +59,18 @@ def workers_option(fn):
         default=None,
         help="Image decoding threads running beside inference. Default: number of CPU cores.",
     )(fn)
+
+
+def check_output_location(path: str | Path, param_hint: str) -> None:
+    """Refuse an output path that cannot be written, before the work rather than after it.
+
+    The nearest existing folder at or above the output must be a folder we may write in
+    (the rest of the path is created later).
+    """
+    path = Path(path)
+    start = path if path.is_dir() else path.parent
+    existing = next(p for p in (start, *start.parents) if p.exists())
+    if not existing.is_dir():
+        raise click.BadParameter(f"{existing} is a file; a folder is needed there", param_hint=param_hint)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write in {existing} (permission denied)", param_hint=param_hint)

@@ -47,6 +47,10 @@ class HeadSpec:
         run_dir = Path(run_dir)
         if run_dir.is_file():
             run_dir = run_dir.parent
+        if not (run_dir / SPEC_FILE).is_file():
+            raise ModelFileError(
+                f"no trained head in {run_dir} (no {SPEC_FILE}); give a 'gender-cli train' run folder"
+            )
         try:
             spec = cls(**json.loads((run_dir / SPEC_FILE).read_text()))
             with np.load(run_dir / WEIGHTS_FILE) as npz:

@@ -92,9 +92,9 @@ def latest_classifier() -> Path:
     candidates = sorted(models_dir().glob("classifier-*.onnx"), key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise MissingArtifactError(
-            f"no exported classifier in {models_dir()}; make one with "
-            "'gender-cli convert', 'gender-cli train DATA/' and 'gender-cli export' "
-            "(or pass --model FILE.onnx)"
+            f"no exported classifier in {models_dir()}; make one with 'gender-cli convert' "
+            "then 'gender-cli train DATA/' (which exports classifier-fp32.onnx), "
+            "or pass --model FILE.onnx"
         )
     return candidates[-1]
 

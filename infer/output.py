@@ -135,6 +135,8 @@ def open_output(
         return PredictionWriter(output, fmt, labels, fd), existing
 
     if path.parent and not path.parent.is_dir():
+        if path.parent.exists():
+            raise GenderCliError(f"output folder {path.parent} is a file, not a folder")
         raise GenderCliError(f"output folder does not exist: {path.parent}")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)

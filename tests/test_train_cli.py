@@ -30,7 +30,10 @@ def test_default_data_folder_is_dot_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke(["train"])
     assert result.exit_code == 1
-    assert result.output.strip() == "Error: data folder data does not exist"
+    assert result.output.strip() == (
+        "Error: no ./data folder here; give the labelled images: gender-cli train DATA "
+        "(class folders male/ female/, agegender, UTKFace names or a CSV manifest)"
+    )
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -326,6 +326,15 @@ def detect_layout(root: Path) -> str:
     for name in DETECTION_ORDER:
         if LAYOUTS[name].detect(root):
             return name
+    found = _class_folders(root)
+    if len(found) == 1:
+        (label, folders), = found.items()
+        names = [word + "/" for word, index in CLASS_FOLDER_WORDS.items() if index != label]
+        raise GenderCliError(
+            f"{root} has a {', '.join(f.name + '/' for f in folders)} class folder but no "
+            f"{LABELS[1 - label]} one ({', '.join(names)}); training needs both classes "
+            "('gender-cli evaluate --layout folders' accepts one)"
+        )
     raise GenderCliError(
         f"cannot tell the layout of {root}: expected class folders (male/, female/), "
         "an agegender_cleaned tree (combined/aligned/25_F/...), UTKFace file names "
@@ -345,9 +354,9 @@ def load_dataset(data: Path | str, layout: str = "auto") -> Dataset:
     dataset = LAYOUTS[name].read(root)
     dataset.samples.sort(key=lambda s: str(s.path))
     if not dataset.samples:
+        skipped = "; ".join(f"{r} ({n})" for r, n in dataset.skipped_reasons().items())
         raise GenderCliError(
             f"no usable images in {root} (layout {name}); "
-            f"{len(dataset.skipped)} item(s) skipped: "
-            + "; ".join(f"{r} ({n})" for r, n in dataset.skipped_reasons().items())
+            + (f"{len(dataset.skipped)} item(s) skipped: {skipped}" if skipped else "it lists no images")
         )
     return dataset

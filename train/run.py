@@ -129,13 +129,14 @@ def run_training(
     plan = plan_splits(dataset, options.fractions, options.seed, options.agegender_split, options.splits_file)
     for note in plan.notes:
         say(f"splits: {note}")
+    # the same check runs again after extraction (unreadable images drop out); failing
+    # here first spares the extraction and leaves no half-made run folder behind
+    all_labels = np.array([s.label for s in dataset.samples], int)
+    _check_trainable({name: np.flatnonzero(np.array([s == name for s in plan.splits], bool))
+                      for name in SPLITS}, all_labels)
 
     if network is None:
         network = _load_network(options.model)
-    run_dir = Path(options.run_dir) if options.run_dir else workspace.new_run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_splits(run_dir / SPLITS_FILE, dataset, plan)
-
     used = [i for i, s in enumerate(plan.splits) if s is not None]
     paths = [dataset.samples[i].path for i in used]
     labels = np.array([dataset.samples[i].label for i in used], int)
@@ -158,6 +159,10 @@ def run_training(
 
     rows = {name: np.flatnonzero(np.array([s == name for s in splits]) & desc.ok) for name in SPLITS}
     _check_trainable(rows, labels)
+    # made only now, so a failed or interrupted extraction leaves no half-made run folder
+    run_dir = Path(options.run_dir) if options.run_dir else workspace.new_run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_splits(run_dir / SPLITS_FILE, dataset, plan)
     trained = train_head(
         desc.descriptors[rows["train"]], labels[rows["train"]],
         desc.descriptors[rows["val"]], labels[rows["val"]], options.head_config(),
