@@ -82,8 +82,8 @@ def _write_inbox(inbox: Path, data_source: Path, per_class: int, seed: int) -> d
               help="Folder for everything the demo makes (its own workspace included); "
               "emptied first if it holds an earlier demo.")
 @click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True,
-              help="'tiny': stand-in network with few channels (about a minute or two on 2 cores); "
-              "'full': the real 145 M-parameter shapes (much slower on a CPU).")
+              help="'tiny': stand-in network with few channels (under a minute on 2 cores); "
+              "'full': the real 145 M-parameter shapes (about 5 minutes on 2 cores).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the stand-in weights, the generated images and training.")
 def demo(directory: Path, size: str, seed: int) -> None:
