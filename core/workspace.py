@@ -93,8 +93,8 @@ def latest_classifier() -> Path:
     if not candidates:
         raise MissingArtifactError(
             f"no exported classifier in {models_dir()}; make one with 'gender-cli convert' "
-            "then 'gender-cli train DATA/' (which exports classifier-fp32.onnx), "
-            "or pass --model FILE.onnx"
+            "then 'gender-cli train DATA/' (it exports classifier-fp32.onnx; 'gender-cli export' "
+            "makes the fp16 and int8 ones), or pass --model FILE.onnx"
         )
     return candidates[-1]
 
