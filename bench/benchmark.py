@@ -234,19 +234,13 @@ def run_benchmark(
         say("TensorFlow on the same weights")
         from gender_cli.bench.tf_compare import bench_tensorflow
 
-        result["tensorflow"] = bench_tensorflow(model, batch, warmup, iters, target_seconds)
-        tf_speed = result["tensorflow"].get("images_per_second")
-        if tf_speed:
-            result["tensorflow"]["onnxruntime_speedup"] = model_only["images_per_second"] / tf_speed
+        result["tensorflow"] = _with_speedup(bench_tensorflow(model, batch, warmup, iters, target_seconds), model_only)
 
     if compare_torch:
         say("PyTorch on the same weights")
         from gender_cli.bench.torch_compare import bench_pytorch
 
-        result["pytorch"] = bench_pytorch(model, batch, warmup, iters, target_seconds)
-        torch_speed = result["pytorch"].get("images_per_second")
-        if torch_speed:
-            result["pytorch"]["onnxruntime_speedup"] = model_only["images_per_second"] / torch_speed
+        result["pytorch"] = _with_speedup(bench_pytorch(model, batch, warmup, iters, target_seconds), model_only)
     else:
         result["pytorch"] = _pytorch_status()
     return result
@@ -285,6 +279,14 @@ def _bench_variants(model_path, model, model_only, batch, device, warmup, iters,
     for entry in figures.values():
         if reference and entry.get("images_per_second"):
             entry["speed_vs_fp32"] = entry["images_per_second"] / reference
+    return figures
+
+
+def _with_speedup(figures: dict[str, Any], model_only: dict[str, Any]) -> dict[str, Any]:
+    """Add onnxruntime's speed relative to another framework's timed figures, when it ran."""
+    speed = figures.get("images_per_second")
+    if speed:
+        figures["onnxruntime_speedup"] = model_only["images_per_second"] / speed
     return figures
 
 

@@ -245,3 +245,18 @@ def numpy_head(kernels, biases, descriptor: np.ndarray) -> np.ndarray:
             x = np.maximum(x, 0)
     exp = np.exp(x - x.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def refuse_listing(monkeypatch, folder_name: str) -> None:
+    """Make ``os.scandir`` refuse folders named ``folder_name``, as chmod 000 would for a
+    non-root user (tests run as root here, where chmod does not stop reading)."""
+    import os
+
+    real_scandir = os.scandir
+
+    def refuse(path):
+        if Path(path).name == folder_name:
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)

@@ -23,7 +23,7 @@ from gender_cli.infer.images import load_image
 from gender_cli.infer.session import CUDA, open_session
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
-from helpers_infer import build_corpus, reference_forward, write_tiny_classifier  # noqa: E402
+from helpers_infer import build_corpus, reference_forward, refuse_listing, write_tiny_classifier  # noqa: E402
 
 SIZE = 32
 pytestmark = pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
@@ -335,14 +335,7 @@ def test_real_export_of_the_tiny_standin_agrees_with_the_numpy_reference(tiny_ne
 def test_a_folder_that_cannot_be_listed_gets_an_unreadable_row(model, good_folder, tmp_path, monkeypatch):
     locked = good_folder / "locked"
     locked.mkdir()
-    real_scandir = os.scandir
-
-    def refuse(path):
-        if Path(path).name == "locked":
-            raise PermissionError(13, "Permission denied")
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", refuse)
+    refuse_listing(monkeypatch, "locked")
     out = tmp_path / "out.csv"
     result = run("classify", good_folder, "--model", model, "-o", out)
     assert result.exit_code == 3

@@ -19,7 +19,7 @@ from gender_cli.infer.files import list_image_files
 from gender_cli.infer.images import MAX_PIXELS, ImageError, load_image
 
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
-from helpers_infer import BLUE, RED, build_corpus, png_declaring  # noqa: E402
+from helpers_infer import BLUE, RED, build_corpus, png_declaring, refuse_listing  # noqa: E402
 
 SIZE = (32, 32)
 
@@ -260,14 +260,7 @@ def test_unlistable_folder_simulated_even_as_root(tmp_path, monkeypatch):
     (tmp_path / "locked").mkdir()
     (tmp_path / "locked" / "hidden.jpg").write_bytes(b"x")
     (tmp_path / "open.jpg").write_bytes(b"x")
-    real_scandir = os.scandir
-
-    def refuse(path):
-        if Path(path).name == "locked":
-            raise PermissionError(13, "Permission denied")
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", refuse)
+    refuse_listing(monkeypatch, "locked")
     with pytest.raises(GenderCliError, match="cannot list folder .*locked: Permission denied"):
         list_image_files([tmp_path])
     collected = []
