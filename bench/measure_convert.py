@@ -51,10 +51,10 @@ def versions() -> dict:
 
 
 def make_standin(folder: Path, layout: str, mat_version: str) -> tuple[Path, float]:
-    from gender_cli.convert.standin import write_standin
+    from gender_cli.convert.standin import make_standin
 
     started = time.perf_counter()
-    path = write_standin(folder / "vgg_face.mat", size="full", layout=layout, mat_version=mat_version)
+    path = make_standin(folder / "vgg_face.mat", size="full", layout=layout, mat_version=mat_version)
     return path, time.perf_counter() - started
 
 

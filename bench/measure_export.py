@@ -91,11 +91,11 @@ def make_network_and_images(work: Path, size: str) -> tuple[Path, Path]:
     """A stand-in .mat file, its converted folder and a folder of face-like synthetic images."""
     from PIL import Image
 
-    from gender_cli.convert.standin import write_standin
+    from gender_cli.convert.standin import make_standin
     from gender_cli.convert.vgg_face import vgg_face_network
     from gender_cli.export.calibration import synthetic_images
 
-    write_standin(work / "vgg_face.mat", size=size, seed=0)
+    make_standin(work / "vgg_face.mat", size=size, seed=0)
     vgg_face_network(size, seed=0).save(work / "converted" / "network")
     images = work / "calibration"
     images.mkdir()

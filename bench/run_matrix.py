@@ -4,7 +4,7 @@
 
 For each stand-in network size it builds a scratch workspace (the layer table, a
 seeded stand-in head, fp32/fp16/int8 classifiers exported with
-``gender_cli.export.api.export_onnx``), then runs ``run_benchmark`` for each batch
+``gender_cli.export.export.export``), then runs ``bench`` for each batch
 size: model-only, end-to-end over the image folder (a subset for the full-size
 network), the precision variants side by side, and TensorFlow/Keras on the same
 weights at one batch size. Each run is written to ``bench/results/bench-<size>-b<batch>.json``
@@ -65,10 +65,10 @@ def log(message: str) -> None:
 def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, device: str, compare_tf: bool) -> None:
     os.environ["GENDER_CLI_HOME"] = str(work / "home")
     from gender_cli import workspace
-    from gender_cli.bench.benchmark import run_benchmark, write_json_atomically
+    from gender_cli.bench.bench import bench, write_json_atomically
     from gender_cli.convert.reference import descriptor as reference_descriptor
     from gender_cli.convert.vgg_face import vgg_face_network
-    from gender_cli.export.api import export_onnx
+    from gender_cli.export.export import export
 
     log(f"{size}: building the stand-in network and head")
     network = vgg_face_network(size, seed=0)
@@ -84,7 +84,7 @@ def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, 
             log(f"{size}: no images for int8 calibration; skipping int8")
             continue
         log(f"{size}: exporting {precision}")
-        result = export_onnx(
+        result = export(
             network, workspace.classifier_path(precision), head_dir=head_dir, precision=precision, calibration=calibration
         )
         log(f"{size}: {precision} written ({result.size_bytes / 1e6:.1f} MB, {result.seconds:.0f} s)")
@@ -92,7 +92,7 @@ def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, 
 
     for batch in plan["batches"]:
         log(f"{size}: bench batch {batch}")
-        figures = run_benchmark(
+        figures = bench(
             workspace.classifier_path("fp32"),
             batch=batch,
             device=device,

@@ -22,7 +22,7 @@ from gender_cli.infer.session import LoadedModel
 
 
 def bench_tensorflow(model: LoadedModel, batch: int, warmup: int, iters: int | None, target_seconds: float) -> dict[str, Any]:
-    from gender_cli.bench.benchmark import latency_stats, synthetic_batch, time_callable
+    from gender_cli.bench.bench import latency_stats, synthetic_batch, time_callable
 
     if importlib.util.find_spec("tensorflow") is None:
         return {"skipped": "TensorFlow is not installed"}

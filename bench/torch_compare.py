@@ -4,7 +4,7 @@ Imported only when asked for; torch is imported inside the functions. The PyTorc
 model (``torch_port.Classifier``) is built from the same network and head as
 ``--compare-tf`` uses (``same_weights``) and fed the same seeded uint8 batch as
 onnxruntime's model-only run, with the same warm-up and iteration rules
-(``benchmark.time_callable``) and figures (``benchmark.latency_stats``).
+(``bench.time_callable``) and figures (``bench.latency_stats``).
 
 Settings:
 
@@ -85,7 +85,7 @@ def bench_pytorch(
 
 
 def _measure(torch, model: LoadedModel, weights, device, precision, batch, warmup, iters, target_seconds) -> dict[str, Any]:
-    from gender_cli.bench.benchmark import latency_stats, synthetic_batch, time_callable
+    from gender_cli.bench.bench import latency_stats, synthetic_batch, time_callable
     from gender_cli.bench.torch_port import Classifier
 
     on_cuda = device == "cuda"
@@ -131,7 +131,7 @@ def _settings(torch, device: str, precision: str, threads: int) -> dict[str, Any
 
 
 def _time_on_device(torch, net, images, device, warmup, iters, target_seconds, batch) -> dict[str, Any]:
-    from gender_cli.bench.benchmark import latency_stats, time_callable
+    from gender_cli.bench.bench import latency_stats, time_callable
 
     resident = torch.from_numpy(images).to(device)
 

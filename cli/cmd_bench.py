@@ -69,13 +69,13 @@ def bench(
 ):
     """Measure img/s and per-batch latency (p50/p90/p99) of an exported classifier."""
     from gender_cli import workspace
-    from gender_cli.bench.benchmark import run_benchmark, write_json_atomically
+    from gender_cli.bench.bench import bench, write_json_atomically
 
     if json_path:
         check_output_location(json_path, "--json")
     model_path = model_path or str(workspace.latest_classifier())
     progress = None if quiet else (lambda message: click.echo(f"bench: {message}", err=True))
-    result = run_benchmark(
+    result = bench(
         model_path,
         batch=batch,
         device=device,

@@ -69,7 +69,7 @@ Exit status:
 @quiet_option
 def classify(folders, model_path, output, fmt, batch, device, workers, recursive, resize, resume, force, quiet):
     """Classify every file under FOLDER... (one row per file; unreadable files get an error row)."""
-    from gender_cli.infer.classify import classify_folders, load_classifier
+    from gender_cli.infer.classify import classify, load_classifier
 
     if resume and force:
         raise click.UsageError("--resume and --force contradict each other; choose one")
@@ -88,7 +88,7 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
 
     bar = _ProgressBar(disabled=quiet)
     try:
-        summary = classify_folders(
+        summary = classify(
             folders,
             model,
             output,

@@ -43,7 +43,7 @@ def convert(src: Path | None, out_dir: Path | None, quiet: bool) -> None:
     elif not src.exists():
         raise click.BadParameter(f"{src} does not exist", param_hint="SRC")
 
-    from gender_cli.convert.convert_model import convert as run_convert
+    from gender_cli.convert.convert import convert as run_convert
 
     def progress(step: str) -> None:
         if not quiet:

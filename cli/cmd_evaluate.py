@@ -36,11 +36,11 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, worke
     Runs the exported ONNX classifier (fp32, fp16 or int8) with onnxruntime and the
     decision threshold stored in it, so variants and data sets compare on equal terms.
     """
-    from gender_cli.train.evaluate import evaluate_classifier
+    from gender_cli.train.evaluate import evaluate
 
     if out_dir is not None:
         check_output_location(out_dir, "--output")
-    result = evaluate_classifier(
+    result = evaluate(
         data, model_path=Path(model_path) if model_path else None, out_dir=out_dir, layout=layout,
         split=split, splits_file=splits_file, batch_size=batch, workers=workers, device=device,
         progress=not quiet,

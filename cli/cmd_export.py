@@ -143,7 +143,7 @@ def export(model, head, backbone_only, output, precision, calibration, descripto
     """
     from gender_cli import workspace
     from gender_cli.convert.source import load_network
-    from gender_cli.export.api import export_onnx
+    from gender_cli.export.export import export
 
     if precision == "int8" and calibration is None:
         raise click.UsageError("--precision int8 needs --calibration FOLDER (face images to calibrate on)")
@@ -165,7 +165,7 @@ def export(model, head, backbone_only, output, precision, calibration, descripto
         click.echo(f"Note: {note}", err=True)
     progress = _Progress(quiet)
     try:
-        result = export_onnx(
+        result = export(
             network, output, descriptor=descriptor, head_dir=head_dir, precision=precision,
             calibration=calibration, external_data=external_data, progress=progress,
         )

@@ -16,9 +16,9 @@ def inspect_cmd(mat_file: str, as_json: bool) -> None:
 
     Layers that 'gender-cli convert' cannot handle are listed too, with the reason.
     """
-    from gender_cli.convert.inspect_mat import inspect_mat
+    from gender_cli.convert.inspect import inspect
 
-    report = inspect_mat(mat_file)
+    report = inspect(mat_file)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

@@ -45,11 +45,11 @@ def make_standin(output: Path, size: str, layout: str, mat_version: str, seed: i
     if not output.parent.is_dir():
         problem = "is a file, not a folder" if output.parent.exists() else "does not exist"
         raise click.BadParameter(f"folder {output.parent} {problem}", param_hint="'--output'")
-    from gender_cli.convert.standin import standin_param_count, write_standin
+    from gender_cli.convert.standin import standin_param_count, make_standin
 
     if not quiet:
         click.echo(f"writing {size} stand-in ({layout} layout, MAT v{mat_version}, seed {seed}) ...", err=True)
-    path = write_standin(output, size=size, layout=layout, mat_version=mat_version, seed=seed)
+    path = make_standin(output, size=size, layout=layout, mat_version=mat_version, seed=seed)
     megabytes = path.stat().st_size / 1e6
     click.echo(f"wrote {path} ({megabytes:.1f} MB, MAT v{mat_version}, {layout} layout)")
     click.echo(f"parameters: {standin_param_count(size):,} ({size})")

@@ -1,4 +1,4 @@
-"""``gender-cli train``: options in, :func:`gender_cli.train.run.run_training` out, paths printed."""
+"""``gender-cli train``: options in, :func:`gender_cli.train.train.train` out, paths printed."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def train(data, run_dir, model, layout, descriptor, fractions, splits_file, ageg
     the validation split, writes metrics, predictions and plots to the run folder,
     and exports the fp32 classifier so 'gender-cli classify' works right away.
     """
-    from gender_cli.train.run import TrainOptions, run_training
+    from gender_cli.train.train import TrainOptions, train
 
     if run_dir is not None:
         check_output_location(run_dir, "--output")
@@ -109,7 +109,7 @@ def train(data, run_dir, model, layout, descriptor, fractions, splits_file, ageg
         learning_rate=learning_rate, patience=patience, extract_batch=batch, workers=workers,
         device=device, progress=not quiet,
     )
-    result = run_training(options, log=log)
+    result = train(options, log=log)
     m = result.metrics
     warn_if_standin(result.standin)
     auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"

@@ -120,7 +120,7 @@ def standin_variables(network: Network, layout: str = "release", note: str | Non
     return variables
 
 
-def write_standin(
+def make_standin(
     path, size: str = "full", layout: str = "release", mat_version: str = "5", seed: int = 0
 ) -> Path:
     """Write a stand-in VGG-Face MAT-file and return its path."""

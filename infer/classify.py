@@ -75,7 +75,7 @@ def decide(probabilities: np.ndarray, labels: Sequence[str], threshold: float) -
     return [labels[1] if p >= threshold else labels[0] for p in probabilities[:, 1]]
 
 
-def classify_folders(
+def classify(
     folders: Sequence[str | os.PathLike],
     model: LoadedModel,
     output: str,

@@ -86,7 +86,7 @@ def colour_run(tmp_path_factory, network, name: str = "colour", per_class: int =
     """
     import pytest
 
-    from gender_cli.train.run import TrainOptions, run_training
+    from gender_cli.train.train import TrainOptions, train
 
     if name not in _RUNS:
         base = tmp_path_factory.mktemp(f"run-{name}")
@@ -97,6 +97,6 @@ def colour_run(tmp_path_factory, network, name: str = "colour", per_class: int =
             mp.setenv("GENDER_CLI_HOME", str(home))
             opts = dict(data=data, device="cpu", progress=False, workers=2, seed=0, epochs=40, learning_rate=5e-3)
             opts.update(options)
-            result = run_training(TrainOptions(**opts), network=network)
+            result = train(TrainOptions(**opts), network=network)
         _RUNS[name] = (result, home, data)
     return _RUNS[name]

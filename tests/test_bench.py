@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +10,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from gender_cli.bench.benchmark import latency_stats, sibling_variants, time_callable
+from gender_cli.bench.bench import latency_stats, sibling_variants, time_callable
 from gender_cli.cli.main import cli
 from gender_cli.infer.session import CUDA, open_session
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_infer import write_tiny_classifier  # noqa: E402
 
 SIZE = 32
@@ -122,10 +120,10 @@ def test_compare_tf_without_a_converted_network_is_skipped_with_a_reason(models,
 def test_compare_tf_times_keras_on_the_same_weights(tiny_network, tmp_path):
     pytest.importorskip("tensorflow")
     from gender_cli import workspace
-    from gender_cli.export.api import export_onnx
+    from gender_cli.export.export import export
 
     tiny_network.save(workspace.network_dir())
-    model = export_onnx(tiny_network, workspace.classifier_path("fp32") , descriptor="pool5").path
+    model = export(tiny_network, workspace.classifier_path("fp32") , descriptor="pool5").path
     out = tmp_path / "b.json"
     result = run("bench", "--iters", 5, "--batch", 2, "--compare-tf", "--json", out, "--no-variants")
     assert result.exit_code == 0, result.output

@@ -17,12 +17,11 @@ from click.testing import CliRunner
 from gender_cli import contract, workspace
 from gender_cli.cli.main import cli
 from gender_cli.contract import Meta
-from gender_cli.infer.classify import classify_folders, load_classifier
+from gender_cli.infer.classify import classify, load_classifier
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.images import load_image
 from gender_cli.infer.session import CUDA, open_session
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_infer import build_corpus, reference_forward, refuse_listing, write_tiny_classifier  # noqa: E402
 
 SIZE = 32
@@ -144,19 +143,19 @@ def test_interrupted_run_then_resume_gives_every_file_once(model, corpus, tmp_pa
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        classify_folders([root], loaded, str(out), batch_size=5, on_batch=interrupt_after_two_batches)
+        classify([root], loaded, str(out), batch_size=5, on_batch=interrupt_after_two_batches)
     partial = read_csv(out)
     assert len(partial) == 10  # two whole batches, nothing half-written
     # a crash in the middle of a write could leave a partial row: simulate one
     with open(out, "a", encoding="utf-8") as handle:
         handle.write(f'"{root}/zzz-partial.jpg",ma')
-    summary = classify_folders([root], loaded, str(out), batch_size=5, resume=True)
+    summary = classify([root], loaded, str(out), batch_size=5, resume=True)
     assert summary.skipped == 10 and summary.classified + summary.failed == len(expected) - 10
     assert summary.truncated_bytes > 0
     rows = read_csv(out)
     assert sorted(r["path"] for r in rows) == sorted(str(root / n) for n in expected)
     assert rows[:10] == partial
-    again = classify_folders([root], loaded, str(out), batch_size=5, resume=True)
+    again = classify([root], loaded, str(out), batch_size=5, resume=True)
     assert again.skipped == len(expected) and again.classified == again.failed == 0
     assert len(read_csv(out)) == len(expected)
     assert sum(again.errors.values()) == sum(1 for c in expected.values() if c)
@@ -166,10 +165,10 @@ def test_killed_subprocess_then_resume(model, good_folder, tmp_path):
     out = tmp_path / "killed.jsonl"
     script = (
         "import sys, os\n"
-        "from gender_cli.infer.classify import classify_folders, load_classifier\n"
+        "from gender_cli.infer.classify import classify, load_classifier\n"
         "m = load_classifier(sys.argv[1], 'cpu')\n"
         "def die(n): os._exit(9)\n"  # as abrupt as a kill: no cleanup, no flush
-        "classify_folders([sys.argv[2]], m, sys.argv[3], batch_size=4, on_batch=die)\n"
+        "classify([sys.argv[2]], m, sys.argv[3], batch_size=4, on_batch=die)\n"
     )
     subprocess.run([sys.executable, "-c", script, str(model), str(good_folder), str(out)], check=False)
     assert len(out.read_text().splitlines()) == 4
@@ -185,7 +184,7 @@ def test_cli_interrupt_exits_130_with_a_resume_hint(model, good_folder, tmp_path
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(classify_module, "classify_folders", interrupted)
+    monkeypatch.setattr(classify_module, "classify", interrupted)
     result = run("classify", good_folder, "--model", model, "-o", tmp_path / "x.csv")
     assert result.exit_code == 130 and "--resume" in result.stderr
 
@@ -283,7 +282,7 @@ def test_classify_never_imports_tensorflow_or_training_packages(model, corpus, t
         "    print('exit', exit.code)\n"
         "import gender_cli.infer.batches, gender_cli.infer.classify, gender_cli.infer.files\n"
         "import gender_cli.infer.images, gender_cli.infer.output, gender_cli.infer.session\n"
-        "import gender_cli.cli.cmd_bench, gender_cli.bench.benchmark\n"
+        "import gender_cli.cli.cmd_bench, gender_cli.bench.bench\n"
         "loaded = [m for m in ('tensorflow', 'keras', 'scipy', 'h5py', 'onnx') if sys.modules.get(m)]\n"
         "print('heavy', loaded)\n"
     )
@@ -310,13 +309,13 @@ def test_real_face_sample_every_file_accounted_for(utkface_sample, model, tmp_pa
 def test_real_export_of_the_tiny_standin_agrees_with_the_numpy_reference(tiny_network, good_folder, tmp_path):
     """H3's exporter on the tiny stand-in: classify's rows equal the NumPy oracle's."""
     from gender_cli.convert.reference import descriptor as reference_descriptor
-    from gender_cli.export.api import export_onnx
+    from gender_cli.export.export import export
 
     from helpers_infer import numpy_head, write_random_head
 
     dim = reference_descriptor(tiny_network, np.zeros((1, 224, 224, 3), np.uint8), "relu7").shape[1]
     kernels, biases = write_random_head(tmp_path / "run", dim)
-    model = export_onnx(tiny_network, tmp_path / "classifier-fp32.onnx", head_dir=tmp_path / "run").path
+    model = export(tiny_network, tmp_path / "classifier-fp32.onnx", head_dir=tmp_path / "run").path
     out = tmp_path / "out.csv"
     result = run("classify", good_folder, "--model", model, "-o", out, "--batch", 8)
     assert result.exit_code == 0, result.output

@@ -8,7 +8,6 @@ message, that no traceback reached the output and that nothing half-made was lef
 from __future__ import annotations
 
 import errno
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from click.testing import CliRunner
 from gender_cli import workspace
 from gender_cli.cli.main import cli
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_infer import write_tiny_classifier  # noqa: E402
 from helpers_train import write_colour_dataset  # noqa: E402
 
@@ -61,7 +59,7 @@ def test_permission_denied_names_the_path(tmp_path, monkeypatch):
     def refuse(path, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr(standin, "write_standin", refuse)
+    monkeypatch.setattr(standin, "make_standin", refuse)
     result = run(["make-standin", "--size", "tiny", "-q", "-o", str(target)])
     assert_one_line_error(result, 1, f"{target}: Permission denied")
 
@@ -73,7 +71,7 @@ def test_os_error_without_a_path_is_not_disguised(tmp_path, monkeypatch):
     def broken(path, **kwargs):
         raise OSError("something inside went wrong")
 
-    monkeypatch.setattr(standin, "write_standin", broken)
+    monkeypatch.setattr(standin, "make_standin", broken)
     result = run(["make-standin", "--size", "tiny", "-q", "-o", str(tmp_path / "x.mat")])
     assert isinstance(result.exception, OSError)
 

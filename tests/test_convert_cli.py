@@ -20,9 +20,9 @@ pytest.importorskip("tensorflow")
 
 @pytest.fixture(scope="module")
 def tiny_mat(tmp_path_factory) -> Path:
-    from gender_cli.convert.standin import write_standin
+    from gender_cli.convert.standin import make_standin
 
-    return write_standin(tmp_path_factory.mktemp("mat") / "vgg_face.mat", size="tiny", seed=0)
+    return make_standin(tmp_path_factory.mktemp("mat") / "vgg_face.mat", size="tiny", seed=0)
 
 
 def images(n=2, size=224):
@@ -64,7 +64,7 @@ def test_round_trip_from_mat_into_the_workspace(tiny_mat, tiny_network):
 
 
 def test_convert_from_a_converted_folder_and_summary(tmp_path, tiny_network):
-    from gender_cli.convert.convert_model import convert
+    from gender_cli.convert.convert import convert
 
     tiny_network.save(tmp_path / "src" / "network")
     steps = []
@@ -78,20 +78,20 @@ def test_convert_from_a_converted_folder_and_summary(tmp_path, tiny_network):
 
 
 def test_interrupted_convert_keeps_the_previous_output(tmp_path, tiny_network, monkeypatch):
-    from gender_cli.convert import convert_model
+    from gender_cli.convert import convert as convert_module
 
     tiny_network.save(tmp_path / "src" / "network")
     out = tmp_path / "out"
-    convert_model.convert(tmp_path / "src", out)
+    convert_module.convert(tmp_path / "src", out)
     before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*")}
 
     def broken_save(model, path):
         Path(path).write_bytes(b"half a model")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(convert_model, "save_keras_archive", broken_save)
+    monkeypatch.setattr(convert_module, "save_keras_archive", broken_save)
     with pytest.raises(KeyboardInterrupt):
-        convert_model.convert(tmp_path / "src", out)
+        convert_module.convert(tmp_path / "src", out)
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]
 
@@ -148,11 +148,11 @@ def test_load_network_errors(tmp_path):
 
 @pytest.mark.slow
 def test_full_size_convert(tmp_path):
-    from gender_cli.convert.convert_model import convert
-    from gender_cli.convert.standin import write_standin
+    from gender_cli.convert.convert import convert
+    from gender_cli.convert.standin import make_standin
     from gender_cli.convert.vgg_face import vgg_face_network
 
-    mat = write_standin(tmp_path / "vgg_face.mat", size="full", seed=0)
+    mat = make_standin(tmp_path / "vgg_face.mat", size="full", seed=0)
     summary = convert(mat, tmp_path / "out")
     full = vgg_face_network("full", seed=0)
     assert summary["params"] == full.num_params == 145_002_878
@@ -179,7 +179,7 @@ def test_tf_free_modules_do_not_import_tensorflow():
     import sys
 
     code = (
-        "import sys, gender_cli.cli.cmd_convert, gender_cli.convert.convert_model, "
+        "import sys, gender_cli.cli.cmd_convert, gender_cli.convert.convert, "
         "gender_cli.convert.source, gender_cli.convert.reference; "
         "print([m for m in ('tensorflow', 'keras', 'scipy', 'h5py') if m in sys.modules])"
     )

@@ -31,9 +31,9 @@ def run(argv, cwd, env, timeout=600):
 
 @pytest.fixture
 def chain_dir(tmp_path, workspace):
-    from gender_cli.convert.standin import write_standin
+    from gender_cli.convert.standin import make_standin
 
-    write_standin(tmp_path / "vgg_face.mat", size="tiny", seed=3)
+    make_standin(tmp_path / "vgg_face.mat", size="tiny", seed=3)
     write_known_answer_dataset(tmp_path / "data", per_class=30, seed=1)
     env = dict(os.environ, GENDER_CLI_HOME=str(workspace))
     return tmp_path, env, workspace

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_train import colour_run, png_ok, read_csv, write_manifest  # noqa: E402
 
 from gender_cli.errors import GenderCliError, MissingArtifactError, ModelFileError
-from gender_cli.train.evaluate import evaluate_classifier
+from gender_cli.train.evaluate import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +19,7 @@ def run(tmp_path_factory, tiny_network):
 
 def test_fp32_on_the_runs_test_split_reproduces_training_metrics(run, tmp_path):
     result, _, data = run
-    ev = evaluate_classifier(data, result.classifier_path, tmp_path / "ev", splits_file=result.run_dir / "splits.csv",
+    ev = evaluate(data, result.classifier_path, tmp_path / "ev", splits_file=result.run_dir / "splits.csv",
                              device="cpu", progress=False, workers=2)
     assert ev.precision == "fp32" and ev.standin
     assert ev.metrics["n"] == result.metrics["n"] == 40
@@ -43,11 +40,11 @@ def test_fp32_on_the_runs_test_split_reproduces_training_metrics(run, tmp_path):
 
 
 def test_fp16_variant(run, tmp_path, tiny_network):
-    from gender_cli.export.api import export_onnx
+    from gender_cli.export.export import export
 
     result, _, data = run
-    fp16 = export_onnx(tiny_network, tmp_path / "classifier-fp16.onnx", head_dir=result.run_dir, precision="fp16")
-    ev = evaluate_classifier(data, fp16.path, tmp_path / "ev16", splits_file=result.run_dir / "splits.csv",
+    fp16 = export(tiny_network, tmp_path / "classifier-fp16.onnx", head_dir=result.run_dir, precision="fp16")
+    ev = evaluate(data, fp16.path, tmp_path / "ev16", splits_file=result.run_dir / "splits.csv",
                              device="cpu", progress=False)
     assert ev.precision == "fp16" and ev.metrics["n"] == 40
     assert ev.metrics["accuracy"] >= 0.95
@@ -56,7 +53,7 @@ def test_fp16_variant(run, tmp_path, tiny_network):
 
 def test_all_images(run, tmp_path):
     result, _, data = run
-    ev = evaluate_classifier(data, result.classifier_path, tmp_path / "ev", split="all", splits_file=result.run_dir
+    ev = evaluate(data, result.classifier_path, tmp_path / "ev", split="all", splits_file=result.run_dir
                              / "splits.csv", device="cpu", progress=False)
     assert ev.metrics["n"] == 200
     assert {r["split"] for r in read_csv(tmp_path / "ev" / "predictions.csv")} == {"train", "val", "test"}
@@ -70,7 +67,7 @@ def test_manifest_test_rows_and_default_output(run, workspace):
         for i, p in enumerate(images)
     ])
     try:
-        ev = evaluate_classifier(data.parent / "manifest.csv", result.classifier_path, device="cpu", progress=False)
+        ev = evaluate(data.parent / "manifest.csv", result.classifier_path, device="cpu", progress=False)
     finally:
         (data.parent / "manifest.csv").unlink()
     assert ev.metrics["n"] == len(images[::5])
@@ -80,9 +77,9 @@ def test_manifest_test_rows_and_default_output(run, workspace):
 def test_errors(run, tmp_path):
     result, _, data = run
     with pytest.raises(GenderCliError, match="no split information"):
-        evaluate_classifier(data, result.classifier_path, tmp_path / "x", split="test", progress=False)
+        evaluate(data, result.classifier_path, tmp_path / "x", split="test", progress=False)
     backbone = result.descriptor_stats["backbone_onnx"]
     with pytest.raises(ModelFileError, match="is a backbone graph, not a classifier"):
-        evaluate_classifier(data, backbone, tmp_path / "x", progress=False)
+        evaluate(data, backbone, tmp_path / "x", progress=False)
     with pytest.raises(MissingArtifactError, match="no exported classifier"):
-        evaluate_classifier(data, None, tmp_path / "x", progress=False)
+        evaluate(data, None, tmp_path / "x", progress=False)

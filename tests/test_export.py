@@ -19,9 +19,8 @@ from gender_cli.cli.main import cli
 from gender_cli.contract import Meta
 from gender_cli.convert import reference
 from gender_cli.errors import GenderCliError, ModelFileError
-from gender_cli.export.api import export_onnx
+from gender_cli.export.export import export
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_export import numpy_head, odd_network, save_head  # noqa: E402
 
 TINY_DIMS = {"relu7": 16, "fc8": 2622, "pool5": 8}
@@ -46,7 +45,7 @@ def classifier(tiny_network, tmp_path_factory):
     """A tiny fp32 classifier (relu7 head) and its head arrays."""
     tmp = tmp_path_factory.mktemp("classifier")
     head_dir, kernels, biases = save_head(tmp / "run", "relu7", TINY_DIMS["relu7"])
-    result = export_onnx(tiny_network, tmp / "classifier.onnx", head_dir=head_dir)
+    result = export(tiny_network, tmp / "classifier.onnx", head_dir=head_dir)
     return result, kernels, biases
 
 
@@ -107,7 +106,7 @@ def test_classifier_metadata(classifier, tiny_network):
 
 
 def test_backbone_metadata_and_head_labels_threshold(tiny_network, tmp_path):
-    backbone = export_onnx(tiny_network, tmp_path / "bb.onnx", descriptor="pool5")
+    backbone = export(tiny_network, tmp_path / "bb.onnx", descriptor="pool5")
     meta = backbone.metadata
     assert meta[Meta.KIND] == "backbone" and meta[Meta.DESCRIPTOR] == "pool5"
     assert json.loads(meta[Meta.LABELS]) == list(contract.LABELS) and meta[Meta.THRESHOLD] == "0.5"
@@ -119,7 +118,7 @@ def test_backbone_metadata_and_head_labels_threshold(tiny_network, tmp_path):
     real = tiny_network.truncated("prob")
     real.standin = False
     real.source_sha256 = "ab" * 32
-    meta = export_onnx(real, tmp_path / "c.onnx", head_dir=head_dir).metadata
+    meta = export(real, tmp_path / "c.onnx", head_dir=head_dir).metadata
     assert json.loads(meta[Meta.LABELS]) == ["female", "male"]
     assert float(meta[Meta.THRESHOLD]) == 0.37
     assert meta[Meta.STANDIN] == "false" and meta[Meta.SOURCE_SHA256] == "ab" * 32
@@ -131,7 +130,7 @@ def test_backbone_metadata_and_head_labels_threshold(tiny_network, tmp_path):
 @pytest.mark.parametrize("descriptor", list(contract.DESCRIPTORS))
 def test_descriptor_and_probabilities_match_numpy(tiny_network, tmp_path, descriptor):
     head_dir, kernels, biases = save_head(tmp_path / "run", descriptor, TINY_DIMS[descriptor], seed=3)
-    result = export_onnx(tiny_network, tmp_path / "c.onnx", descriptor=descriptor, head_dir=head_dir)
+    result = export(tiny_network, tmp_path / "c.onnx", descriptor=descriptor, head_dir=head_dir)
     images = images_uint8(3, seed=11)
     out = run(result.path, images)
     expected = reference.descriptor(tiny_network, images, descriptor)
@@ -146,7 +145,7 @@ def test_descriptor_and_probabilities_match_numpy(tiny_network, tmp_path, descri
 def test_every_layer_type_and_geometry_matches_numpy(tmp_path, descriptor):
     """LRN, avg pool with padding, dilation, stride, asymmetric pads, non-square input."""
     net = odd_network()
-    result = export_onnx(net, tmp_path / "odd.onnx", descriptor=descriptor)
+    result = export(net, tmp_path / "odd.onnx", descriptor=descriptor)
     images = images_uint8(4, size=(21, 17), seed=5)
     got = run(result.path, images)[contract.DESCRIPTOR]
     expected = reference.descriptor(net, images, descriptor)
@@ -157,7 +156,7 @@ def test_every_layer_type_and_geometry_matches_numpy(tmp_path, descriptor):
 
 
 def test_lrn_alpha_is_scaled_for_onnx(tmp_path):
-    model = onnx.load(str(export_onnx(odd_network(), tmp_path / "o.onnx", descriptor="pool5").path))
+    model = onnx.load(str(export(odd_network(), tmp_path / "o.onnx", descriptor="pool5").path))
     (lrn,) = [n for n in model.graph.node if n.op_type == "LRN"]
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in lrn.attribute}
     assert attrs["size"] == 5 and attrs["bias"] == pytest.approx(2.0)
@@ -165,10 +164,10 @@ def test_lrn_alpha_is_scaled_for_onnx(tmp_path):
 
 
 def test_backbone_stops_at_the_descriptor(tiny_network, tmp_path):
-    relu7 = onnx.load(str(export_onnx(tiny_network, tmp_path / "r.onnx", descriptor="relu7").path))
+    relu7 = onnx.load(str(export(tiny_network, tmp_path / "r.onnx", descriptor="relu7").path))
     names = {n.name for n in relu7.graph.node}
     assert "fc7" in names and "fc8" not in names and "prob" not in names
-    pool5 = onnx.load(str(export_onnx(tiny_network, tmp_path / "p.onnx", descriptor="pool5").path))
+    pool5 = onnx.load(str(export(tiny_network, tmp_path / "p.onnx", descriptor="pool5").path))
     assert "fc6" not in {n.name for n in pool5.graph.node}
     assert "GlobalAveragePool" in {n.op_type for n in pool5.graph.node}
 
@@ -180,7 +179,7 @@ def test_matches_keras(tiny_network, tmp_path):
     for descriptor in contract.DESCRIPTORS:
         model = keras_model.keras_descriptor_model(tiny_network, descriptor)
         expected = np.asarray(model(images.astype(np.float32)))
-        got = run(export_onnx(tiny_network, tmp_path / f"{descriptor}.onnx", descriptor=descriptor).path,
+        got = run(export(tiny_network, tmp_path / f"{descriptor}.onnx", descriptor=descriptor).path,
                   images)[contract.DESCRIPTOR]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
@@ -210,14 +209,14 @@ def test_failed_write_leaves_no_file_and_keeps_the_old_one(tiny_network, tmp_pat
 
     monkeypatch.setattr(proto_writer, "_write_array", failing)
     with pytest.raises(OSError, match="disk full"):
-        export_onnx(tiny_network, out, external_data=True)
+        export(tiny_network, out, external_data=True)
     assert out.read_bytes() == b"old model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
 def test_external_data_side_file(tiny_network, tmp_path):
-    single = export_onnx(tiny_network, tmp_path / "single.onnx", descriptor="fc8")
-    split = export_onnx(tiny_network, tmp_path / "split.onnx", descriptor="fc8", external_data=True)
+    single = export(tiny_network, tmp_path / "single.onnx", descriptor="fc8")
+    split = export(tiny_network, tmp_path / "split.onnx", descriptor="fc8", external_data=True)
     side = tmp_path / "split.onnx.data"
     assert split.files == [split.path, side] and side.is_file()
     assert split.path.stat().st_size < 64 * 1024 < side.stat().st_size
@@ -235,7 +234,7 @@ def test_external_data_side_file(tiny_network, tmp_path):
 def test_graph_alone_can_be_filled_by_the_device_script(tiny_network, tmp_path):
     if not FILL_WEIGHTS.is_file():
         pytest.skip(f"{FILL_WEIGHTS} not present")
-    split = export_onnx(tiny_network, tmp_path / "m.onnx", descriptor="relu7", external_data=True)
+    split = export(tiny_network, tmp_path / "m.onnx", descriptor="relu7", external_data=True)
     host = tmp_path / "host"
     host.mkdir()
     shutil.copy(split.path, host / "m.onnx")  # the graph travels alone
@@ -253,28 +252,28 @@ def test_graph_alone_can_be_filled_by_the_device_script(tiny_network, tmp_path):
 def test_head_with_wrong_input_size_is_a_clear_error(tiny_network, tmp_path):
     head_dir, _, _ = save_head(tmp_path / "run", "relu7", 10)
     with pytest.raises(ModelFileError, match=r"takes 10 inputs .* 'relu7' descriptor has 16 dimensions"):
-        export_onnx(tiny_network, tmp_path / "c.onnx", head_dir=head_dir)
+        export(tiny_network, tmp_path / "c.onnx", head_dir=head_dir)
     assert not (tmp_path / "c.onnx").exists()
 
 
 def test_head_for_another_descriptor_or_weights_is_an_error(tiny_network, tmp_path):
     head_dir, _, _ = save_head(tmp_path / "run", "pool5", 8)
     with pytest.raises(ModelFileError, match="trained on descriptor 'pool5', not 'relu7'"):
-        export_onnx(tiny_network, tmp_path / "c.onnx", descriptor="relu7", head_dir=head_dir)
+        export(tiny_network, tmp_path / "c.onnx", descriptor="relu7", head_dir=head_dir)
     other, _, _ = save_head(tmp_path / "run2", "relu7", 16, backbone_sha256="1" * 64)
     net = tiny_network.truncated("prob")
     net.source_sha256 = "2" * 64
     with pytest.raises(ModelFileError, match="train a head on this network"):
-        export_onnx(net, tmp_path / "c.onnx", head_dir=other)
+        export(net, tmp_path / "c.onnx", head_dir=other)
 
 
 def test_unknown_precision_descriptor_and_missing_calibration(tiny_network, tmp_path):
     with pytest.raises(GenderCliError, match="unknown precision 'bf16'"):
-        export_onnx(tiny_network, tmp_path / "x.onnx", precision="bf16")
+        export(tiny_network, tmp_path / "x.onnx", precision="bf16")
     with pytest.raises(GenderCliError, match="unknown descriptor 'fc7'"):
-        export_onnx(tiny_network, tmp_path / "x.onnx", descriptor="fc7")
+        export(tiny_network, tmp_path / "x.onnx", descriptor="fc7")
     with pytest.raises(GenderCliError, match="int8 export needs calibration images"):
-        export_onnx(tiny_network, tmp_path / "x.onnx", precision="int8")
+        export(tiny_network, tmp_path / "x.onnx", precision="int8")
 
 
 def test_unsupported_layer_names_layer_and_supported_types(tiny_network, tmp_path):
@@ -282,7 +281,7 @@ def test_unsupported_layer_names_layer_and_supported_types(tiny_network, tmp_pat
     net.layers = list(net.layers)
     net.layers[3] = type(net.layers[3])(name="bnorm1", type="bnorm")
     with pytest.raises(ModelFileError, match=r"layer 3 \('bnorm1'\) has type 'bnorm'; export supports conv"):
-        export_onnx(net, tmp_path / "x.onnx")
+        export(net, tmp_path / "x.onnx")
 
 
 # -- CLI ---------------------------------------------------------------------------------
@@ -351,9 +350,9 @@ TF_BLOCKED = (
 @pytest.mark.parametrize("source", ["mat", "folder"])
 def test_export_runs_where_tensorflow_cannot_be_imported(tiny_network, tmp_path, source):
     if source == "mat":
-        from gender_cli.convert.standin import write_standin
+        from gender_cli.convert.standin import make_standin
 
-        model = write_standin(tmp_path / "vgg_face.mat", size="tiny", seed=0)
+        model = make_standin(tmp_path / "vgg_face.mat", size="tiny", seed=0)
     else:
         model = tmp_path / "converted"
         tiny_network.save(model / "network")

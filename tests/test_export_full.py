@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -16,7 +14,6 @@ from gender_cli.convert import reference
 from gender_cli.convert.network import Network
 from gender_cli.convert.vgg_face import vgg_face_network
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_export import numpy_head, save_head  # noqa: E402
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -14,13 +12,12 @@ import pytest
 from gender_cli import contract
 from gender_cli.contract import Meta
 from gender_cli.errors import GenderCliError
-from gender_cli.export.api import export_onnx
+from gender_cli.export.export import export
 from gender_cli.export.checks import cosine
 from gender_cli.export.quantize_int8 import needs_reduce_range
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.images import load_image
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_export import save_head, write_image_folder  # noqa: E402
 
 CALIBRATION_IMAGES = 200  # a flip costs 0.5 %: the fp16 goal (99.5 %) allows at most one
@@ -39,7 +36,7 @@ def exported(tiny_network, tmp_path_factory, calibration_folder):
     tmp = tmp_path_factory.mktemp("precision")
     head_dir, _, _ = save_head(tmp / "run", "relu7", 16, seed=5)
     return {
-        p: export_onnx(tiny_network, tmp / f"{p}.onnx", head_dir=head_dir, precision=p,
+        p: export(tiny_network, tmp / f"{p}.onnx", head_dir=head_dir, precision=p,
                        calibration=calibration_folder)
         for p in contract.PRECISIONS
     }
@@ -166,7 +163,7 @@ def test_int8_graph_quantizes_the_backbone_only(exported):
 
 
 def test_backbone_checks_use_descriptor_cosine(tiny_network, tmp_path):
-    result = export_onnx(tiny_network, tmp_path / "bb16.onnx", precision="fp16", descriptor="pool5")
+    result = export(tiny_network, tmp_path / "bb16.onnx", precision="fp16", descriptor="pool5")
     checks = result.checks
     assert checks["measure"] == "descriptor_cosine_min" and "label_agreement" not in checks
     assert checks["image_source"].startswith("synthetic images")
@@ -178,7 +175,7 @@ def test_calibration_folder_without_images_is_an_error(tiny_network, tmp_path):
     folder.mkdir()
     (folder / "a.txt").write_text("hello")
     with pytest.raises(GenderCliError, match="holds no readable images"):
-        export_onnx(tiny_network, tmp_path / "x.onnx", precision="int8", calibration=folder)
+        export(tiny_network, tmp_path / "x.onnx", precision="int8", calibration=folder)
     assert not (tmp_path / "x.onnx").exists()
 
 

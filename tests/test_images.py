@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from gender_cli.infer.batches import iter_batches
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.images import MAX_PIXELS, ImageError, load_image
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_infer import BLUE, RED, build_corpus, png_declaring, refuse_listing  # noqa: E402
 
 SIZE = (32, 32)

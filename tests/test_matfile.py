@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -12,11 +10,10 @@ import pytest
 
 from gender_cli.convert.mat_writer import write_mat
 from gender_cli.convert.matfile import c_order_float32, read_mat, read_raw
-from gender_cli.convert.standin import standin_param_count, write_standin
+from gender_cli.convert.standin import standin_param_count, make_standin
 from gender_cli.convert.vgg_face import vgg_face_network
 from gender_cli.errors import ModelFileError, UnsupportedLayerError
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: find helpers_mat
 from helpers_mat import (  # noqa: E402
     layer_named,
     layers_of,
@@ -50,7 +47,7 @@ def assert_same_network(read, expected) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_standin_round_trip(tmp_path, layout, version):
-    path = write_standin(tmp_path / "vgg_face.mat", "tiny", layout, version, seed=7)
+    path = make_standin(tmp_path / "vgg_face.mat", "tiny", layout, version, seed=7)
     network = read_mat(path)
     expected = vgg_face_network("tiny", seed=7)
     assert_same_network(network, expected)
@@ -102,7 +99,7 @@ def test_v73_file_is_matlab_shaped(tmp_path):
 def test_v5_weights_stay_4d_single_and_bias_column(tmp_path):
     import scipy.io
 
-    path = write_standin(tmp_path / "v5.mat", "tiny", "zoo", "5", seed=1)
+    path = make_standin(tmp_path / "v5.mat", "tiny", "zoo", "5", seed=1)
     contents = scipy.io.loadmat(str(path), squeeze_me=False)
     fc7 = contents["layers"][0, 34][0, 0]
     w, b = fc7["weights"][0, 0], fc7["weights"][0, 1]
@@ -346,7 +343,7 @@ def test_failed_write_leaves_no_file(tmp_path):
 
 @pytest.mark.slow
 def test_full_size_v5_release_round_trip(tmp_path):
-    path = write_standin(tmp_path / "vgg_face.mat", "full", "release", "5", seed=0)
+    path = make_standin(tmp_path / "vgg_face.mat", "full", "release", "5", seed=0)
     network = read_mat(path)
     assert network.num_params == 145_002_878 == standin_param_count("full")
     shapes = {layer.name: layer.weights.shape for layer in network.layers if layer.type == "conv"}

@@ -85,15 +85,15 @@ def test_installed_package_is_not_shadowed_from_the_repository_root():
     """Python started in the clone's root (``python -m pytest``, ``python -c``) must
     import the installed package whole, not a half of it found in the working tree."""
     root = Path(__file__).resolve().parents[1]
-    result = run_python("import gender_cli.cli.main, gender_cli.infer.images, gender_cli.export.api", root)
+    result = run_python("import gender_cli.cli.main, gender_cli.infer.images, gender_cli.export.export", root)
     assert result.returncode == 0, result.stderr
 
 
 def test_training_verb_without_the_train_extra_names_the_extra(tmp_path):
     """On an inference-only install, convert says what to install instead of a traceback."""
-    from gender_cli.convert.standin import write_standin
+    from gender_cli.convert.standin import make_standin
 
-    mat = write_standin(tmp_path / "vgg_face.mat", size="tiny")
+    mat = make_standin(tmp_path / "vgg_face.mat", size="tiny")
     code = (
         "import sys\n"
         "sys.modules['tensorflow'] = None  # as if the [train] extra were not installed\n"

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from gender_cli.cli.main import cli
-from gender_cli.convert.inspect_mat import inspect_mat
+from gender_cli.convert.inspect import inspect
 from gender_cli.convert.matfile import read_mat
-from gender_cli.convert.standin import standin_param_count, write_standin
+from gender_cli.convert.standin import standin_param_count, make_standin
 from gender_cli.convert.vgg_face import vgg_face_network
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: find helpers_mat
 from helpers_mat import layer_named, tiny_variables, write  # noqa: E402
 
 
@@ -99,11 +96,11 @@ def test_help_explains_every_option():
 
 @pytest.fixture(scope="module")
 def tiny_zoo_v73(tmp_path_factory):
-    return write_standin(tmp_path_factory.mktemp("mat") / "zoo73.mat", "tiny", "zoo", "7.3", seed=2)
+    return make_standin(tmp_path_factory.mktemp("mat") / "zoo73.mat", "tiny", "zoo", "7.3", seed=2)
 
 
 def test_inspect_report(tiny_zoo_v73):
-    report = inspect_mat(tiny_zoo_v73)
+    report = inspect(tiny_zoo_v73)
     network = vgg_face_network("tiny", 2)
     assert report["mat_version"] == "7.3" and report["layout"] == "zoo"
     assert report["standin"] is True and "seed 2" in report["standin_note"]
@@ -139,7 +136,7 @@ def test_inspect_cli_table_and_json(tiny_zoo_v73):
 
     result = invoke(["inspect", "--json", str(tiny_zoo_v73)])
     assert result.exit_code == 0
-    assert json.loads(result.output) == json.loads(json.dumps(inspect_mat(tiny_zoo_v73)))
+    assert json.loads(result.output) == json.loads(json.dumps(inspect(tiny_zoo_v73)))
 
 
 @pytest.mark.parametrize("version", ["5", "7.3"])
@@ -149,7 +146,7 @@ def test_inspect_lists_unsupported_layers(tmp_path, version):
     layer.update(type="SubP", name="subp14")
     layer["weights"] = [np.zeros((2, 2, 8, 3), np.float32), np.zeros((3, 1), np.float32)]
     path = write(tmp_path, variables, version)
-    report = inspect_mat(path)
+    report = inspect(path)
     row = report["layers"][13]
     assert (row["index"], row["name"], row["type"]) == (14, "subp14", "SubP")
     assert "not supported" in row["problem"] and row["params"] == 2 * 2 * 8 * 3 + 3

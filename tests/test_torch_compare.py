@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,6 @@ from gender_cli.convert import reference
 from gender_cli.convert.network import Layer, Network
 from gender_cli.head_spec import HeadSpec
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_infer import write_tiny_classifier  # noqa: E402
 
 RTOL = 1e-4
@@ -174,14 +172,14 @@ def test_unsupported_layer_is_named(torch):
 def _workspace_classifier(network: Network, descriptor: str = "relu7"):
     """convert + train + export, as the verbs leave them: network, head run, classifier."""
     from gender_cli import workspace
-    from gender_cli.export.api import export_onnx
+    from gender_cli.export.export import export
 
     network.save(workspace.network_dir())
     dim = reference.descriptor(network, images_for(network, 1), descriptor).shape[1]
     spec, kernels, biases = random_head(dim, descriptor=descriptor)
     run_dir = workspace.new_run_dir()
     spec.save(run_dir, kernels, biases)
-    return export_onnx(network, workspace.classifier_path("fp32"), descriptor=descriptor, head_dir=run_dir).path
+    return export(network, workspace.classifier_path("fp32"), descriptor=descriptor, head_dir=run_dir).path
 
 
 def run(*args):
@@ -236,7 +234,7 @@ def test_bench_help_explains_compare_torch():
 
 def test_bench_and_classify_never_import_torch():
     code = (
-        "import sys; import gender_cli.bench.benchmark, gender_cli.bench.torch_compare, "
+        "import sys; import gender_cli.bench.bench, gender_cli.bench.torch_compare, "
         "gender_cli.bench.same_weights, gender_cli.cli.cmd_bench, gender_cli.infer.classify; "
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
     )

@@ -1,4 +1,4 @@
-"""``run_training`` end to end on a task with a known answer (warm vs cool images).
+"""``train`` end to end on a task with a known answer (warm vs cool images).
 
 Stand-in backbone weights say nothing about faces, so accuracy is asserted on a task
 that a random convolutional network can separate; everything else (files, metrics
@@ -8,14 +8,12 @@ consistent with predictions, export, determinism) is asserted on the same run.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_train import colour_run, png_ok, read_csv  # noqa: E402
 
 from gender_cli.contract import LABELS
@@ -115,12 +113,12 @@ def test_fp32_classifier_is_exported_and_agrees(run):
 
 
 def test_same_seed_gives_identical_metrics(run, tmp_path_factory, tiny_network):
-    from gender_cli.train.run import TrainOptions, run_training
+    from gender_cli.train.train import TrainOptions, train
 
     first, home, data = run
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GENDER_CLI_HOME", str(home))
-        again = run_training(
+        again = train(
             TrainOptions(data=data, device="cpu", progress=False, workers=2, seed=0, epochs=40,
                          learning_rate=5e-3, export=False),
             network=tiny_network,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_train import make_agegender_tree, write_manifest, write_png  # noqa: E402
 
 from gender_cli.errors import GenderCliError

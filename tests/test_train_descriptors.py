@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_train import write_colour_dataset  # noqa: E402
 
 from gender_cli.convert.reference import descriptor as reference_descriptor

@@ -8,14 +8,12 @@ saved predictions, valid plots, and an interrupted extraction that resumes.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_train import png_ok, read_csv, utkface_subset  # noqa: E402
 
 from gender_cli.contract import LABELS
@@ -88,10 +86,10 @@ def test_interrupted_extraction_resumes_and_matches_a_clean_run(faces, tiny_netw
 
 
 def test_training_on_faces_accounts_for_every_file(faces, tiny_network, workspace):
-    from gender_cli.train.run import TrainOptions, run_training
+    from gender_cli.train.train import TrainOptions, train
 
     messages = []
-    result = run_training(
+    result = train(
         TrainOptions(data=faces, device="cpu", progress=False, workers=2, epochs=8, export=False),
         network=tiny_network, log=messages.append,
     )

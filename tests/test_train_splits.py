@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: reach tests/helpers_*.py
 from helpers_train import make_agegender_tree, read_csv, write_png  # noqa: E402
 
 from gender_cli.errors import GenderCliError

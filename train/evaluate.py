@@ -80,7 +80,7 @@ def _select(dataset, split: str | None, splits_file: Path | None) -> tuple[list[
     return list(range(len(dataset.samples))), ["all"] * len(dataset.samples), "all images"
 
 
-def evaluate_classifier(
+def evaluate(
     data: Path,
     model_path: Path | None = None,
     out_dir: Path | None = None,

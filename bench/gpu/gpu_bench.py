@@ -11,9 +11,9 @@ bench/gpu/README.md): the package is imported from this working tree (setup.cfg'
 1. the stand-in network (``vgg_face_network(size)``, numpy only) and a seeded head,
    saved as a workspace (``convert`` + ``train`` would leave the same) in a scratch
    folder outside ``--out``;
-2. classifiers exported with ``export_onnx`` (TF-free), one per precision, checked
+2. classifiers exported with ``export`` (TF-free), one per precision, checked
    against fp32 on a few calibration images (a small set keeps export short);
-3. per precision, ``run_benchmark`` as ``gender-cli bench`` runs it: model-only on
+3. per precision, ``bench`` as ``gender-cli bench`` runs it: model-only on
    the seeded batch, end-to-end over a JPEG folder (``--faces`` or ``--jpegs``
    generated ones), and PyTorch on the same weights (fp16 + channels_last on CUDA);
 4. on CUDA, two onnxruntime settings beside the default for fp16: ``prefer_nhwc=1``
@@ -245,7 +245,7 @@ def ort_option_experiments(model_path: Path, batch: int, warmup: int, iters, sec
     import onnxruntime as ort
 
     from gender_cli import contract
-    from gender_cli.bench.benchmark import bench_model_only, latency_stats, synthetic_batch, time_callable
+    from gender_cli.bench.bench import bench_model_only, latency_stats, synthetic_batch, time_callable
     from gender_cli.infer.session import CPU, CUDA, CUDA_OPTIONS, open_session
 
     base = open_session(model_path, device="cuda")
@@ -379,7 +379,7 @@ def markdown(report: dict) -> str:
 
 def save(report: dict, json_path: Path, md_path: Path) -> str:
     """Write what is measured so far (a later failure or timeout keeps it); returns the Markdown."""
-    from gender_cli.bench.benchmark import device_description, write_json_atomically
+    from gender_cli.bench.bench import device_description, write_json_atomically
 
     measured = next((entry for entry in report["runs"].values() if "device" in entry), {})
     report["device"] = measured.get("device") or device_description([])
@@ -433,7 +433,7 @@ def run(args, work: Path) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     from gender_cli import __version__, workspace
-    from gender_cli.bench.benchmark import run_benchmark, write_json_atomically
+    from gender_cli.bench.bench import bench, write_json_atomically
     from gender_cli.errors import GenderCliError
     from gender_cli.infer.session import default_threads
 
@@ -464,7 +464,7 @@ def run(args, work: Path) -> int:
         f"torch {report['torch'].get('version')}; gender_cli {how_imported}")
 
     mark = time.perf_counter()
-    from gender_cli.export.api import export_onnx
+    from gender_cli.export.export import export
 
     log(f"building the {args.size} stand-in network and head")
     network, head_dir = build_workspace(args.size, args.seed, hidden=256 if args.size == "full" else 8)
@@ -482,7 +482,7 @@ def run(args, work: Path) -> int:
         from gender_cli.convert.vgg_face import vgg_face_network
         from gender_cli.infer.session import CUDA, open_session
 
-        probe = export_onnx(vgg_face_network("tiny"), work / "probe.onnx", descriptor="pool5").path
+        probe = export(vgg_face_network("tiny"), work / "probe.onnx", descriptor="pool5").path
         try:
             loaded = open_session(probe, device=args.device)
             report["probe_providers"] = loaded.providers
@@ -498,7 +498,7 @@ def run(args, work: Path) -> int:
     for precision in precisions:
         mark = time.perf_counter()
         log(f"exporting {precision}")
-        result = export_onnx(
+        result = export(
             network, workspace.classifier_path(precision), head_dir=head_dir, precision=precision,
             calibration=calibration if precision != "fp32" else None,
         )
@@ -509,7 +509,7 @@ def run(args, work: Path) -> int:
     for precision in precisions:
         mark = time.perf_counter()
         try:
-            figures = run_benchmark(
+            figures = bench(
                 workspace.classifier_path(precision), batch=args.batch, device=args.device, warmup=args.warmup,
                 iters=args.iters, images=folder, variants=False,
                 compare_torch=not args.no_torch and precision != "int8", workers=args.workers,

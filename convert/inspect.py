@@ -22,7 +22,7 @@ from gender_cli.convert.network import Layer
 from gender_cli.errors import ModelFileError, UnsupportedLayerError
 
 
-def inspect_mat(path) -> dict:
+def inspect(path) -> dict:
     """Describe a MAT-file's network.
 
     Layers of unsupported types are listed with a ``problem``; an unreadable file or a

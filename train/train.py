@@ -1,6 +1,6 @@
 """One training run, start to finish: data -> splits -> descriptors -> head -> metrics -> export.
 
-``run_training(TrainOptions(...))`` writes into the run folder::
+``train(TrainOptions(...))`` writes into the run folder::
 
     splits.csv            path,label,split (reuse with --splits)
     head.json, head_weights.npz   the head as plain data (HeadSpec; export reads these)
@@ -107,7 +107,7 @@ def _load_network(model):
     return load_network(model)
 
 
-def run_training(
+def train(
     options: TrainOptions,
     network=None,
     log: Callable[[str], None] | None = None,
@@ -290,13 +290,13 @@ def _save_keras_head(path: Path, spec: HeadSpec, kernels, biases) -> Path:
 
 def _export_classifier(network, options: TrainOptions, run_dir: Path, preds: Predictions, threshold: float):
     """Export the fp32 classifier and check it against the NumPy head on a few test images."""
-    from gender_cli.export.api import export_onnx
+    from gender_cli.export.export import export
     from gender_cli.infer.session import open_session
     from gender_cli.train.batch_runner import run_over_paths
 
     path = workspace.classifier_path("fp32")
     path.parent.mkdir(parents=True, exist_ok=True)
-    export_onnx(network, path, descriptor=options.descriptor, head_dir=run_dir, precision="fp32")
+    export(network, path, descriptor=options.descriptor, head_dir=run_dir, precision="fp32")
     loaded = open_session(path, device=options.device)
     rows = np.flatnonzero(preds.select("test"))[:EXPORT_CHECK_IMAGES]
     expected, got = [], []

@@ -1,4 +1,4 @@
-"""``export_onnx``: one ONNX graph from the layer table, in fp32, fp16 or int8.
+"""``export``: one ONNX graph from the layer table, in fp32, fp16 or int8.
 
 The graph is emitted straight from the framework-free layer table (no TensorFlow, no
 tf2onnx) and streamed to disk one weight tensor at a time. Precisions are a table
@@ -212,7 +212,7 @@ def _require_loadable_opsets(opsets: dict[str, int]) -> None:
 EXPORTERS = {"fp32": _export_fp32, "fp16": _export_fp16, "int8": _export_int8}
 
 
-def export_onnx(
+def export(
     network: Network,
     out_path,
     descriptor: str = contract.DEFAULT_DESCRIPTOR,

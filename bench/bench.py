@@ -180,7 +180,7 @@ def _gpu_name() -> str | None:
     return first[0] if result.returncode == 0 and first else None
 
 
-def run_benchmark(
+def bench(
     model_path: str | os.PathLike,
     batch: int = 64,
     device: str = "auto",
