@@ -22,19 +22,18 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from gender_cli import __version__, contract
 from gender_cli.bench.machine import cpu_model
 from gender_cli.errors import ModelFileError
-from gender_cli.infer.batches import default_workers, iter_batches
+from gender_cli.infer.batches import iter_batches
+from gender_cli.system import available_cpus
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.session import LoadedModel, describe_model, open_session
 
@@ -136,7 +135,7 @@ def bench_end_to_end(
         "input": str(folder),
         "files": len(files),
         "failed_files": failed,
-        "decode_workers": workers or default_workers(),
+        "decode_workers": workers or available_cpus(),
         "decode_only_images_per_second": len(files) / decode_seconds,
         **stats,
     }
@@ -153,7 +152,7 @@ def sibling_variants(model_path: Path) -> dict[str, Path]:
 
 
 def device_description(providers: list[str]) -> dict[str, Any]:
-    cores = default_workers()
+    cores = available_cpus()
     description: dict[str, Any] = {
         "kind": "cuda" if "CUDAExecutionProvider" in providers else "cpu",
         "cpu": cpu_model(),
@@ -211,7 +210,7 @@ def bench(
         "notice": model.notice,
         "device": device_description(model.providers),
         "device_requested": device,
-        "threads": {"intra_op": model.threads, "inter_op": 1, "decode_workers": workers or default_workers()},
+        "threads": {"intra_op": model.threads, "inter_op": 1, "decode_workers": workers or available_cpus()},
         "batch": batch,
         "warmup": warmup,
         "python": platform.python_version(),
@@ -305,26 +304,3 @@ def _model_bytes(path: Path) -> int:
     if data.is_file():
         total += data.stat().st_size
     return total
-
-
-def write_json_atomically(data: dict, path: str | os.PathLike) -> Path:
-    import json
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False, encoding="utf-8")
-    try:
-        with handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def onnxruntime_version() -> str:
-    return ort.__version__

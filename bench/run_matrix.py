@@ -65,7 +65,8 @@ def log(message: str) -> None:
 def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, device: str, compare_tf: bool) -> None:
     os.environ["GENDER_CLI_HOME"] = str(work / "home")
     from gender_cli import workspace
-    from gender_cli.bench.bench import bench, write_json_atomically
+    from gender_cli.atomic import write_json_atomically
+    from gender_cli.bench.bench import bench
     from gender_cli.convert.reference import descriptor as reference_descriptor
     from gender_cli.convert.vgg_face import vgg_face_network
     from gender_cli.export.export import export
@@ -106,7 +107,7 @@ def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, 
             progress=lambda message: log(f"{size}: {message}"),
         )
         figures["network_size"] = size
-        write_json_atomically(figures, out / f"bench-{size}-b{batch}.json")
+        write_json_atomically(out / f"bench-{size}-b{batch}.json", figures)
 
 
 def _descriptor_dim(network, reference_descriptor) -> int:

@@ -227,8 +227,7 @@ class Classifier(nn.Module):
         channels_last: bool = False,
     ):
         super().__init__()
-        if descriptor not in contract.DESCRIPTORS:
-            raise ModelFileError(f"unknown descriptor {descriptor!r}; choose from {', '.join(contract.DESCRIPTORS)}")
+        contract.descriptor_spec(descriptor)
         if precision not in DTYPES:
             raise ModelFileError(f"the PyTorch port runs {', '.join(DTYPES)}, not {precision!r}")
         dtype = DTYPES[precision]

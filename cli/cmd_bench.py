@@ -69,7 +69,8 @@ def bench(
 ):
     """Measure img/s and per-batch latency (p50/p90/p99) of an exported classifier."""
     from gender_cli import workspace
-    from gender_cli.bench.bench import bench, write_json_atomically
+    from gender_cli.atomic import write_json_atomically
+    from gender_cli.bench.bench import bench
 
     if json_path:
         check_output_location(json_path, "--json")
@@ -93,7 +94,7 @@ def bench(
     warn_if_standin(result["standin"])
     notice(result["notice"], quiet)
     if json_path:
-        write_json_atomically(result, json_path)
+        write_json_atomically(json_path, result)
     click.echo(format_report(result))
     if json_path and not quiet:
         click.echo(f"bench: figures written to {json_path}", err=True)

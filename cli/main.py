@@ -44,12 +44,7 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module_name, attr = COMMANDS[name]
-        try:
-            module = importlib.import_module(f"gender_cli.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"gender_cli.cli.{module_name}":
-                return None  # verb not built yet
-            raise
+        module = importlib.import_module(f"gender_cli.cli.{module_name}")
         return getattr(module, attr)
 
     def invoke(self, ctx: click.Context):

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import click
 
-DEVICES = ("auto", "cuda", "cpu")
+from gender_cli.devices import DEFAULT_DEVICE, DEVICE_HELP, DEVICES
 
 
 def device_option(fn):
     return click.option(
         "--device",
         type=click.Choice(DEVICES),
-        default="auto",
+        default=DEFAULT_DEVICE,
         show_default=True,
-        help="Execution provider: 'cuda' (error if CUDA cannot load), 'cpu', or 'auto' "
-        "(CUDA when it loads, else CPU with a notice).",
+        help=DEVICE_HELP,
     )(fn)
 
 

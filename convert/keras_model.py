@@ -249,11 +249,7 @@ def build_keras_model(network: Network, upto: str | None = None, input_size=None
 
 def keras_descriptor_model(network: Network, descriptor: str, input_size=None) -> "keras.Model":
     """(N, H, W, 3) RGB 0..255 → (N, D) descriptor ``descriptor`` (contract.DESCRIPTORS)."""
-    if descriptor not in contract.DESCRIPTORS:
-        raise ValueError(
-            f"unknown descriptor {descriptor!r}; choose from {', '.join(contract.DESCRIPTORS)}"
-        )
-    spec = contract.DESCRIPTORS[descriptor]
+    spec = contract.descriptor_spec(descriptor)
     inputs, x = _backbone(network, spec.layer, input_size)
     if spec.global_average_pool:
         x = keras.layers.GlobalAveragePooling2D(name="global_average")(x)

@@ -196,9 +196,7 @@ def forward(network: Network, images, upto: str | None = None) -> np.ndarray:
 
 def descriptor(network: Network, images, name: str) -> np.ndarray:
     """The (N, D) descriptor ``name`` (a ``contract.DESCRIPTORS`` key) of ``images``."""
-    if name not in contract.DESCRIPTORS:
-        raise ValueError(f"unknown descriptor {name!r}; choose from {', '.join(contract.DESCRIPTORS)}")
-    spec = contract.DESCRIPTORS[name]
+    spec = contract.descriptor_spec(name)
     maps = forward(network, images, upto=spec.layer)
     if spec.global_average_pool:
         return maps.astype(COMPUTE_DTYPE).mean(axis=(1, 2)).astype(np.float32)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gender_cli.errors import UnknownDescriptorError
+
 INPUT_NAME = "images"  # uint8 [N, H, W, 3], RGB, N dynamic
 PROBABILITIES = "probabilities"  # float32 [N, 2], full classifier only
 DESCRIPTOR = "descriptor"  # float32 [N, D]
@@ -39,6 +41,16 @@ DESCRIPTORS = {
     )
 }
 DEFAULT_DESCRIPTOR = "relu7"
+
+
+def descriptor_spec(name: str) -> DescriptorLayer:
+    """The descriptor layer called ``name``, or an error that lists the choices."""
+    try:
+        return DESCRIPTORS[name]
+    except KeyError:
+        raise UnknownDescriptorError(
+            f"unknown descriptor {name!r}; choose from {', '.join(DESCRIPTORS)}"
+        ) from None
 
 
 @dataclass(frozen=True)

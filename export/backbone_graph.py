@@ -158,11 +158,7 @@ EMITTERS: dict[str, Callable[[GraphBuilder, Layer, Flow, np.dtype], Flow]] = {
 
 def descriptor_layers(network: Network, descriptor: str) -> list[Layer]:
     """The layers that compute ``descriptor``, checked against the registry."""
-    if descriptor not in contract.DESCRIPTORS:
-        raise ModelFileError(
-            f"unknown descriptor {descriptor!r}; choose from {', '.join(contract.DESCRIPTORS)}"
-        )
-    last = network.layer_index(contract.DESCRIPTORS[descriptor].layer)
+    last = network.layer_index(contract.descriptor_spec(descriptor).layer)
     layers = network.layers[: last + 1]
     for index, layer in enumerate(layers):
         if layer.type not in EMITTERS:

@@ -236,10 +236,7 @@ def export(
     """
     if precision not in EXPORTERS:
         raise GenderCliError(f"unknown precision {precision!r}; choose from {', '.join(EXPORTERS)}")
-    if descriptor not in contract.DESCRIPTORS:
-        raise GenderCliError(
-            f"unknown descriptor {descriptor!r}; choose from {', '.join(contract.DESCRIPTORS)}"
-        )
+    contract.descriptor_spec(descriptor)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

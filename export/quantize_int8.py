@@ -118,9 +118,6 @@ class _ImageReader:
             self.progress("calibrate", min(self.served, len(self.batches)), len(self.batches))
         return {contract.INPUT_NAME: batch}
 
-    def rewind(self) -> None:
-        self.set_range(0, len(self.batches))
-
 
 def quantize(fp32_path: Path, out_path: Path, images: np.ndarray, exclude_nodes: list[str], progress=None) -> dict:
     """Write the int8 QDQ twin of ``fp32_path`` to ``out_path``; returns the settings used."""

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cli.infer.images import ImageError, load_image
+from gender_cli.system import available_cpus
 
 
 @dataclass
@@ -37,13 +38,6 @@ class Batch:
         return len(self.paths)
 
 
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def iter_batches(
     paths: Sequence[str | os.PathLike],
     batch_size: int,
@@ -57,7 +51,7 @@ def iter_batches(
         raise ValueError("batch_size must be at least 1")
     paths = [Path(p) for p in paths]
     height, width = size
-    executor = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="decode")
+    executor = ThreadPoolExecutor(max_workers=workers or available_cpus(), thread_name_prefix="decode")
     pending: deque[tuple[Batch, list[Future]]] = deque()
     starts = iter(range(0, len(paths), batch_size))
 

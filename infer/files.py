@@ -32,8 +32,13 @@ def list_image_files(
     folders: Iterable[str | os.PathLike],
     recursive: bool = True,
     unlistable: list[tuple[Path, OSError]] | None = None,
+    skip_hidden: bool = False,
 ) -> list[Path]:
-    """Every regular file under ``folders`` (a file given directly is listed as is)."""
+    """Every regular file under ``folders`` (a file given directly is listed as is).
+
+    ``skip_hidden`` leaves out files and folders whose names start with a dot inside
+    the folders (``train`` reads data sets so; ``classify`` lists everything).
+    """
     seen_dirs: set[str] = set()
     listed: set[Path] = set()
     files: list[Path] = []
@@ -43,7 +48,7 @@ def list_image_files(
         if kind == "missing":
             raise GenderCliError(f"no such file or folder: {root}")
         if kind == "dir":
-            found = _walk(root, recursive, seen_dirs, unlistable)
+            found = _walk(root, recursive, seen_dirs, unlistable, skip_hidden)
         elif kind in ("file", "dangling"):
             found = [root]
         else:
@@ -75,6 +80,7 @@ def _walk(
     recursive: bool,
     seen_dirs: set[str],
     unlistable: list[tuple[Path, OSError]] | None,
+    skip_hidden: bool,
 ) -> list[Path]:
     files: list[Path] = []
     stack = [root]
@@ -94,6 +100,8 @@ def _walk(
             continue
         subdirs = []
         for name in names:
+            if skip_hidden and name.startswith("."):
+                continue
             path = directory / name
             kind = _kind(path)
             if kind in ("file", "dangling"):

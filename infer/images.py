@@ -46,6 +46,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from gender_cli.errors import first_line
+
 MAX_PIXELS = 100_000_000
 """Largest accepted canvas (100 Mpx: above any camera photo; 300 MB once decoded)."""
 
@@ -110,20 +112,15 @@ def load_image(
     except UnidentifiedImageError:
         raise ImageError("not_image", "not an image file Pillow can identify") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError("too_large", _first_line(exc)) from None
+        raise ImageError("too_large", first_line(exc, "")) from None
     except (OSError, EOFError) as exc:
-        message = _first_line(exc)
+        message = first_line(exc, "")
         if isinstance(exc, EOFError) or "truncated" in message.lower():
             raise ImageError("truncated", message or "unexpected end of file") from None
         raise ImageError("corrupt", message or type(exc).__name__) from None
     except (SyntaxError, ValueError, TypeError, IndexError, KeyError, MemoryError) as exc:
         # Pillow's plugins signal malformed data with a variety of exception types.
-        raise ImageError("corrupt", _first_line(exc) or type(exc).__name__) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
+        raise ImageError("corrupt", first_line(exc)) from None
 
 
 def _check_pixels(img: Image.Image) -> None:

@@ -36,11 +36,12 @@ import onnxruntime as ort
 
 from gender_cli import contract
 from gender_cli.contract import Meta
-from gender_cli.errors import GenderCliError, ModelFileError
+from gender_cli.devices import DEVICES
+from gender_cli.errors import GenderCliError, ModelFileError, first_line
+from gender_cli.system import available_cpus
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-DEVICES = ("auto", "cuda", "cpu")
 
 CUDA_OPTIONS = {
     "cudnn_conv_algo_search": "EXHAUSTIVE",
@@ -100,13 +101,6 @@ class LoadedModel:
         return "cuda" if CUDA in self.providers else "cpu"
 
 
-def default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
 def open_session(
     model_path: str | os.PathLike,
     device: str = "auto",
@@ -123,7 +117,7 @@ def open_session(
     path = Path(model_path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
-    threads = threads or default_threads()
+    threads = threads or available_cpus()
     options = _session_options(threads, allow_spinning)
 
     notice = None
@@ -173,7 +167,7 @@ def _create(path: Path, options: ort.SessionOptions, providers: list) -> ort.Inf
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-        raise ModelFileError(f"{path} is not a model onnxruntime can load: {_first_line(exc)}") from None
+        raise ModelFileError(f"{path} is not a model onnxruntime can load: {first_line(exc)}") from None
 
 
 def _create_with_cuda(path: Path, options: ort.SessionOptions) -> tuple[ort.InferenceSession, str | None]:
@@ -186,7 +180,7 @@ def _create_with_cuda(path: Path, options: ort.SessionOptions) -> tuple[ort.Infe
                 str(path), sess_options=options, providers=[(CUDA, CUDA_OPTIONS), CPU]
             ), None
         except Exception as exc:
-            cuda_error = _first_line(exc)
+            cuda_error = first_line(exc)
         return _create(path, options, [CPU]), cuda_error  # CPU fails too: a model problem
     finally:
         ort.set_default_logger_severity(_ORT_DEFAULT_LOG_SEVERITY)
@@ -200,7 +194,7 @@ def _cuda_load_problem() -> str | None:
     try:
         ctypes.CDLL(str(library))
     except OSError as exc:
-        return _first_line(exc)
+        return first_line(exc)
     return None
 
 
@@ -250,11 +244,6 @@ def _check_io(session: ort.InferenceSession, info: ModelInfo, path: Path) -> Non
         raise ModelFileError(f"{path}: classifier without a {contract.PROBABILITIES!r} output")
     if info.kind == "classifier" and len(info.labels) != 2:
         raise ModelFileError(f"{path}: expected 2 labels in metadata, found {list(info.labels)}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def describe_model(model: LoadedModel) -> dict[str, Any]:

@@ -22,7 +22,6 @@ twice); descriptor extraction reports them.
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Callable
 
 from gender_cli.contract import LABELS
 from gender_cli.errors import GenderCliError
+from gender_cli.infer.files import list_image_files
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 SPLITS = ("train", "val", "test")
@@ -96,21 +96,8 @@ class Dataset:
 
 # -- helpers ---------------------------------------------------------------------------
 def _walk_files(folder: Path) -> list[Path]:
-    """Every regular, non-hidden file below ``folder``, sorted; symlinked folders followed once."""
-    found: list[Path] = []
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:
-            dirnames[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            path = Path(dirpath) / name
-            if not name.startswith(".") and path.is_file():
-                found.append(path)
-    return sorted(found)
+    """Every regular, non-hidden file below ``folder`` (symlinked folders followed once)."""
+    return [p for p in list_image_files([folder], skip_hidden=True) if p.is_file()]
 
 
 def _is_image_name(path: Path) -> bool:

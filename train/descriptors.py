@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from gender_cli import workspace
-from gender_cli.contract import DESCRIPTOR, DESCRIPTORS, Meta
+from gender_cli.contract import DESCRIPTOR, Meta, descriptor_spec
 from gender_cli.errors import GenderCliError
 from gender_cli.train.batch_runner import model_image_size, model_resize, run_over_paths
 
@@ -184,8 +184,7 @@ def extract_descriptors(
     on_shard: Callable[[int], None] | None = None,
 ) -> DescriptorResult:
     """Descriptors of ``paths`` (cached ones read, the rest extracted and cached)."""
-    if descriptor not in DESCRIPTORS:
-        raise GenderCliError(f"unknown descriptor {descriptor!r}; choose from {', '.join(DESCRIPTORS)}")
+    descriptor_spec(descriptor)
     loaded, backbone, exported = ensure_backbone(network, descriptor, device=device)
     size = model_image_size(loaded)
     cache = DescriptorCache.open(cache_folder(network, descriptor, size, model_resize(loaded)))

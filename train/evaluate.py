@@ -22,7 +22,8 @@ from gender_cli.contract import LABELS, PROBABILITIES, STANDIN_WARNING
 from gender_cli.errors import GenderCliError, ModelFileError
 from gender_cli.train.batch_runner import run_over_paths
 from gender_cli.train.datasets import load_dataset
-from gender_cli.train.report import METRICS_FILE, REPORT_FILE, Predictions, metrics_table, write_evaluation, write_json, write_report
+from gender_cli.atomic import write_json_atomically
+from gender_cli.train.report import METRICS_FILE, REPORT_FILE, Predictions, metrics_table, write_evaluation, write_report
 from gender_cli.train.splits import read_splits
 
 EVAL_SPLITS = ("test", "all")
@@ -144,7 +145,7 @@ def evaluate(
         "images_per_second": round(int(ok.sum()) / seconds, 1) if seconds > 0 else None,
         "providers": list(loaded.providers),
     }
-    files["metrics"] = write_json(out_dir / METRICS_FILE, metrics)
+    files["metrics"] = write_json_atomically(out_dir / METRICS_FILE, metrics)
     files["report"] = write_report(
         out_dir / REPORT_FILE, f"Evaluation of {model_path.name}",
         [("Model and data", [

@@ -2,14 +2,13 @@
 
 ``write_evaluation`` computes metrics on one split, draws the figures and writes
 ``predictions.csv``; ``write_report`` renders ``report.md`` from plain data;
-``write_json`` writes JSON atomically. Shared by ``train`` and ``evaluate`` so both
+Shared by ``train`` and ``evaluate`` so both
 produce the same metrics and plots.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,26 +29,6 @@ PLOT_FILES = {
     "grid": "predictions_grid.png",
     "wrong": "wrong_predictions_grid.png",
 }
-
-
-def write_json(path: Path, data) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 @dataclass

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from gender_cli import __version__, workspace
-from gender_cli.contract import DESCRIPTORS, LABELS, STANDIN_WARNING
+from gender_cli.contract import LABELS, STANDIN_WARNING, descriptor_spec
 from gender_cli.errors import GenderCliError
 from gender_cli.head_spec import HeadSpec
 from gender_cli.tf_quiet import import_keras
@@ -36,8 +36,9 @@ from gender_cli.train.datasets import SPLITS, load_dataset
 from gender_cli.train.descriptors import DescriptorResult, extract_descriptors
 from gender_cli.train.head_model import HeadConfig, build_head, head_probabilities, train_head
 from gender_cli.train.metrics import choose_threshold, classification_metrics
+from gender_cli.atomic import write_json_atomically
 from gender_cli.train.report import (
-    METRICS_FILE, REPORT_FILE, Predictions, metrics_table, write_evaluation, write_json, write_report,
+    METRICS_FILE, REPORT_FILE, Predictions, metrics_table, write_evaluation, write_report,
 )
 from gender_cli.train.splits import DEFAULT_FRACTIONS, SPLITS_FILE, plan_splits, write_splits
 
@@ -116,8 +117,7 @@ def train(
     """Train, evaluate and export; ``network`` overrides ``options.model`` (an in-memory Network)."""
     say = log or (lambda message: None)
     started = time.perf_counter()
-    if options.descriptor not in DESCRIPTORS:
-        raise GenderCliError(f"unknown descriptor {options.descriptor!r}; choose from {', '.join(DESCRIPTORS)}")
+    descriptor_spec(options.descriptor)
 
     dataset = load_dataset(options.data, options.layout)
     counts = dataset.class_counts()
@@ -199,7 +199,7 @@ def train(
         "unreadable": unreadable,
         "descriptors": descriptor_stats,
     }
-    files["metrics"] = write_json(run_dir / METRICS_FILE, metrics)
+    files["metrics"] = write_json_atomically(run_dir / METRICS_FILE, metrics)
 
     spec = HeadSpec(
         descriptor=options.descriptor, input_dim=int(kernels[0].shape[0]), hidden=list(options.hidden),
@@ -209,7 +209,7 @@ def train(
     spec.save(run_dir, kernels, biases)
     files["head"] = run_dir / "head.json"
     files["head_keras"] = _save_keras_head(run_dir / "head.keras", spec, kernels, biases)
-    files["history"] = write_json(run_dir / "history.json", {
+    files["history"] = write_json_atomically(run_dir / "history.json", {
         **trained.history, "best_epoch": trained.best_epoch, "epochs_run": trained.epochs_run})
     config = {
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
@@ -221,7 +221,7 @@ def train(
                      "onnx": str(desc.backbone_path)},
         "versions": _versions(),
     }
-    files["config"] = write_json(run_dir / "config.json", config)
+    files["config"] = write_json_atomically(run_dir / "config.json", config)
 
     classifier, export_check = None, None
     if options.export:

@@ -379,12 +379,13 @@ def markdown(report: dict) -> str:
 
 def save(report: dict, json_path: Path, md_path: Path) -> str:
     """Write what is measured so far (a later failure or timeout keeps it); returns the Markdown."""
-    from gender_cli.bench.bench import device_description, write_json_atomically
+    from gender_cli.atomic import write_json_atomically
+    from gender_cli.bench.bench import device_description
 
     measured = next((entry for entry in report["runs"].values() if "device" in entry), {})
     report["device"] = measured.get("device") or device_description([])
     report["goals"] = goals(report["runs"], report["device"])
-    write_json_atomically(report, json_path)
+    write_json_atomically(json_path, report)
     text = markdown(report)
     md_path.write_text(text)
     return text
@@ -433,9 +434,10 @@ def run(args, work: Path) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     from gender_cli import __version__, workspace
-    from gender_cli.bench.bench import bench, write_json_atomically
+    from gender_cli.atomic import write_json_atomically
+    from gender_cli.bench.bench import bench
     from gender_cli.errors import GenderCliError
-    from gender_cli.infer.session import default_threads
+    from gender_cli.system import available_cpus
 
     report = {
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -449,7 +451,7 @@ def run(args, work: Path) -> int:
         "warmup": args.warmup,
         "iters": args.iters,
         "seconds": args.seconds,
-        "cpu_cores": default_threads(),
+        "cpu_cores": available_cpus(),
         "python": platform.python_version(),
         "ld_library_path_added": os.environ.get(LIBRARY_MARK, ""),
         "nvidia_smi": nvidia_smi(),
@@ -490,7 +492,7 @@ def run(args, work: Path) -> int:
                 log(f"auto: running on CPU ({loaded.notice})")
         except GenderCliError as exc:
             report["cuda_error"] = str(exc)
-            write_json_atomically(report, json_path)
+            write_json_atomically(json_path, report)
             md_path.write_text(f"# gender-cli GPU benchmark\n\nCUDA DID NOT LOAD: {exc}\n")
             cuda_banner(str(exc))
             return 3
