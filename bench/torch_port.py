@@ -10,7 +10,8 @@ inside; outputs ``descriptor`` (N, D) float32 and, with a head, ``probabilities`
 
 * conv: correlation with ``(top, bottom, left, right)`` zero padding; asymmetric
   padding goes through ``F.pad`` (torch's own padding is symmetric);
-* a conv whose window covers its whole input (fc6/fc7/fc8) is a ``linear`` on the
+* shapes come from ``convert/layer_plan.py``; a conv the plan marks fully connected
+  (fc6/fc7/fc8: its window covers its whole input) is a ``linear`` on the
   input flattened in (C, H, W) order, as the ONNX graph's Gemm: the weight is the
   (Cout, Cin, H, W) conv weight reshaped, the same bytes;
 * max pooling pads with ``-inf`` (padding never wins); average pooling divides the
@@ -33,9 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gender_cli import contract
+from gender_cli.convert.layer_plan import Step, descriptor_plan, plan
 from gender_cli.convert.network import Layer, Network
-from gender_cli.convert.reference import output_size
-from gender_cli.errors import ModelFileError, UnsupportedLayerError
+from gender_cli.errors import ModelFileError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -148,70 +149,26 @@ class ChannelSoftmax(nn.Module):
         return torch.softmax(x, dim=1)
 
 
-Shape = tuple[int, ...]  # per image: (C, H, W) maps or (D,) after a fully connected layer
+def _conv_module(step: Step, dtype, device) -> nn.Module:
+    return FullyConnected(step.layer, dtype, device) if step.fully_connected else Conv(step.layer, dtype, device)
 
 
-def _conv_module(layer: Layer, shape: Shape, dtype, device) -> tuple[nn.Module, Shape]:
-    if layer.weights is None:
-        raise ModelFileError(f"conv layer {layer.name!r} has no weights")
-    kh, kw, cin, cout = (int(s) for s in layer.weights.shape)
-    flat = len(shape) == 1
-    covers_input = (flat and kh == kw == 1 and shape[0] == cin) or (
-        not flat and shape == (cin, kh, kw) and not any(layer.pad) and tuple(layer.dilate) == (1, 1)
-    )
-    if covers_input:
-        return FullyConnected(layer, dtype, device), (cout,)
-    if flat:
-        raise ModelFileError(f"conv layer {layer.name!r} follows a fully connected layer but is not 1x1")
-    c, h, w = shape
-    if c != cin:
-        raise ModelFileError(f"layer {layer.name!r}: filters expect {cin} input channels, got {c}")
-    top, bottom, left, right = (int(p) for p in layer.pad)
-    (sy, sx), (dy, dx) = layer.stride, layer.dilate
-    out = (cout, output_size(h, kh, sy, top, bottom, dy), output_size(w, kw, sx, left, right, dx))
-    return Conv(layer, dtype, device), out
-
-
-def _maps(layer: Layer, shape: Shape) -> Shape:
-    if len(shape) == 1:
-        raise ModelFileError(f"{layer.type} layer {layer.name!r} follows a fully connected layer")
-    return shape
-
-
-def _pool_module(layer: Layer, shape: Shape, dtype, device) -> tuple[nn.Module, Shape]:
-    c, h, w = _maps(layer, shape)
-    (ph, pw), (sy, sx), (top, bottom, left, right) = layer.pool_geometry()
-    out = (c, output_size(h, ph, sy, top, bottom), output_size(w, pw, sx, left, right))
-    return Pool(layer, (h, w), dtype, device), out
-
-
-BUILDERS: dict[str, Callable[[Layer, Shape, torch.dtype, object], tuple[nn.Module, Shape]]] = {
+BUILDERS: dict[str, Callable[[Step, torch.dtype, object], nn.Module]] = {
     "conv": _conv_module,
-    "pool": _pool_module,
-    "relu": lambda layer, shape, dtype, device: (nn.ReLU(inplace=True), shape),
-    "dropout": lambda layer, shape, dtype, device: (nn.Identity(), shape),
-    "softmax": lambda layer, shape, dtype, device: (ChannelSoftmax(), shape),
-    "lrn": lambda layer, shape, dtype, device: (LocalResponseNorm(layer), _maps(layer, shape)),
+    "pool": lambda step, dtype, device: Pool(step.layer, step.input_shape[1:], dtype, device),
+    "relu": lambda step, dtype, device: nn.ReLU(inplace=True),
+    "dropout": lambda step, dtype, device: nn.Identity(),
+    "softmax": lambda step, dtype, device: ChannelSoftmax(),
+    "lrn": lambda step, dtype, device: LocalResponseNorm(step.layer),
 }
 
 
-def layer_stack(network: Network, upto: str | None, dtype: torch.dtype, device) -> tuple[nn.Sequential, Shape]:
-    """The layers up to and including ``upto`` (default: all) on NCHW input; returns
-    (module, per-image output shape)."""
-    last = len(network.layers) - 1 if upto is None else network.layer_index(upto)
-    h, w, c = (int(s) for s in network.input_size)
-    shape: Shape = (c, h, w)
+def layer_stack(steps: list[Step], dtype: torch.dtype, device) -> nn.Sequential:
+    """The planned layers as one module on NCHW input."""
     modules = nn.Sequential()
-    for index, layer in enumerate(network.layers[: last + 1]):
-        build = BUILDERS.get(layer.type)
-        if build is None:
-            raise UnsupportedLayerError(
-                f"layer {index} ({layer.name!r}) has type {layer.type!r}; the PyTorch port supports "
-                f"{', '.join(BUILDERS)}"
-            )
-        module, shape = build(layer, shape, dtype, device)
-        modules.add_module(f"{index:02d}_{layer.name}", module)
-    return modules, shape
+    for step in steps:
+        modules.add_module(f"{step.index:02d}_{step.layer.name}", BUILDERS[step.layer.type](step, dtype, device))
+    return modules
 
 
 class Classifier(nn.Module):
@@ -227,26 +184,22 @@ class Classifier(nn.Module):
         channels_last: bool = False,
     ):
         super().__init__()
-        contract.descriptor_spec(descriptor)
         if precision not in DTYPES:
             raise ModelFileError(f"the PyTorch port runs {', '.join(DTYPES)}, not {precision!r}")
         dtype = DTYPES[precision]
-        self.spec = contract.DESCRIPTORS[descriptor]
+        self.planned = descriptor_plan(network, descriptor)
         self.preprocess = Preprocess(network.mean, dtype, device, channels_last)
-        self.backbone, shape = layer_stack(network, self.spec.layer, dtype, device)
-        self.flat_output = len(shape) == 1
-        if not self.flat_output and not self.spec.global_average_pool and shape[1:] != (1, 1):
-            raise ModelFileError(
-                f"descriptor {descriptor!r}: layer {self.spec.layer!r} gives {shape[1]}x{shape[2]} maps, expected 1x1"
-            )
+        self.backbone = layer_stack(self.planned.steps, dtype, device)
         self.head = _head_layers(head, device) if head is not None else None
         if channels_last:  # conv weights too, or cuDNN converts them on every call
             self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.backbone(self.preprocess(images))
-        if not self.flat_output:
-            x = x.mean(dim=(2, 3), dtype=torch.float32) if self.spec.global_average_pool else x.flatten(1)
+        if self.planned.global_average_pool:
+            x = x.mean(dim=(2, 3), dtype=torch.float32)
+        elif self.planned.flatten:
+            x = x.flatten(1)
         outputs = {contract.DESCRIPTOR: x.to(torch.float32)}
         if self.head is not None:
             outputs[contract.PROBABILITIES] = self.head(outputs[contract.DESCRIPTOR])
@@ -274,7 +227,7 @@ def forward_numpy(network: Network, images, upto: str | None = None, precision: 
     float32 (N, H', W', C) maps; after a fully connected layer (N, 1, 1, D), as the
     reference's 1x1 conv output."""
     dtype = DTYPES[precision]
-    stack, _ = layer_stack(network, upto, dtype, device)
+    stack = layer_stack(plan(network, upto), dtype, device)
     preprocess = Preprocess(network.mean, dtype, device, channels_last=False)
     with torch.inference_mode():
         x = stack(preprocess(torch.as_tensor(np.asarray(images), device=device)))

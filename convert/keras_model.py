@@ -1,7 +1,7 @@
 """Build a Keras 3 model from the layer table with MatConvNet's exact semantics.
 
 One small builder per layer type (``BUILDERS``) turns a :class:`Layer` into Keras
-layers; the result is checked against :mod:`gender_cli.convert.reference`. Details that
+layers, in the order and with the shapes checked by ``convert/layer_plan.py``; the result is checked against :mod:`gender_cli.convert.reference`. Details that
 a naive translation gets wrong:
 
 * asymmetric padding is explicit (``ZeroPadding2D``) before a ``'valid'`` op, so the
@@ -29,8 +29,9 @@ from typing import Callable
 import numpy as np
 
 from gender_cli import contract
+from gender_cli.convert.layer_plan import descriptor_plan, plan
 from gender_cli.convert.network import Layer, Network
-from gender_cli.errors import ModelFileError, UnsupportedLayerError
+from gender_cli.errors import ModelFileError
 from gender_cli.tf_quiet import import_keras
 
 keras = import_keras()
@@ -220,18 +221,13 @@ BUILDERS: dict[str, Callable] = {
 }
 
 
-def _backbone(network: Network, upto: str | None, input_size):
-    last = len(network.layers) - 1 if upto is None else network.layer_index(upto)
-    height, width = tuple(input_size) if input_size is not None else tuple(network.input_size[:2])
+def _backbone(network: Network, upto: str | None, input_size, steps=None):
+    steps = steps if steps is not None else plan(network, upto, input_size)
+    height, width = steps[0].input_shape[1:] if steps else tuple(network.input_size[:2])
     inputs = keras.Input(shape=(height, width, 3), dtype="float32", name=contract.INPUT_NAME)
     x = MeanSubtraction(np.asarray(network.mean).reshape(-1), name="mean_subtraction")(inputs)
-    for layer in network.layers[: last + 1]:
-        builder = BUILDERS.get(layer.type)
-        if builder is None:
-            raise UnsupportedLayerError(
-                f"layer {layer.name!r} has type {layer.type!r}; supported: {', '.join(BUILDERS)}"
-            )
-        x = builder(layer, x)
+    for step in steps:
+        x = BUILDERS[step.layer.type](step.layer, x)
     return inputs, x
 
 
@@ -249,16 +245,12 @@ def build_keras_model(network: Network, upto: str | None = None, input_size=None
 
 def keras_descriptor_model(network: Network, descriptor: str, input_size=None) -> "keras.Model":
     """(N, H, W, 3) RGB 0..255 → (N, D) descriptor ``descriptor`` (contract.DESCRIPTORS)."""
-    spec = contract.descriptor_spec(descriptor)
-    inputs, x = _backbone(network, spec.layer, input_size)
-    if spec.global_average_pool:
+    planned = descriptor_plan(network, descriptor, input_size)
+    inputs, x = _backbone(network, None, input_size, planned.steps)
+    # fully connected layers stay 1x1 convolutions here: (N, 1, 1, D) maps to flatten
+    if planned.global_average_pool:
         x = keras.layers.GlobalAveragePooling2D(name="global_average")(x)
     else:
-        if tuple(x.shape[1:3]) != (1, 1):
-            raise ModelFileError(
-                f"descriptor {descriptor!r}: layer {spec.layer!r} gives {x.shape[1]}x{x.shape[2]} "
-                "maps, expected 1x1 (is the input the network's input size?)"
-            )
         x = keras.layers.Flatten(name="flatten")(x)
     model = keras.Model(inputs, x, name=f"vgg_face_{descriptor}")
     return model

@@ -70,12 +70,11 @@ def build_graph(
     """The full graph in memory (weights still lazy); returns (graph, descriptor_dim, head)."""
     g = GraphBuilder()
     x = emit_preprocess(g, network, np.dtype(dtype))
-    flow = emit_backbone(g, network, x, descriptor, np.dtype(dtype))
-    dim = flow.shape[0]
+    descriptor_tensor, dim = emit_backbone(g, network, x, descriptor, np.dtype(dtype))
     head = None
     if head_dir is not None:
         head = _Head(*load_head(Path(head_dir), descriptor, dim, network.source_sha256))
-    descriptor_fp32 = cast_to_float32(g, flow.tensor, np.dtype(dtype), "descriptor_float32")
+    descriptor_fp32 = cast_to_float32(g, descriptor_tensor, np.dtype(dtype), "descriptor_float32")
     if head is not None:
         probabilities = emit_head(g, descriptor_fp32, head.kernels, head.biases)
         g.add_output(probabilities, contract.PROBABILITIES, FLOAT, ["N", 2])

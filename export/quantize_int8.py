@@ -10,44 +10,8 @@ about threefold. The uint8 input, the Cast/Sub/Transpose preprocessing, the head
 the softmax stay float32 (``FLOAT_KEPT``). ``reduce_range`` (7-bit weights) is used
 only on x86 CPUs with AVX2 but without VNNI, where 8-bit products can saturate.
 
-Alternatives measured (H6, 2026-11-29). Label agreement with fp32 and descriptor
-error/spread on the tiny stand-in (the 200 check images of tests/test_export_precision.py
-and its head; "held-out": 200 other synthetic images), on the full-size stand-in (64
-images, bench/measure_export.py's centred head), and int8/fp32 CPU speed (full size,
-batch 8, machine shared, so ratios are rough):
-
-=================================  ============  ========  =============  =========
-configuration                      tiny          held-out  full           speed
-=================================  ============  ========  =============  =========
-chosen: MinMax, per-channel        0.945 / 0.31  0.945     0.875 / 0.127  3.6x
-Percentile 99.999                  0.940 / 0.29  0.935     0.844 / 0.123  --
-Percentile 99.99                   0.935 / 0.30  0.965     --             --
-Entropy                            0.945 / 0.31  0.945     --             --
-CalibMovingAverage                 0.930 / 0.32  0.960     --             --
-per-tensor weights                 0.950 / 0.31  0.925     --             --
-Gemm (fc6, fc7) kept float         0.945 / 0.30  0.940     0.859 / 0.116  3.4x [1]
-conv1_1 kept float                 0.950 / 0.28  0.960     0.844 / 0.127  2.3x
-Relu, MaxPool not quantized        0.910 / 0.50  0.940     --             --
-int8 symmetric activations         0.940 / 0.48  0.920     --             --
-QDQKeepRemovableActivations        0.945 / 0.31  0.945     --             --
-only conv1_x, conv2_x quantized    --            --        0.938 / 0.048  [2]
-=================================  ============  ========  =============  =========
-
-[1] fc6 and fc7 keep float weights: a file about 3.7x larger (120 M weights at 4
-    bytes, not 1; computed) for no material gain. [2] a diagnostic, not a candidate:
-    most of the full-size error comes from conv3_1..fc7, spread over many layers,
-    not from one layer that could stay float.
-Differences of a point or two are a few of 64-200 labels, within noise; error/spread
-shows no option changes the error materially, and the options that cost speed (float
-layers) or calibration time (Percentile, Entropy: about twice as slow) buy nothing.
-
-None reaches the 99 % goal on stand-in weights. The float32 graph itself, fed the same
-images with +-1 of uint8 noise (``checks.input_noise_baseline``, recorded with every
-int8 check), moves the tiny stand-in's descriptors as much as int8 does (error/spread
-0.28 against 0.31) and flips 6.5 % of its labels; on the full-size stand-in it flips
-2.5 % (error/spread 0.025, int8 0.131: bench/results/export.md). Random deep ReLU
-nets map all images to nearly the same descriptor, so any perturbation is large next
-to the differences a head separates; a real network's figure is measured the same way.
+The alternatives measured, and why none was chosen, are in docs/decisions.md
+("int8 quantization settings").
 """
 
 from __future__ import annotations

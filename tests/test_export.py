@@ -280,7 +280,7 @@ def test_unsupported_layer_names_layer_and_supported_types(tiny_network, tmp_pat
     net = tiny_network.truncated("prob")
     net.layers = list(net.layers)
     net.layers[3] = type(net.layers[3])(name="bnorm1", type="bnorm")
-    with pytest.raises(ModelFileError, match=r"layer 3 \('bnorm1'\) has type 'bnorm'; export supports conv"):
+    with pytest.raises(ModelFileError, match=r"layer 4 'bnorm1' has type 'bnorm'; supported types: conv"):
         export(net, tmp_path / "x.onnx")
 
 

@@ -160,15 +160,6 @@ def test_fp16_port_stays_close_to_the_reference(torch, tiny_network):
     assert np.linalg.norm(ours - expected) / np.linalg.norm(expected) < 2e-2
 
 
-def test_unsupported_layer_is_named(torch):
-    from gender_cli.bench.torch_port import layer_stack
-    from gender_cli.errors import UnsupportedLayerError
-
-    network = Network(layers=[Layer(name="odd", type="bnorm")], input_size=(8, 8, 3))
-    with pytest.raises(UnsupportedLayerError, match=r"layer 0 \('odd'\) has type 'bnorm'.*conv"):
-        layer_stack(network, None, torch.float32, "cpu")
-
-
 def _workspace_classifier(network: Network, descriptor: str = "relu7"):
     """convert + train + export, as the verbs leave them: network, head run, classifier."""
     from gender_cli import workspace
