@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -63,22 +62,17 @@ def log(message: str) -> None:
 
 
 def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, device: str, compare_tf: bool) -> None:
-    os.environ["GENDER_CLI_HOME"] = str(work / "home")
     from gender_cli import workspace
     from gender_cli.atomic import write_json_atomically
     from gender_cli.bench.bench import bench
-    from gender_cli.convert.reference import descriptor as reference_descriptor
-    from gender_cli.convert.vgg_face import vgg_face_network
+    from gender_cli.bench.standin_models import standin_workspace, subset
     from gender_cli.export.export import export
 
     log(f"{size}: building the stand-in network and head")
-    network = vgg_face_network(size, seed=0)
-    network.save(workspace.network_dir())
-    dim = _descriptor_dim(network, reference_descriptor)
-    _write_standin_head(workspace.new_run_dir(), dim)
+    network = standin_workspace(size, work / "home")
 
-    calibration = _subset(images, work / "calibration", plan["calibration"]) if images else None
-    e2e_images = _subset(images, work / "e2e", plan["e2e_files"]) if images else None
+    calibration = subset(images, work / "calibration", plan["calibration"]) if images else None
+    e2e_images = subset(images, work / "e2e", plan["e2e_files"]) if images else None
     head_dir = workspace.latest_head_dir()
     for precision in ("fp32", "fp16", "int8"):
         if precision == "int8" and calibration is None:
@@ -108,49 +102,6 @@ def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, 
         )
         figures["network_size"] = size
         write_json_atomically(out / f"bench-{size}-b{batch}.json", figures)
-
-
-def _descriptor_dim(network, reference_descriptor) -> int:
-    import numpy as np
-
-    height, width = network.input_size[:2]
-    return int(reference_descriptor(network, np.zeros((1, height, width, 3), np.uint8), "relu7").shape[1])
-
-
-def _write_standin_head(run_dir: Path, dim: int) -> None:
-    import numpy as np
-
-    from gender_cli import contract
-    from gender_cli.head_spec import HeadSpec
-
-    rng = np.random.default_rng(0)
-    hidden = 64
-    kernels = [
-        (rng.normal(size=(dim, hidden)) / np.sqrt(dim)).astype(np.float32),
-        (rng.normal(size=(hidden, 2)) / np.sqrt(hidden)).astype(np.float32),
-    ]
-    biases = [np.zeros(hidden, np.float32), np.zeros(2, np.float32)]
-    spec = HeadSpec(
-        descriptor="relu7", input_dim=dim, hidden=[hidden], dropout=0.0,
-        labels=list(contract.LABELS), threshold=0.5, standin=True,
-    )
-    spec.save(run_dir, kernels, biases)
-
-
-def _subset(images: Path, folder: Path, count: int | None) -> Path:
-    """``images`` itself, or a folder of links to ``count`` evenly spread files of it."""
-    if count is None:
-        return images
-    from gender_cli.infer.files import list_image_files
-
-    files = list_image_files([images])
-    step = max(1, len(files) // count)
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in files[::step][:count]:
-        link = folder / path.name
-        if not link.exists():
-            link.symlink_to(path.resolve())
-    return folder
 
 
 def _fmt(value, digits=1) -> str:

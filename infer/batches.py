@@ -45,11 +45,18 @@ def iter_batches(
     resize: str = "stretch",
     workers: int | None = None,
     prefetch: int = 3,
+    fixed_shape: bool = False,
 ) -> Iterator[Batch]:
-    """Yield :class:`Batch` objects of ``batch_size`` slots covering ``paths`` in order."""
+    """Yield :class:`Batch` objects covering ``paths`` in order.
+
+    Each batch has ``batch_size`` slots, or fewer when there are fewer files (a job of
+    3 files makes batches of 3), unless ``fixed_shape`` asks for exactly ``batch_size``.
+    """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     paths = [Path(p) for p in paths]
+    if not fixed_shape:
+        batch_size = min(batch_size, max(1, len(paths)))
     height, width = size
     executor = ThreadPoolExecutor(max_workers=workers or available_cpus(), thread_name_prefix="decode")
     pending: deque[tuple[Batch, list[Future]]] = deque()

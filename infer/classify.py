@@ -132,11 +132,12 @@ def classify(
             on_start(len(todo))
 
         for batch in iter_batches(
-            todo, batch_size, size=info.image_size, resize=resize or info.resize, workers=workers
+            todo, batch_size, size=info.image_size, resize=resize or info.resize, workers=workers,
+            fixed_shape=model.fixed_batch is not None,
         ):
             probabilities = None
             if len(batch.errors) < len(batch.paths):
-                probabilities = model.run(batch.images, [contract.PROBABILITIES])[contract.PROBABILITIES][: len(batch.paths)]
+                probabilities = model.run_batch(batch.images, len(batch.paths), [contract.PROBABILITIES])[contract.PROBABILITIES]
                 labels = decide(probabilities, info.labels, info.threshold)
             rows = []
             for index, path in enumerate(batch.paths):

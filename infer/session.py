@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,47 @@ class LoadedModel:
         """Run on a uint8 (N, H, W, 3) RGB batch; returns ``outputs`` (default: all) by name."""
         names = outputs or self.output_names
         return dict(zip(names, self.session.run(names, {contract.INPUT_NAME: images})))
+
+    @property
+    def pads_batches(self) -> bool:
+        """Whether a short batch is fed at the full batch shape (its slots padded).
+
+        On CUDA one fixed shape lets cuDNN choose its algorithms once; a graph with a
+        static N takes nothing else. On CPU padding is pure waste: a short batch runs
+        as it is.
+        """
+        return self.device == "cuda" or self.fixed_batch is not None
+
+    def run_batch(self, images: np.ndarray, count: int, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Run the first ``count`` images of a batch array (see ``pads_batches``), so that
+        Ctrl-C is answered at once: onnxruntime runs in a helper thread while this thread
+        waits, and on KeyboardInterrupt the run is told to stop (``RunOptions.terminate``,
+        checked between nodes) before the interrupt goes on. Returns ``count`` rows."""
+        names = outputs or self.output_names
+        feed = images if self.pads_batches else images[:count]
+        options = ort.RunOptions()
+        done = threading.Event()
+        result: dict = {}
+
+        def work() -> None:
+            try:
+                result["outputs"] = self.session.run(names, {contract.INPUT_NAME: feed}, options)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                result["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="onnxruntime-run", daemon=True).start()
+        try:
+            while not done.wait(0.05):
+                pass
+        except KeyboardInterrupt:
+            options.terminate = True
+            done.wait()
+            raise
+        if "error" in result:
+            raise result["error"]
+        return {name: value[:count] for name, value in zip(names, result["outputs"])}
 
     @property
     def fixed_batch(self) -> int | None:

@@ -422,3 +422,49 @@ def test_empty_folder_warns_and_writes_a_header_only(model, tmp_path):
     result = run("classify", tmp_path / "empty", "--model", model, "-o", out, "-q")
     assert result.exit_code == 0 and "no files found" in result.stderr
     assert out.read_text() == "path,label,p_male,p_female,error\n"
+
+
+def _images_fed(monkeypatch) -> list[int]:
+    """Record the batch size of every onnxruntime run from now on."""
+    import onnxruntime as ort
+
+    fed: list[int] = []
+    original = ort.InferenceSession.run
+
+    def spy(self, output_names, input_feed, run_options=None):
+        fed.append(input_feed[contract.INPUT_NAME].shape[0])
+        return original(self, output_names, input_feed, run_options)
+
+    monkeypatch.setattr(ort.InferenceSession, "run", spy)
+    return fed
+
+
+def _png_folder(folder: Path, count: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(count):
+        Image.new("RGB", (30, 30), (40 * i % 256, 90, 200)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_a_small_job_runs_only_its_own_images(model, tmp_path, monkeypatch):
+    """3 files with --batch 64 put 3 images through the graph, not 64 (CPU)."""
+    folder = _png_folder(tmp_path / "three", 3)
+    loaded = load_classifier(model, "cpu")
+    fed = _images_fed(monkeypatch)
+    summary = classify([folder], loaded, str(tmp_path / "p.csv"), batch_size=64)
+    assert summary.classified == 3 and fed == [3]
+
+
+def test_a_short_last_batch_is_not_padded_on_cpu_and_rows_do_not_depend_on_the_batch(model, tmp_path, monkeypatch):
+    folder = _png_folder(tmp_path / "five", 5)
+    loaded = load_classifier(model, "cpu")
+    fed = _images_fed(monkeypatch)
+    classify([folder], loaded, str(tmp_path / "a.csv"), batch_size=2)
+    assert fed == [2, 2, 1]
+    classify([folder], loaded, str(tmp_path / "b.csv"), batch_size=1)
+    a, b = read_csv(tmp_path / "a.csv"), read_csv(tmp_path / "b.csv")
+    assert [r["path"] for r in a] == [r["path"] for r in b] and len(a) == 5
+    for x, y in zip(a, b):
+        assert x["label"] == y["label"] and abs(float(x["p_female"]) - float(y["p_female"])) < 1e-4  # GEMM blocking differs per batch size

@@ -53,7 +53,7 @@ def run_over_paths(
     try:
         for batch in iter_batches(
             list(paths), batch_size, size=model_image_size(loaded), resize=model_resize(loaded),
-            workers=workers,
+            workers=workers, fixed_shape=loaded.fixed_batch is not None,
         ):
             n = len(batch.paths)
             failures = {
@@ -62,7 +62,7 @@ def run_over_paths(
             }
             good = [i for i in range(n) if i not in batch.errors]
             if good:
-                outputs = loaded.run(batch.images)[output][:n][good]
+                outputs = loaded.run_batch(batch.images, n, [output])[output][good]
             else:
                 outputs = np.zeros((0, 0), np.float32)
             yield BatchResult([offset + i for i in good], np.asarray(outputs, np.float32), failures)
