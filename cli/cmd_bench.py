@@ -9,10 +9,14 @@ import click
 from gender_cli.cli.options import (
     batch_option, check_output_location, device_option, model_option, quiet_option, workers_option,
 )
+from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import notice, warn_if_standin
 
 
-@click.command("bench")
+@click.command(
+    "bench",
+    epilog=epilog("gender-cli bench --batch 64 --images faces/ -o bench.json", {**OK, **ERRORS}),
+)
 @model_option
 @batch_option(64)
 @device_option
@@ -30,11 +34,12 @@ from gender_cli.cli.messages import notice, warn_if_standin
     help="Also measure end-to-end (decode + preprocess + inference, the classify pipeline) over this folder.",
 )
 @click.option(
-    "--json",
+    "-o",
+    "--output",
     "json_path",
     type=click.Path(dir_okay=False, path_type=str),
     default=None,
-    help="Write every figure and setting as JSON to this file (atomically).",
+    help="Also write every figure and setting as JSON to this file (atomically).",
 )
 @click.option(
     "--variants/--no-variants",
@@ -73,8 +78,8 @@ def bench(
     from gender_cli.bench.bench import bench
 
     if json_path:
-        check_output_location(json_path, "--json")
-    model_path = model_path or str(workspace.latest_classifier())
+        check_output_location(json_path, "--output")
+    model_path = model_path or str(workspace.default_classifier())
     progress = None if quiet else (lambda message: click.echo(f"bench: {message}", err=True))
     result = bench(
         model_path,

@@ -10,7 +10,8 @@ import click
 from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
 from gender_cli.infer.images import RESIZE_MODES
 from gender_cli.infer.output import FORMATS, STDOUT
-from gender_cli.cli.messages import notice, warn_if_standin
+from gender_cli.cli.help_format import epilog
+from gender_cli.cli.messages import notice, using_model, warn_if_standin
 
 EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -18,13 +19,16 @@ EXIT_INTERRUPTED = 130
 
 @click.command(
     "classify",
-    epilog="""\b
-Exit status:
-  0  every file was classified
-  1  the model is missing or invalid (or another error)
-  2  usage error (bad option, output exists without --resume/--force)
-  3  some files could not be read or decoded (their rows say why)
-  130 interrupted: the rows written so far are complete; rerun with --resume""",
+    epilog=epilog(
+        "gender-cli classify photos/ -o predictions.csv",
+        {
+            0: "every file was classified",
+            1: "the model is missing or invalid, or the output cannot be written",
+            2: "usage error (bad option, output exists without --resume/--force)",
+            3: "some files could not be read or decoded (their rows say why)",
+            130: "interrupted: the rows written so far are complete; rerun with --resume",
+        },
+    ),
 )
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
 @model_option
@@ -83,6 +87,7 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
         )
 
     model = load_classifier(model_path, device)
+    using_model(model.path, model.info.precision, quiet)
     warn_if_standin(model.info.standin)
     notice(model.notice, quiet)
 

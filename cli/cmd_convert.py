@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.options import quiet_option
 from gender_cli.cli.messages import warn_if_standin
 
@@ -13,7 +14,7 @@ DEFAULT_SOURCE = "vgg_face.mat"
 WEIGHTS_PAGE = "https://www.robots.ox.ac.uk/~vgg/software/vgg_face/"
 
 
-@click.command("convert")
+@click.command("convert", epilog=epilog("gender-cli convert vgg_face.mat", {**OK, **ERRORS}))
 @click.argument("src", required=False, type=click.Path(path_type=Path))
 @click.option(
     "-o",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.synthetic import write_known_answer_dataset
 
 # images per class: training set, and the unseen inbox that classify reads
@@ -30,7 +31,7 @@ BROKEN_FILES = {
     "truncated.jpg": None,  # the first 300 bytes of a real JPEG, written below
 }
 
-# everything a demo writes into --dir; a folder holding anything else is not emptied
+# everything a demo writes into --output; a folder holding anything else is not emptied
 DEMO_OUTPUTS = {"vgg_face.mat", "data", "inbox", "run", "predictions.csv", "bench.json", "workspace"}
 
 
@@ -76,8 +77,8 @@ def _write_inbox(inbox: Path, data_source: Path, per_class: int, seed: int) -> d
     return {"images": 2 * per_class, "broken": len(BROKEN_FILES)}
 
 
-@click.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+@click.command(epilog=epilog("gender-cli demo -o /tmp/demo --size tiny", {**OK, **ERRORS}))
+@click.option("-o", "--output", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("gender-cli-demo"), show_default=True,
               help="Folder for everything the demo makes (its own workspace included); "
               "emptied first if it holds an earlier demo.")
@@ -102,7 +103,7 @@ def demo(directory: Path, size: str, seed: int) -> None:
                          if p.name not in DEMO_OUTPUTS and not _is_temporary(p.name))
         if not (directory / "workspace").is_dir() or foreign:
             extra = f" (it holds {', '.join(foreign[:5])})" if foreign else ""
-            raise click.UsageError(f"{directory} exists and is not an earlier demo{extra}; pass another --dir")
+            raise click.UsageError(f"{directory} exists and is not an earlier demo{extra}; pass another --output")
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     plan = SIZES[size]
@@ -135,7 +136,7 @@ def demo(directory: Path, size: str, seed: int) -> None:
             "classify", str(inbox), "--model", str(fp32_model), "-o", str(predictions), "--force"], allowed=(0, 3))
         timings["bench"] = _step(10, "benchmark model-only and end-to-end", [
             "bench", "--model", str(fp32_model), "--batch", str(plan["bench_batch"]), "--images", str(inbox),
-            "--json", str(bench_json), "--iters", "10"])
+            "-o", str(bench_json), "--iters", "10"])
 
     metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
     rows = list(csv.DictReader(predictions.open(encoding="utf-8")))

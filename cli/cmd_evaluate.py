@@ -10,10 +10,14 @@ from gender_cli.cli.options import (
     batch_option, check_output_location, device_option, model_option, quiet_option, workers_option,
 )
 from gender_cli.train.datasets import LAYOUT_CHOICES
-from gender_cli.cli.messages import warn_if_standin
+from gender_cli.cli.help_format import ERRORS, OK, epilog
+from gender_cli.cli.messages import using_model, warn_if_standin
 
 
-@click.command("evaluate")
+@click.command(
+    "evaluate",
+    epilog=epilog("gender-cli evaluate data/ --model ~/.gender-cli/models/classifier-int8.onnx", {**OK, **ERRORS}),
+)
 @click.argument("data", type=click.Path(path_type=Path))
 @model_option
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -36,12 +40,15 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, worke
     Runs the exported ONNX classifier (fp32, fp16 or int8) with onnxruntime and the
     decision threshold stored in it, so variants and data sets compare on equal terms.
     """
+    from gender_cli import workspace
     from gender_cli.train.evaluate import evaluate
 
     if out_dir is not None:
         check_output_location(out_dir, "--output")
+    model_path = Path(model_path) if model_path else workspace.default_classifier()
+    using_model(model_path, quiet=quiet)
     result = evaluate(
-        data, model_path=Path(model_path) if model_path else None, out_dir=out_dir, layout=layout,
+        data, model_path=model_path, out_dir=out_dir, layout=layout,
         split=split, splits_file=splits_file, batch_size=batch, workers=workers, device=device,
         progress=not quiet,
     )

@@ -8,6 +8,7 @@ import click
 
 from gender_cli import contract
 from gender_cli.cli.options import quiet_option
+from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import warn_if_standin
 
 
@@ -81,8 +82,11 @@ def _head_descriptor(head_dir: Path) -> str:
     return spec.descriptor
 
 
-@click.command("export")
-@click.argument("model", required=False, type=click.Path(exists=True, path_type=Path))
+@click.command(
+    "export",
+    epilog=epilog("gender-cli export --precision int8 --calibration faces/ --set-default", {**OK, **ERRORS}),
+)
+@click.argument("weights", metavar="[WEIGHTS]", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--head",
     type=click.Path(exists=True, path_type=Path),
@@ -131,12 +135,18 @@ def _head_descriptor(head_dir: Path) -> str:
     help="Store the weights in a side file <output>.data next to the graph, so the "
     "small graph can travel alone.",
 )
+@click.option(
+    "--set-default",
+    is_flag=True,
+    help="Make this classifier the one classify, bench and evaluate use without --model "
+    "(the default is classifier-fp32.onnx until another is chosen so).",
+)
 @quiet_option
-def export(model, head, backbone_only, output, precision, calibration, descriptor, external_data, quiet):
-    """Write MODEL as one ONNX graph: uint8 images in, probabilities + descriptor out.
+def export(weights, head, backbone_only, output, precision, calibration, descriptor, external_data, set_default, quiet):
+    """Write WEIGHTS as one ONNX graph: uint8 images in, probabilities + descriptor out.
 
-    MODEL is a converted folder (default: the workspace's, from 'gender-cli convert')
-    or a MatConvNet .mat file. The graph holds the mean subtraction, the backbone up
+    WEIGHTS is a converted folder (default: the workspace's, from 'gender-cli convert')
+    or a weights file that 'gender-cli convert' reads. The graph holds the mean subtraction, the backbone up
     to the descriptor layer and the trained head; its metadata carries labels,
     threshold, input size, mean and the source weights' hash, so classify needs
     nothing but the file.
@@ -148,6 +158,8 @@ def export(model, head, backbone_only, output, precision, calibration, descripto
     if precision == "int8" and calibration is None:
         raise click.UsageError("--precision int8 needs --calibration FOLDER (face images to calibrate on)")
     head_dir, note = _resolve_head(head, backbone_only)
+    if set_default and head_dir is None:
+        raise click.UsageError("--set-default needs a classifier (a head); a backbone cannot be the default")
     if head_dir is not None:
         head_descriptor = _head_descriptor(head_dir)
         if descriptor is not None and descriptor != head_descriptor:
@@ -160,7 +172,12 @@ def export(model, head, backbone_only, output, precision, calibration, descripto
     descriptor = descriptor or contract.DEFAULT_DESCRIPTOR
     if output is None:
         output = workspace.classifier_path(precision) if head_dir else workspace.backbone_path(descriptor, precision)
-    network = load_network(model)  # first: without a network, the head note would be noise
+    if set_default and Path(output).resolve().parent != workspace.models_dir().resolve():
+        raise click.BadParameter(
+            f"the default classifier lives in {workspace.models_dir()}; drop -o or --set-default",
+            param_hint="--set-default",
+        )
+    network = load_network(weights)  # first: without a network, the head note would be noise
     if note:
         click.echo(f"Note: {note}", err=True)
     progress = _Progress(quiet)
@@ -172,6 +189,9 @@ def export(model, head, backbone_only, output, precision, calibration, descripto
     finally:
         progress.close()
     _print_summary(result)
+    if set_default:
+        workspace.set_default_classifier(result.path)
+        click.echo(f"  default classifier: {result.path} (classify, bench and evaluate use it without --model)")
 
 
 def _print_summary(result) -> None:

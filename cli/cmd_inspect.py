@@ -6,8 +6,10 @@ import json
 
 import click
 
+from gender_cli.cli.help_format import ERRORS, OK, epilog
 
-@click.command("inspect")
+
+@click.command("inspect", epilog=epilog("gender-cli inspect vgg_face.mat --json", {**OK, **ERRORS}))
 @click.argument("mat_file", metavar="FILE.mat", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object instead of a table.")
 def inspect_cmd(mat_file: str, as_json: bool) -> None:

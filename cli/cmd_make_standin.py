@@ -6,12 +6,15 @@ from pathlib import Path
 
 import click
 
+from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.options import quiet_option
 
 DEFAULT_OUTPUT = "vgg_face.mat"  # the name 'gender-cli convert' looks for by default
 
 
-@click.command("make-standin")
+@click.command(
+    "make-standin", epilog=epilog("gender-cli make-standin -o vgg_face.mat --size tiny", {**OK, **ERRORS})
+)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_OUTPUT,
     show_default=True, help="File to write.",

@@ -11,6 +11,7 @@ from gender_cli.cli.options import (
 )
 from gender_cli.contract import DEFAULT_DESCRIPTOR, DESCRIPTORS
 from gender_cli.train.datasets import LAYOUT_CHOICES
+from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import warn_if_standin
 
 
@@ -36,13 +37,16 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
     return sizes
 
 
-@click.command("train")
+@click.command(
+    "train",
+    epilog=epilog("gender-cli train data/ --epochs 50", {**OK, **ERRORS}),
+)
 @click.argument("data", type=click.Path(path_type=Path), default="data", required=False)
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder to write. Default: the next $GENDER_CLI_HOME/runs/NNN.")
-@click.option("--model", "model", type=click.Path(path_type=str), default=None,
-              help="Backbone weights: a converted folder (network/) or a vgg_face.mat. "
-              "Default: the workspace's 'gender-cli convert' output.")
+@click.option("--weights", type=click.Path(path_type=str), default=None,
+              help="Backbone weights: a converted folder (network/) or a weights file that "
+              "'gender-cli convert' reads. Default: the workspace's 'gender-cli convert' output.")
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
               help="How DATA is labelled: class folders male/ female/; agegender_cleaned "
               "combined/{aligned,valid}/NN_F|M; UTKFace names age_gender_race_date.jpg "
@@ -63,8 +67,8 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
               help="Seed of the split and of the head's training; same seed, same metrics.")
 @click.option("--epochs", type=click.IntRange(1, 100000), default=100, show_default=True,
               help="Most epochs; early stopping on validation loss usually ends sooner.")
-@click.option("--batch-size", type=click.IntRange(1, 65536), default=32, show_default=True,
-              help="Descriptors per head training step.")
+@click.option("--head-batch", type=click.IntRange(1, 65536), default=32, show_default=True,
+              help="Descriptors per training step of the head (--batch is images per inference batch).")
 @click.option("--hidden", default="16,16", show_default=True, callback=parse_hidden,
               help="Hidden layer sizes of the head (ReLU); '' gives logistic regression.")
 @click.option("--dropout", type=click.FloatRange(0.0, 0.95), default=0.4, show_default=True,
@@ -77,8 +81,8 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
 @workers_option
 @device_option
 @quiet_option
-def train(data, run_dir, model, layout, descriptor, fractions, splits_file, agegender_split, seed, epochs,
-          batch_size, hidden, dropout, learning_rate, patience, batch, workers, device, quiet):
+def train(data, run_dir, weights, layout, descriptor, fractions, splits_file, agegender_split, seed, epochs,
+          head_batch, hidden, dropout, learning_rate, patience, batch, workers, device, quiet):
     """Train the gender head on backbone descriptors of DATA (default ./data).
 
     \b
@@ -103,9 +107,9 @@ def train(data, run_dir, model, layout, descriptor, fractions, splits_file, ageg
             click.echo(message, err=True)
 
     options = TrainOptions(
-        data=data, run_dir=run_dir, model=model, layout=layout, descriptor=descriptor,
+        data=data, run_dir=run_dir, weights=weights, layout=layout, descriptor=descriptor,
         fractions=fractions, agegender_split=agegender_split, splits_file=splits_file, seed=seed,
-        epochs=epochs, batch_size=batch_size, hidden=hidden, dropout=dropout,
+        epochs=epochs, head_batch=head_batch, hidden=hidden, dropout=dropout,
         learning_rate=learning_rate, patience=patience, extract_batch=batch, workers=workers,
         device=device, progress=not quiet,
     )

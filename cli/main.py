@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from gender_cli import __version__
+from gender_cli.cli.help_format import Context
 from gender_cli.errors import GenderCliError
 
 # verb -> (module under gender_cli.cli, function name); the order is the help order.
@@ -37,6 +38,8 @@ TRAIN_EXTRA_MODULES = {"tensorflow", "keras", "tf2onnx", "onnx", "scipy", "h5py"
 
 
 class LazyGroup(click.Group):
+    context_class = Context
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
@@ -44,8 +47,9 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module_name, attr = COMMANDS[name]
-        module = importlib.import_module(f"gender_cli.cli.{module_name}")
-        return getattr(module, attr)
+        command = getattr(importlib.import_module(f"gender_cli.cli.{module_name}"), attr)
+        command.context_class = Context  # help that never breaks a path mid-word
+        return command
 
     def invoke(self, ctx: click.Context):
         try:
@@ -83,16 +87,18 @@ def _os_error_message(exc: OSError) -> str:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="gender-cli")
 def cli() -> None:
-    """Turn the VGG-Face network (MatConvNet vgg_face.mat) into a fast gender classifier.
+    """Turn the VGG-Face network into a fast gender classifier for folders of faces.
 
     \b
-    The used-by chain, each step finding its predecessor's output in the
-    workspace ($GENDER_CLI_HOME, default ~/.gender-cli):
-      gender-cli convert vgg_face.mat    MatConvNet -> layer table + Keras
+    Each step finds the previous step's output in the workspace
+    ($GENDER_CLI_HOME, default ~/.gender-cli):
+      gender-cli convert vgg_face.mat    weights -> layer table
       gender-cli train data/             descriptors + gender head + metrics
       gender-cli export                  one ONNX graph (fp32, fp16, int8)
       gender-cli classify folder/        one row per image file
       gender-cli bench --batch 64        throughput and latency
+
+    Every verb explains itself under 'gender-cli VERB --help'.
     """
 
 

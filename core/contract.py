@@ -36,8 +36,8 @@ DESCRIPTORS = {
     d.name: d
     for d in (
         DescriptorLayer("relu7", "relu7", False, "4096-d, the VGG-Face descriptor (Parkhi et al.)"),
-        DescriptorLayer("fc8", "fc8", False, "2622-d identity scores (seeds 000/001)"),
-        DescriptorLayer("pool5", "pool5", True, "512-d, global average of pool5 (seed 003)"),
+        DescriptorLayer("fc8", "fc8", False, "2622-d identity scores (the VGG-Face classifier's own output)"),
+        DescriptorLayer("pool5", "pool5", True, "512-d, global average of the last convolutional maps"),
     )
 }
 DEFAULT_DESCRIPTOR = "relu7"

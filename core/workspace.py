@@ -3,7 +3,8 @@
 The workspace is ``$GENDER_CLI_HOME`` (default ``~/.gender-cli``)::
 
     converted/            convert: network/ (layer table, TF-free) + model.keras
-    models/               export: backbone-<descriptor>[-<precision>].onnx, classifier-<precision>.onnx
+    models/               export: backbone-<descriptor>[-<precision>].onnx, classifier-<precision>.onnx,
+                          default (the name of the classifier verbs use without --model)
     runs/NNN/             train: one numbered folder per run (head, metrics, plots)
     cache/descriptors/    train: cached backbone descriptors
 """
@@ -14,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from gender_cli.errors import MissingArtifactError
+from gender_cli.errors import GenderCliError, MissingArtifactError
 
 ENV_VAR = "GENDER_CLI_HOME"
 
@@ -87,16 +88,53 @@ def latest_head_dir() -> Path:
     )
 
 
-def latest_classifier() -> Path:
-    """The most recently exported full classifier in the workspace."""
-    candidates = sorted(models_dir().glob("classifier-*.onnx"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
+DEFAULT_POINTER = "default"  # models/default: the file name of the default classifier
+
+
+def default_pointer() -> Path:
+    return models_dir() / DEFAULT_POINTER
+
+
+def set_default_classifier(path: Path) -> Path:
+    """Make ``path`` (a file in models/) what classify, bench and evaluate use by default."""
+    from gender_cli.atomic import write_bytes_atomically
+
+    path = Path(path)
+    if path.resolve().parent != models_dir().resolve():
+        raise GenderCliError(f"the default classifier must be in {models_dir()}, not {path}")
+    return write_bytes_atomically(default_pointer(), f"{path.name}\n".encode())
+
+
+def default_classifier() -> Path:
+    """The classifier the user chose (``models/default``), else ``classifier-fp32.onnx``.
+
+    Never the newest file: exporting an fp16 or int8 variant does not change what
+    classify runs; ``export --set-default`` does.
+    """
+    pointer = default_pointer()
+    if pointer.is_file():
+        name = pointer.read_text().strip()
+        path = models_dir() / name
+        if not name or not path.is_file():
+            raise MissingArtifactError(
+                f"{pointer} names {name!r}, which is not in {models_dir()}; choose one with "
+                "'gender-cli export --set-default' or pass --model FILE.onnx"
+            )
+        return path
+    fp32 = classifier_path("fp32")
+    if fp32.is_file():
+        return fp32
+    others = sorted(p.name for p in models_dir().glob("classifier-*.onnx")) if models_dir().is_dir() else []
+    if others:
         raise MissingArtifactError(
-            f"no exported classifier in {models_dir()}; make one with 'gender-cli convert' "
-            "then 'gender-cli train DATA/' (it exports classifier-fp32.onnx; 'gender-cli export' "
-            "makes the fp16 and int8 ones), or pass --model FILE.onnx"
+            f"no default classifier in {models_dir()} (it holds {', '.join(others)}); pass "
+            "--model FILE.onnx or make one the default with 'gender-cli export --precision P --set-default'"
         )
-    return candidates[-1]
+    raise MissingArtifactError(
+        f"no exported classifier in {models_dir()}; make one with 'gender-cli convert' "
+        "then 'gender-cli train DATA/' (it exports classifier-fp32.onnx; 'gender-cli export' makes "
+        "the fp16 and int8 ones), or pass --model FILE.onnx"
+    )
 
 
 def require_network_dir() -> Path:

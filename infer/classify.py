@@ -52,7 +52,7 @@ class ClassifySummary:
 
 def load_classifier(model_path: str | os.PathLike | None, device: str, threads: int | None = None) -> LoadedModel:
     """Open the given classifier, or the workspace's latest export; refuse a backbone."""
-    path = Path(model_path) if model_path else workspace.latest_classifier()
+    path = Path(model_path) if model_path else workspace.default_classifier()
     model = open_session(path, device=device, threads=threads, allow_spinning=False)
     if model.info.kind != "classifier":
         raise ModelFileError(

@@ -46,7 +46,7 @@ def test_json_has_every_field(models, images, tmp_path):
     out = tmp_path / "results" / "bench.json"
     result = run(
         "bench", "--model", models / "classifier-fp32.onnx", "--batch", 4, "--warmup", 2, "--iters", 7,
-        "--images", images, "--json", out,
+        "--images", images, "-o", out,
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -112,7 +112,7 @@ def test_no_variants_and_quiet(models):
 
 def test_compare_tf_without_a_converted_network_is_skipped_with_a_reason(models, tmp_path):
     out = tmp_path / "b.json"
-    result = run("bench", "--model", models / "classifier-fp32.onnx", "--iters", 5, "--compare-tf", "--json", out)
+    result = run("bench", "--model", models / "classifier-fp32.onnx", "--iters", 5, "--compare-tf", "-o", out)
     assert result.exit_code == 0, result.output
     assert "gender-cli convert" in json.loads(out.read_text())["tensorflow"]["skipped"]
 
@@ -125,7 +125,7 @@ def test_compare_tf_times_keras_on_the_same_weights(tiny_network, tmp_path):
     tiny_network.save(workspace.network_dir())
     model = export(tiny_network, workspace.classifier_path("fp32") , descriptor="pool5").path
     out = tmp_path / "b.json"
-    result = run("bench", "--iters", 5, "--batch", 2, "--compare-tf", "--json", out, "--no-variants")
+    result = run("bench", "--iters", 5, "--batch", 2, "--compare-tf", "-o", out, "--no-variants")
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["model"] == str(model)

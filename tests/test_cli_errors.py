@@ -47,7 +47,7 @@ def test_export_output_below_a_file_is_a_one_line_error(tmp_path, a_file, tiny_n
 
 
 def test_demo_dir_below_a_file_is_a_one_line_error(a_file):
-    result = run(["demo", "--dir", str(a_file / "sub")])
+    result = run(["demo", "-o", str(a_file / "sub")])
     assert_one_line_error(result, 1, f"{a_file} is a file; a folder is needed there")
 
 
@@ -78,9 +78,9 @@ def test_os_error_without_a_path_is_not_disguised(tmp_path, monkeypatch):
 
 # -- outputs checked before the work, not after it --------------------------------------------
 def test_bench_json_below_a_file_fails_before_benchmarking(a_file):
-    # the workspace has no classifier: the --json check must come first
-    result = run(["bench", "--json", str(a_file / "sub" / "bench.json")])
-    assert_one_line_error(result, 2, f"Invalid value for --json: {a_file} is a file; a folder is needed there")
+    # the workspace has no classifier: the --output check must come first
+    result = run(["bench", "-o", str(a_file / "sub" / "bench.json")])
+    assert_one_line_error(result, 2, f"Invalid value for --output: {a_file} is a file; a folder is needed there")
 
 
 def test_evaluate_output_below_a_file_fails_before_inference(tmp_path, a_file):
@@ -97,7 +97,7 @@ def test_bench_json_into_a_new_folder_still_works(tmp_path):
     model = write_tiny_classifier(tmp_path / "classifier-fp32.onnx")
     out = tmp_path / "new" / "sub" / "bench.json"
     result = run(["bench", "--model", str(model), "--device", "cpu", "--batch", "2", "--warmup", "0",
-                  "--iters", "1", "--no-variants", "--json", str(out), "-q"])
+                  "--iters", "1", "--no-variants", "-o", str(out), "-q"])
     assert result.exit_code == 0, result.output
     assert out.is_file()
 
@@ -162,7 +162,7 @@ def test_demo_never_empties_a_user_folder_that_merely_has_a_workspace(tmp_path):
     folder = tmp_path / "project"
     (folder / "workspace").mkdir(parents=True)
     (folder / "thesis.tex").write_text("precious\n")
-    result = run(["demo", "--dir", str(folder)])
+    result = run(["demo", "-o", str(folder)])
     assert_one_line_error(result, 2, f"{folder} exists and is not an earlier demo (it holds thesis.tex)")
     assert (folder / "thesis.tex").read_text() == "precious\n"
 

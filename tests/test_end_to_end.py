@@ -1,4 +1,4 @@
-"""The README's used-by chain, bare, through the installed console script.
+"""The README's chain of verbs, bare, through the installed console script.
 
 ``convert`` → ``train`` → ``classify data/`` → ``bench --batch 64`` in a fresh
 working directory holding a tiny stand-in ``vgg_face.mat`` and a ``data/`` folder;

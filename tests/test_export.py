@@ -379,3 +379,39 @@ def test_importing_export_modules_does_not_import_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_default_classifier_is_chosen_not_the_newest(converted, tmp_path):
+    """Exporting fp16 after fp32 leaves classify on fp32; --set-default moves it."""
+    from helpers_export import write_image_folder
+
+    run_dir = workspace.new_run_dir()
+    save_head(run_dir, "relu7", 16)
+    images = write_image_folder(tmp_path / "images", 3)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export"]).exit_code == 0
+    assert runner.invoke(cli, ["export", "--precision", "fp16"]).exit_code == 0
+    assert workspace.classifier_path("fp16").stat().st_mtime >= workspace.classifier_path("fp32").stat().st_mtime
+    classify = runner.invoke(cli, ["classify", str(images), "-o", str(tmp_path / "a.csv")])
+    assert classify.exit_code == 0 and f"Using {workspace.classifier_path('fp32')} (fp32)" in classify.stderr
+
+    r = runner.invoke(cli, ["export", "--precision", "fp16", "--set-default"])
+    assert r.exit_code == 0 and "default classifier:" in r.stdout
+    assert workspace.default_classifier() == workspace.classifier_path("fp16")
+    classify = runner.invoke(cli, ["classify", str(images), "-o", str(tmp_path / "b.csv")])
+    assert classify.exit_code == 0 and f"Using {workspace.classifier_path('fp16')} (fp16)" in classify.stderr
+
+    workspace.classifier_path("fp16").unlink()
+    classify = runner.invoke(cli, ["classify", str(images), "-o", str(tmp_path / "c.csv")])
+    assert classify.exit_code == 1 and "names 'classifier-fp16.onnx'" in classify.output
+    assert "--set-default" in classify.output
+
+
+def test_without_fp32_or_a_choice_there_is_no_default(converted):
+    from helpers_infer import write_tiny_classifier
+
+    write_tiny_classifier(workspace.classifier_path("int8"), precision="int8")
+    with pytest.raises(GenderCliError, match=r"no default classifier .* \(it holds classifier-int8.onnx\)"):
+        workspace.default_classifier()
+    r = CliRunner().invoke(cli, ["export", "--backbone-only", "--set-default"])
+    assert r.exit_code == 2 and "needs a classifier" in r.output

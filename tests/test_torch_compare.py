@@ -180,7 +180,7 @@ def run(*args):
 def test_bench_compare_torch_reports_pytorch_beside_onnxruntime(torch, tiny_network, tmp_path):
     model = _workspace_classifier(tiny_network)
     out = tmp_path / "bench.json"
-    result = run("bench", "--iters", 3, "--warmup", 1, "--batch", 2, "--compare-torch", "--json", out, "--no-variants")
+    result = run("bench", "--iters", 3, "--warmup", 1, "--batch", 2, "--compare-torch", "-o", out, "--no-variants")
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["model"] == str(model)
@@ -202,7 +202,7 @@ def test_bench_compare_torch_reports_pytorch_beside_onnxruntime(torch, tiny_netw
 def test_compare_torch_without_a_converted_network_is_skipped_with_a_reason(torch, tmp_path):
     write_tiny_classifier(tmp_path / "classifier-fp32.onnx", size=32)
     out = tmp_path / "b.json"
-    result = run("bench", "--model", tmp_path / "classifier-fp32.onnx", "--iters", 5, "--compare-torch", "--json", out)
+    result = run("bench", "--model", tmp_path / "classifier-fp32.onnx", "--iters", 5, "--compare-torch", "-o", out)
     assert result.exit_code == 0, result.output
     assert "gender-cli convert" in json.loads(out.read_text())["pytorch"]["skipped"]
     assert "pytorch" in result.stdout and "skipped" in result.stdout
@@ -211,7 +211,7 @@ def test_compare_torch_without_a_converted_network_is_skipped_with_a_reason(torc
 def test_without_the_flag_pytorch_is_not_run(tmp_path):
     write_tiny_classifier(tmp_path / "classifier-fp32.onnx", size=32)
     out = tmp_path / "b.json"
-    result = run("bench", "--model", tmp_path / "classifier-fp32.onnx", "--iters", 5, "--json", out)
+    result = run("bench", "--model", tmp_path / "classifier-fp32.onnx", "--iters", 5, "-o", out)
     assert result.exit_code == 0, result.output
     pytorch = json.loads(out.read_text())["pytorch"]
     assert pytorch["requested"] is False and "images_per_second" not in pytorch
@@ -237,7 +237,7 @@ def test_compare_torch_where_torch_is_absent_is_skipped_with_a_reason(tiny_netwo
     _workspace_classifier(tiny_network)
     monkeypatch.setitem(sys.modules, "torch", None)  # find_spec and import both see no torch
     out = tmp_path / "b.json"
-    result = run("bench", "--iters", 2, "--batch", 2, "--compare-torch", "--json", out, "--no-variants")
+    result = run("bench", "--iters", 2, "--batch", 2, "--compare-torch", "-o", out, "--no-variants")
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["pytorch"] == {"skipped": "torch is not installed"}
     assert "pytorch                  skipped: torch is not installed" in result.stdout

@@ -95,7 +95,7 @@ def evaluate(
 ) -> EvaluateResult:
     from gender_cli.infer.session import open_session
 
-    model_path = Path(model_path) if model_path else workspace.latest_classifier()
+    model_path = Path(model_path) if model_path else workspace.default_classifier()
     dataset = load_dataset(data, layout)
     indices, split_names, selection = _select(dataset, split, splits_file)
     loaded = open_session(model_path, device=device)

@@ -1,6 +1,6 @@
 """The gender head: a small Keras MLP trained on backbone descriptors.
 
-Default (the seeds' head): Dense(16, relu) -> Dropout(0.4) -> Dense(16, relu) ->
+Default (the 2x16 head of the original VGG-Face gender projects): Dense(16, relu) -> Dropout(0.4) -> Dense(16, relu) ->
 Dropout(0.4) -> Dense(2, softmax); ``hidden=[]`` is logistic regression.
 
 Descriptors are standardised with the training split's mean and std *outside* the

@@ -50,7 +50,7 @@ LIST_UNREADABLE = 10  # printed one per line; metrics.json lists them all
 class TrainOptions:
     data: Path = Path("data")
     run_dir: Path | None = None  # default: workspace.new_run_dir()
-    model: str | None = None  # converted folder or .mat; default: the workspace's converted model
+    weights: str | None = None  # converted folder or weights file; default: the workspace's converted model
     layout: str = "auto"
     descriptor: str = "relu7"
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
@@ -58,7 +58,7 @@ class TrainOptions:
     splits_file: Path | None = None
     seed: int = 0
     epochs: int = 100
-    batch_size: int = 32
+    head_batch: int = 32  # descriptors per training step of the head
     hidden: list[int] = field(default_factory=lambda: [16, 16])
     dropout: float = 0.4
     learning_rate: float = 1e-3
@@ -70,7 +70,7 @@ class TrainOptions:
     export: bool = True
 
     def head_config(self) -> HeadConfig:
-        return HeadConfig(list(self.hidden), self.dropout, self.epochs, self.batch_size,
+        return HeadConfig(list(self.hidden), self.dropout, self.epochs, self.head_batch,
                           self.learning_rate, self.patience, self.seed)
 
 
@@ -114,7 +114,7 @@ def train(
     log: Callable[[str], None] | None = None,
     on_shard: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train, evaluate and export; ``network`` overrides ``options.model`` (an in-memory Network)."""
+    """Train, evaluate and export; ``network`` overrides ``options.weights`` (an in-memory Network)."""
     say = log or (lambda message: None)
     started = time.perf_counter()
     descriptor_spec(options.descriptor)
@@ -136,7 +136,7 @@ def train(
                       for name in SPLITS}, all_labels)
 
     if network is None:
-        network = _load_network(options.model)
+        network = _load_network(options.weights)
     used = [i for i, s in enumerate(plan.splits) if s is not None]
     paths = [dataset.samples[i].path for i in used]
     labels = np.array([dataset.samples[i].label for i in used], int)
@@ -333,7 +333,7 @@ def _report_sections(dataset, plan, split_counts, unreadable, options, trained, 
         + (f" at {descriptor_stats['images_per_second']} img/s" if descriptor_stats["images_per_second"] else "")
         + ")",
         f"- head: hidden {options.hidden or 'none (logistic regression)'}, dropout {options.dropout}, "
-        f"Adam lr {options.learning_rate}, batch {options.batch_size}, seed {options.seed}",
+        f"Adam lr {options.learning_rate}, batch {options.head_batch}, seed {options.seed}",
         f"- epochs run: {trained.epochs_run} of {options.epochs}; weights kept from epoch {trained.best_epoch} "
         "(lowest validation loss)",
         f"- threshold on p_female: {threshold:.4f}, chosen on validation by maximising Youden's J "
