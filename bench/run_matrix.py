@@ -80,7 +80,7 @@ def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, 
             continue
         log(f"{size}: exporting {precision}")
         result = export(
-            network, workspace.classifier_path(precision), head_dir=head_dir, precision=precision, calibration=calibration
+            network, workspace.classifier_path(precision), head=head_dir, precision=precision, calibration=calibration
         )
         log(f"{size}: {precision} written ({result.size_bytes / 1e6:.1f} MB, {result.seconds:.0f} s)")
     del network

@@ -63,7 +63,7 @@ def standin_classifier(size: str, home: Path, precision: str = "fp32", calibrati
 
     network = standin_workspace(size, home)
     return export(
-        network, workspace.classifier_path(precision), head_dir=workspace.latest_head_dir(),
+        network, workspace.classifier_path(precision), head=workspace.latest_head_dir(),
         precision=precision, calibration=calibration,
     ).path
 

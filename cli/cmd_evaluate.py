@@ -11,7 +11,7 @@ from gender_cli.cli.options import (
 )
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.cli.help_format import ERRORS, OK, epilog
-from gender_cli.cli.messages import using_model, warn_if_standin
+from gender_cli.cli.messages import notice, using_model, warn_if_standin
 
 
 @click.command(
@@ -52,8 +52,7 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, worke
         split=split, splits_file=splits_file, batch_size=batch, workers=workers, device=device,
         progress=not quiet,
     )
-    if result.notice and not quiet:
-        click.echo(result.notice, err=True)
+    notice(result.notice, quiet)
     warn_if_standin(result.standin)
     if result.unreadable and not quiet:
         click.echo(f"{len(result.unreadable)} unreadable image(s) left out (listed in metrics.json)", err=True)

@@ -75,10 +75,14 @@ def _resolve_head(head: Path | None, backbone_only: bool) -> tuple[Path | None, 
         )
 
 
-def _head_descriptor(head_dir: Path) -> str:
-    from gender_cli.head_spec import HeadSpec
+def _head_descriptor(head: Path) -> str | None:
+    """The descriptor a head was trained on: its head.json (beside a Keras file), if any."""
+    from gender_cli.head_spec import SPEC_FILE, HeadSpec
 
-    spec, _, _ = HeadSpec.load(head_dir)
+    folder = head.parent if head.is_file() else head
+    if head.is_file() and not (folder / SPEC_FILE).is_file():
+        return None  # a Keras head alone: --descriptor (default relu7) says what it takes
+    spec, _, _ = HeadSpec.load(folder)
     return spec.descriptor
 
 
@@ -91,8 +95,10 @@ def _head_descriptor(head_dir: Path) -> str:
     "--head",
     type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Trained head: a 'gender-cli train' run folder (head.json + head_weights.npz). "
-    "Default: the workspace's latest run; without one, the backbone is exported alone.",
+    help="Trained head: a 'gender-cli train' run folder (head.json + head_weights.npz), or "
+    "a Keras model file (.keras, .h5) of any architecture taking the descriptor and giving "
+    "2 probabilities, converted with tf2onnx (needs the [train] extra). Default: the "
+    "workspace's latest run; without one, the backbone is exported alone.",
 )
 @click.option(
     "--backbone-only",
@@ -160,8 +166,8 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
     head_dir, note = _resolve_head(head, backbone_only)
     if set_default and head_dir is None:
         raise click.UsageError("--set-default needs a classifier (a head); a backbone cannot be the default")
-    if head_dir is not None:
-        head_descriptor = _head_descriptor(head_dir)
+    head_descriptor = _head_descriptor(head_dir) if head_dir is not None else None
+    if head_descriptor is not None:
         if descriptor is not None and descriptor != head_descriptor:
             raise click.BadParameter(
                 f"the head in {head_dir} was trained on {head_descriptor!r}; "
@@ -183,7 +189,7 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
     progress = _Progress(quiet)
     try:
         result = export(
-            network, output, descriptor=descriptor, head_dir=head_dir, precision=precision,
+            network, output, descriptor=descriptor, head=head_dir, precision=precision,
             calibration=calibration, external_data=external_data, progress=progress,
         )
     finally:

@@ -25,12 +25,14 @@ from gender_cli.export import calibration as calib
 from gender_cli.export.backbone_graph import emit_backbone
 from gender_cli.export.checks import compare, input_noise_baseline, run_model
 from gender_cli.export.graph_builder import FLOAT, GraphBuilder, from_model
-from gender_cli.export.head_graph import HEAD_PREFIX, emit_head, load_head
+from gender_cli.convert.layer_plan import descriptor_plan
+from gender_cli.export.head_graph import HEAD_PREFIX, DenseHead
+from gender_cli.export.keras_head import is_keras_head, load_keras_head
 from gender_cli.export.metadata import build_metadata
 from gender_cli.export.precision_fp16 import FP16_MAX, cast_to_float32
 from gender_cli.export.preprocess_graph import emit_preprocess
 from gender_cli.export.proto_writer import write_model
-from gender_cli.head_spec import HeadSpec
+from gender_cli.head_spec import SPEC_FILE
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 EXPOSED_BATCH = 4  # every ReLU output of a batch comes back at once: keep batches small
@@ -53,37 +55,41 @@ class ExportResult:
         return sum(p.stat().st_size for p in self.files)
 
 
-@dataclass
-class _Head:
-    spec: HeadSpec
-    kernels: list[np.ndarray]
-    biases: list[np.ndarray]
+def load_head(head, network: Network, descriptor: str):
+    """The head to export: a ``gender-cli train`` run folder (built-in dense head, no
+    TensorFlow) or a Keras model file (any architecture, through tf2onnx)."""
+    dim = descriptor_plan(network, descriptor).dim
+    if is_keras_head(head):
+        return load_keras_head(Path(head), descriptor, dim)
+    if Path(head).is_file() and Path(head).name != SPEC_FILE:
+        raise GenderCliError(
+            f"head {head} is neither a 'gender-cli train' run folder nor a Keras model file (.keras, .h5)"
+        )
+    return DenseHead.load(Path(head), descriptor, dim, network.source_sha256)
 
 
 def build_graph(
     network: Network,
     descriptor: str,
-    head_dir: Path | None,
+    head,
     dtype=np.float32,
     expose_activations: bool = False,
-) -> tuple[GraphBuilder, int, _Head | None]:
-    """The full graph in memory (weights still lazy); returns (graph, descriptor_dim, head)."""
+) -> tuple[GraphBuilder, int]:
+    """The full graph in memory (weights still lazy) with ``head`` (loaded, or None);
+    returns (graph, descriptor_dim)."""
     g = GraphBuilder()
     x = emit_preprocess(g, network, np.dtype(dtype))
     descriptor_tensor, dim = emit_backbone(g, network, x, descriptor, np.dtype(dtype))
-    head = None
-    if head_dir is not None:
-        head = _Head(*load_head(Path(head_dir), descriptor, dim, network.source_sha256))
     descriptor_fp32 = cast_to_float32(g, descriptor_tensor, np.dtype(dtype), "descriptor_float32")
     if head is not None:
-        probabilities = emit_head(g, descriptor_fp32, head.kernels, head.biases)
+        probabilities = head.emit(g, descriptor_fp32)
         g.add_output(probabilities, contract.PROBABILITIES, FLOAT, ["N", 2])
     g.add_output(descriptor_fp32, contract.DESCRIPTOR, FLOAT, ["N", dim])
     if expose_activations:
         for node in g.nodes:
             if node.op_type == "Relu" and not node.name.startswith(HEAD_PREFIX):
                 g.outputs.append(_untyped_output(node.output[0]))
-    return g, dim, head
+    return g, dim
 
 
 def _untyped_output(name: str):
@@ -99,36 +105,36 @@ def _check_images(network: Network, calibration: Path | None) -> calib.ImageSet:
     return calib.synthetic_images(size)
 
 
-def _threshold(head: _Head | None) -> float:
+def _threshold(head) -> float:
     return float(head.spec.threshold) if head is not None else 0.5
 
 
-def _export_float(network, out, descriptor, head_dir, precision, dtype, external_data, progress):
-    g, dim, head = build_graph(network, descriptor, head_dir, dtype)
+def _export_float(network, out, descriptor, head, precision, dtype, external_data, progress):
+    g, dim = build_graph(network, descriptor, head, dtype)
     meta = build_metadata(network, descriptor, dim, precision, head.spec if head else None)
     files = write_model(g, out, meta, external_data, progress)
     return files, meta, {}
 
 
-def _export_fp32(network, out, descriptor, head_dir, calibration, external_data, progress):
-    return _export_float(network, out, descriptor, head_dir, "fp32", np.float32, external_data, progress)
+def _export_fp32(network, out, descriptor, head, calibration, external_data, progress):
+    return _export_float(network, out, descriptor, head, "fp32", np.float32, external_data, progress)
 
 
-def _reference_run(network, descriptor, head_dir, work: Path, images: np.ndarray, progress):
-    """Write the float32 twin (every ReLU exposed) and run it: (outputs, peak |activation|, head)."""
-    g, _, head = build_graph(network, descriptor, head_dir, np.float32, expose_activations=True)
+def _reference_run(network, descriptor, head, work: Path, images: np.ndarray, progress):
+    """Write the float32 twin (every ReLU exposed) and run it: (outputs, peak |activation|)."""
+    g, _ = build_graph(network, descriptor, head, np.float32, expose_activations=True)
     path = work / "fp32.onnx"
     write_model(g, path, {}, external_data=False, progress=progress)
     outputs, peak = run_model(path, images, _output_names(head), batch_size=EXPOSED_BATCH, progress=progress)
-    return outputs, peak, head
+    return outputs, peak
 
 
-def _export_fp16(network, out, descriptor, head_dir, calibration, external_data, progress):
+def _export_fp16(network, out, descriptor, head, calibration, external_data, progress):
     images = _check_images(network, calibration)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
         work = Path(tmp)
-        reference, peak, head = _reference_run(network, descriptor, head_dir, work, images.images, progress)
-        g, dim, head = build_graph(network, descriptor, head_dir, np.float16)
+        reference, peak = _reference_run(network, descriptor, head, work, images.images, progress)
+        g, dim = build_graph(network, descriptor, head, np.float16)
         write_model(g, work / "fp16.onnx", {}, progress=progress)
         candidate, _ = run_model(work / "fp16.onnx", images.images, list(reference), progress=progress)
     figures = compare(reference, candidate, "fp16", _threshold(head), images.source)
@@ -138,13 +144,13 @@ def _export_fp16(network, out, descriptor, head_dir, calibration, external_data,
     figures["note"] = "onnxruntime CPU runs fp16 graphs through float32 casts"
     if images.skipped:
         figures["unreadable_skipped"] = images.skipped
-    g, dim, head = build_graph(network, descriptor, head_dir, np.float16)
+    g, dim = build_graph(network, descriptor, head, np.float16)
     meta = build_metadata(network, descriptor, dim, "fp16", head.spec if head else None, figures)
     files = write_model(g, out, meta, external_data, progress)
     return files, meta, figures
 
 
-def _export_int8(network, out, descriptor, head_dir, calibration, external_data, progress):
+def _export_int8(network, out, descriptor, head, calibration, external_data, progress):
     import onnx
 
     from gender_cli.export.quantize_int8 import quantize
@@ -157,7 +163,7 @@ def _export_int8(network, out, descriptor, head_dir, calibration, external_data,
     images = _check_images(network, calibration)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
         work = Path(tmp)
-        g, dim, head = build_graph(network, descriptor, head_dir, np.float32)
+        g, dim = build_graph(network, descriptor, head, np.float32)
         fp32_path = work / "fp32.onnx"
         write_model(g, fp32_path, {}, progress=progress)
         head_nodes = [n.name for n in g.nodes if n.name.startswith(HEAD_PREFIX)]
@@ -215,13 +221,17 @@ def export(
     network: Network,
     out_path,
     descriptor: str = contract.DEFAULT_DESCRIPTOR,
-    head_dir=None,
+    head=None,
     precision: str = contract.DEFAULT_PRECISION,
     calibration=None,
     external_data: bool = False,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Write ``network`` (up to ``descriptor``, plus the head in ``head_dir``) to ``out_path``.
+    """Write ``network`` (up to ``descriptor``, plus ``head``) to ``out_path``.
+
+    ``head`` is a ``gender-cli train`` run folder (head.json + head_weights.npz: the
+    built-in dense head, no TensorFlow) or a Keras model file taking the descriptor
+    (``.keras``/``.h5``: any architecture, converted with tf2onnx).
 
     Without a head the graph is a backbone (output ``descriptor``); with one it is a
     classifier (outputs ``probabilities`` and ``descriptor``). fp16 and int8 graphs are
@@ -236,11 +246,12 @@ def export(
     if precision not in EXPORTERS:
         raise GenderCliError(f"unknown precision {precision!r}; choose from {', '.join(EXPORTERS)}")
     contract.descriptor_spec(descriptor)
+    loaded_head = load_head(head, network, descriptor) if head is not None else None
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     files, meta, checks = EXPORTERS[precision](
-        network, out, descriptor, head_dir, calibration, external_data, progress
+        network, out, descriptor, loaded_head, calibration, external_data, progress
     )
     validate_file(out, files)
     return ExportResult(out, meta, checks, files, time.perf_counter() - started)

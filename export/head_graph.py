@@ -6,6 +6,7 @@ The kernels are stored ``[in, out]`` exactly as HeadSpec keeps them (``transB=0`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,22 @@ from gender_cli.head_spec import HeadSpec
 
 NUM_CLASSES = 2
 HEAD_PREFIX = "head_"  # every head node's name starts with it (int8 keeps them float)
+
+
+@dataclass
+class DenseHead:
+    """The built-in head: ``train``'s dense layers, read from a run folder."""
+
+    spec: HeadSpec
+    kernels: list[np.ndarray]
+    biases: list[np.ndarray]
+
+    @classmethod
+    def load(cls, head_dir: Path, descriptor: str, descriptor_dim: int, backbone_sha256: str) -> "DenseHead":
+        return cls(*load_head(head_dir, descriptor, descriptor_dim, backbone_sha256))
+
+    def emit(self, g: GraphBuilder, descriptor: str) -> str:
+        return emit_head(g, descriptor, self.kernels, self.biases)
 
 
 def load_head(head_dir: Path, descriptor: str, descriptor_dim: int, backbone_sha256: str):

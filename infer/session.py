@@ -4,9 +4,10 @@ Device choice:
 
 - ``cpu``: CPUExecutionProvider only.
 - ``cuda``: CUDAExecutionProvider, and an error (saying why) when it cannot load.
-- ``auto``: CUDA when it loads, else CPU. When onnxruntime lists the CUDA provider
-  but it fails to load (a GPU build of onnxruntime without the CUDA/cuDNN libraries,
-  or no GPU), onnxruntime silently runs on CPU; this module detects that by checking
+- ``auto``: CUDA when it loads, else CPU. On a machine with no NVIDIA GPU at all the
+  CPU is used without a word. When a GPU is present and onnxruntime lists the CUDA
+  provider but it fails to load (a GPU build of onnxruntime without the CUDA/cuDNN
+  libraries), onnxruntime silently runs on CPU; this module detects that by checking
   ``session.get_providers()`` after creation and reports it in ONE notice
   (``LoadedModel.notice``) naming the missing library when it can tell.
 
@@ -39,7 +40,7 @@ from gender_cli import contract
 from gender_cli.contract import Meta
 from gender_cli.devices import DEVICES
 from gender_cli.errors import GenderCliError, ModelFileError, first_line
-from gender_cli.system import available_cpus
+from gender_cli.system import available_cpus, nvidia_gpu_present
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -163,7 +164,8 @@ def open_session(
     options = _session_options(threads, allow_spinning)
 
     notice = None
-    if device == "cpu":
+    if device == "cpu" or (device == "auto" and not nvidia_gpu_present()):
+        # no GPU at all: nothing to try and nothing to report
         session = _create(path, options, [CPU])
     elif CUDA not in ort.get_available_providers():
         if device == "cuda":

@@ -251,19 +251,27 @@ def test_standin_warning_only_for_standin_models(good_folder, tmp_path):
     ]
 
 
-def test_cpu_fallback_and_cuda_refusal(model, good_folder, tmp_path):
-    auto = open_session(model, device="auto")
-    cuda_works = CUDA in auto.providers
-    if cuda_works:
-        pytest.skip("CUDA loads on this machine; the fallback cannot be observed")
-    assert auto.providers == ["CPUExecutionProvider"]
+def test_cpu_fallback_and_cuda_refusal(model, good_folder, tmp_path, monkeypatch):
     import onnxruntime
 
-    if CUDA in onnxruntime.get_available_providers():
-        assert auto.notice and "CUDA unavailable" in auto.notice and "CPU" in auto.notice
+    from gender_cli.infer import session as session_module
+
+    if CUDA in open_session(model, device="auto").providers:
+        pytest.skip("CUDA loads on this machine; the fallback cannot be observed")
+    # No NVIDIA GPU at all: CPU, and not a word about CUDA.
+    monkeypatch.setattr(session_module, "nvidia_gpu_present", lambda: False)
+    auto = open_session(model, device="auto")
+    assert auto.providers == ["CPUExecutionProvider"] and auto.notice is None
     result = run("classify", good_folder, "--model", model, "-o", tmp_path / "a.csv")
-    assert result.exit_code == 0
-    assert result.stderr.count("CUDA unavailable") == (1 if auto.notice else 0)
+    assert result.exit_code == 0 and "CUDA" not in result.stderr
+    # A GPU is there but CUDA cannot load: one notice that says why.
+    monkeypatch.setattr(session_module, "nvidia_gpu_present", lambda: True)
+    if CUDA in onnxruntime.get_available_providers():
+        auto = open_session(model, device="auto")
+        assert auto.providers == ["CPUExecutionProvider"]
+        assert auto.notice and "CUDA unavailable" in auto.notice and "CPU" in auto.notice
+        result = run("classify", good_folder, "--model", model, "-o", tmp_path / "c.csv")
+        assert result.exit_code == 0 and result.stderr.count("Notice: CUDA unavailable") == 1
     result = run("classify", good_folder, "--model", model, "-o", tmp_path / "b.csv", "--device", "cuda")
     assert result.exit_code == 1 and "--device cuda" in result.output and "CUDA" in result.output
     assert not (tmp_path / "b.csv").exists()
@@ -315,7 +323,7 @@ def test_real_export_of_the_tiny_standin_agrees_with_the_numpy_reference(tiny_ne
 
     dim = reference_descriptor(tiny_network, np.zeros((1, 224, 224, 3), np.uint8), "relu7").shape[1]
     kernels, biases = write_random_head(tmp_path / "run", dim)
-    model = export(tiny_network, tmp_path / "classifier-fp32.onnx", head_dir=tmp_path / "run").path
+    model = export(tiny_network, tmp_path / "classifier-fp32.onnx", head=tmp_path / "run").path
     out = tmp_path / "out.csv"
     result = run("classify", good_folder, "--model", model, "-o", out, "--batch", 8)
     assert result.exit_code == 0, result.output

@@ -43,7 +43,7 @@ def test_fp16_variant(run, tmp_path, tiny_network):
     from gender_cli.export.export import export
 
     result, _, data = run
-    fp16 = export(tiny_network, tmp_path / "classifier-fp16.onnx", head_dir=result.run_dir, precision="fp16")
+    fp16 = export(tiny_network, tmp_path / "classifier-fp16.onnx", head=result.run_dir, precision="fp16")
     ev = evaluate(data, fp16.path, tmp_path / "ev16", splits_file=result.run_dir / "splits.csv",
                              device="cpu", progress=False)
     assert ev.precision == "fp16" and ev.metrics["n"] == 40

@@ -45,7 +45,7 @@ def classifier(tiny_network, tmp_path_factory):
     """A tiny fp32 classifier (relu7 head) and its head arrays."""
     tmp = tmp_path_factory.mktemp("classifier")
     head_dir, kernels, biases = save_head(tmp / "run", "relu7", TINY_DIMS["relu7"])
-    result = export(tiny_network, tmp / "classifier.onnx", head_dir=head_dir)
+    result = export(tiny_network, tmp / "classifier.onnx", head=head_dir)
     return result, kernels, biases
 
 
@@ -118,7 +118,7 @@ def test_backbone_metadata_and_head_labels_threshold(tiny_network, tmp_path):
     real = tiny_network.truncated("prob")
     real.standin = False
     real.source_sha256 = "ab" * 32
-    meta = export(real, tmp_path / "c.onnx", head_dir=head_dir).metadata
+    meta = export(real, tmp_path / "c.onnx", head=head_dir).metadata
     assert json.loads(meta[Meta.LABELS]) == ["female", "male"]
     assert float(meta[Meta.THRESHOLD]) == 0.37
     assert meta[Meta.STANDIN] == "false" and meta[Meta.SOURCE_SHA256] == "ab" * 32
@@ -130,7 +130,7 @@ def test_backbone_metadata_and_head_labels_threshold(tiny_network, tmp_path):
 @pytest.mark.parametrize("descriptor", list(contract.DESCRIPTORS))
 def test_descriptor_and_probabilities_match_numpy(tiny_network, tmp_path, descriptor):
     head_dir, kernels, biases = save_head(tmp_path / "run", descriptor, TINY_DIMS[descriptor], seed=3)
-    result = export(tiny_network, tmp_path / "c.onnx", descriptor=descriptor, head_dir=head_dir)
+    result = export(tiny_network, tmp_path / "c.onnx", descriptor=descriptor, head=head_dir)
     images = images_uint8(3, seed=11)
     out = run(result.path, images)
     expected = reference.descriptor(tiny_network, images, descriptor)
@@ -252,19 +252,19 @@ def test_graph_alone_can_be_filled_by_the_device_script(tiny_network, tmp_path):
 def test_head_with_wrong_input_size_is_a_clear_error(tiny_network, tmp_path):
     head_dir, _, _ = save_head(tmp_path / "run", "relu7", 10)
     with pytest.raises(ModelFileError, match=r"takes 10 inputs .* 'relu7' descriptor has 16 dimensions"):
-        export(tiny_network, tmp_path / "c.onnx", head_dir=head_dir)
+        export(tiny_network, tmp_path / "c.onnx", head=head_dir)
     assert not (tmp_path / "c.onnx").exists()
 
 
 def test_head_for_another_descriptor_or_weights_is_an_error(tiny_network, tmp_path):
     head_dir, _, _ = save_head(tmp_path / "run", "pool5", 8)
     with pytest.raises(ModelFileError, match="trained on descriptor 'pool5', not 'relu7'"):
-        export(tiny_network, tmp_path / "c.onnx", descriptor="relu7", head_dir=head_dir)
+        export(tiny_network, tmp_path / "c.onnx", descriptor="relu7", head=head_dir)
     other, _, _ = save_head(tmp_path / "run2", "relu7", 16, backbone_sha256="1" * 64)
     net = tiny_network.truncated("prob")
     net.source_sha256 = "2" * 64
     with pytest.raises(ModelFileError, match="train a head on this network"):
-        export(net, tmp_path / "c.onnx", head_dir=other)
+        export(net, tmp_path / "c.onnx", head=other)
 
 
 def test_unknown_precision_descriptor_and_missing_calibration(tiny_network, tmp_path):

@@ -36,7 +36,7 @@ def exported(tiny_network, tmp_path_factory, calibration_folder):
     tmp = tmp_path_factory.mktemp("precision")
     head_dir, _, _ = save_head(tmp / "run", "relu7", 16, seed=5)
     return {
-        p: export(tiny_network, tmp / f"{p}.onnx", head_dir=head_dir, precision=p,
+        p: export(tiny_network, tmp / f"{p}.onnx", head=head_dir, precision=p,
                        calibration=calibration_folder)
         for p in contract.PRECISIONS
     }

@@ -104,3 +104,28 @@ def test_training_verb_without_the_train_extra_names_the_extra(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "needs tensorflow" in result.stderr and "pip install 'gender-cli[train]'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "system, machine, expected",
+    [
+        ("linux", "x86_64", "onnxruntime-gpu"),
+        ("win32", "AMD64", "onnxruntime-gpu"),
+        ("linux", "aarch64", "onnxruntime"),
+        ("darwin", "arm64", "onnxruntime"),
+        ("darwin", "x86_64", "onnxruntime"),
+        ("win32", "ARM64", "onnxruntime"),
+    ],
+)
+def test_install_takes_exactly_one_onnxruntime_per_platform(system, machine, expected):
+    """onnxruntime-gpu where its wheels exist, onnxruntime elsewhere: pip install . works on a laptop."""
+    import configparser
+
+    from packaging.requirements import Requirement
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    requirements = [Requirement(line) for line in config["options"]["install_requires"].strip().splitlines()]
+    environment = {"sys_platform": system, "platform_machine": machine}
+    chosen = [r.name for r in requirements if r.name.startswith("onnxruntime") and r.marker.evaluate(environment)]
+    assert chosen == [expected]

@@ -170,7 +170,7 @@ def _workspace_classifier(network: Network, descriptor: str = "relu7"):
     spec, kernels, biases = random_head(dim, descriptor=descriptor)
     run_dir = workspace.new_run_dir()
     spec.save(run_dir, kernels, biases)
-    return export(network, workspace.classifier_path("fp32"), descriptor=descriptor, head_dir=run_dir).path
+    return export(network, workspace.classifier_path("fp32"), descriptor=descriptor, head=run_dir).path
 
 
 def run(*args):

@@ -2,7 +2,7 @@
 
 The backbone graph is ``workspace.backbone_path(descriptor)`` when that file was made
 from the same source weights (metadata ``source_sha256``) for the same descriptor;
-otherwise it is (re)made with ``export.api.export(network, ..., head_dir=None)``.
+otherwise it is (re)made with ``export.export.export(network, ..., head=None)``.
 No TensorFlow is involved.
 
 Cache (``workspace.descriptor_cache_dir()/<descriptor>-<backbone id>-<H>x<W>-<resize>/``):
@@ -73,7 +73,7 @@ def ensure_backbone(network, descriptor: str, device: str = "auto", progress=Non
     from gender_cli.export.export import export
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    export(network, path, descriptor=descriptor, head_dir=None, progress=progress)
+    export(network, path, descriptor=descriptor, head=None, progress=progress)
     return open_session(path, device=device), path, True
 
 

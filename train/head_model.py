@@ -78,6 +78,16 @@ def build_head(input_dim: int, hidden: list[int], dropout: float, n_classes: int
     return keras.Model(inputs, outputs, name="gender_head")
 
 
+def save_keras_head(path, spec, kernels, biases):
+    """The saved head (a HeadSpec, taking raw descriptors) as a Keras model file."""
+    model = build_head(spec.input_dim, spec.hidden, spec.dropout, len(spec.labels))
+    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+    for layer, kernel, bias in zip(dense, kernels, biases):
+        layer.set_weights([kernel, bias])
+    model.save(path)
+    return path
+
+
 def seed_everything(seed: int) -> None:
     keras = import_keras()
     import tensorflow as tf

@@ -34,7 +34,7 @@ from gender_cli.head_spec import HeadSpec
 from gender_cli.tf_quiet import import_keras
 from gender_cli.train.datasets import SPLITS, load_dataset
 from gender_cli.train.descriptors import DescriptorResult, extract_descriptors
-from gender_cli.train.head_model import HeadConfig, build_head, head_probabilities, train_head
+from gender_cli.train.head_model import HeadConfig, head_probabilities, save_keras_head, train_head
 from gender_cli.train.metrics import choose_threshold, classification_metrics
 from gender_cli.atomic import write_json_atomically
 from gender_cli.train.report import (
@@ -146,7 +146,7 @@ def train(
         options.progress, on_shard=on_shard,
     )
     if desc.notice:
-        say(desc.notice)
+        say(f"Notice: {desc.notice}")
     unreadable = [{"path": str(paths[i]), "category": c, "message": m, "split": splits[i]}
                   for i, (c, m) in sorted(desc.failures.items())]
     if unreadable:
@@ -208,7 +208,7 @@ def train(
     )
     spec.save(run_dir, kernels, biases)
     files["head"] = run_dir / "head.json"
-    files["head_keras"] = _save_keras_head(run_dir / "head.keras", spec, kernels, biases)
+    files["head_keras"] = save_keras_head(run_dir / "head.keras", spec, kernels, biases)
     files["history"] = write_json_atomically(run_dir / "history.json", {
         **trained.history, "best_epoch": trained.best_epoch, "epochs_run": trained.epochs_run})
     config = {
@@ -279,15 +279,6 @@ def _compact(test: dict, val: dict) -> dict:
     }
 
 
-def _save_keras_head(path: Path, spec: HeadSpec, kernels, biases) -> Path:
-    model = build_head(spec.input_dim, spec.hidden, spec.dropout, len(spec.labels))
-    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
-    for layer, kernel, bias in zip(dense, kernels, biases):
-        layer.set_weights([kernel, bias])
-    model.save(path)
-    return path
-
-
 def _export_classifier(network, options: TrainOptions, run_dir: Path, preds: Predictions, threshold: float):
     """Export the fp32 classifier and check it against the NumPy head on a few test images."""
     from gender_cli.export.export import export
@@ -296,7 +287,7 @@ def _export_classifier(network, options: TrainOptions, run_dir: Path, preds: Pre
 
     path = workspace.classifier_path("fp32")
     path.parent.mkdir(parents=True, exist_ok=True)
-    export(network, path, descriptor=options.descriptor, head_dir=run_dir, precision="fp32")
+    export(network, path, descriptor=options.descriptor, head=run_dir, precision="fp32")
     loaded = open_session(path, device=options.device)
     rows = np.flatnonzero(preds.select("test"))[:EXPORT_CHECK_IMAGES]
     expected, got = [], []

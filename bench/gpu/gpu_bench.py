@@ -501,7 +501,7 @@ def run(args, work: Path) -> int:
         mark = time.perf_counter()
         log(f"exporting {precision}")
         result = export(
-            network, workspace.classifier_path(precision), head_dir=head_dir, precision=precision,
+            network, workspace.classifier_path(precision), head=head_dir, precision=precision,
             calibration=calibration if precision != "fp32" else None,
         )
         report["exports"][precision] = {"seconds": result.seconds, "bytes": result.size_bytes, "checks": result.checks}

@@ -1,0 +1,143 @@
+"""Any Keras head on the descriptor, converted by tf2onnx and joined to the backbone graph.
+
+``export --head FILE.keras`` takes a Keras model from ``(N, D)`` descriptors to ``(N, 2)``
+probabilities, whatever its layers (batch normalization, other activations, ...),
+converts it with tf2onnx at the contract's opset, checks the converted head against
+Keras on probe descriptors, and grafts its nodes onto the streamed backbone graph
+(``onnx.compose.add_prefix`` keeps its names apart; every node name starts with the
+head prefix, so int8 keeps the head in float32 as it does the built-in one). The
+result is the same one graph with the same metadata as the built-in route.
+
+The built-in route (``head.json`` + ``head_weights.npz``, ``head_graph.py``) stays the
+default and needs no TensorFlow; this module imports TensorFlow and tf2onnx.
+
+Labels, threshold, descriptor and metrics come from a ``head.json`` beside the
+``.keras`` file (a ``gender-cli train`` run folder holds both); a head alone gets the
+contract's labels and a threshold of 0.5 on ``probabilities[:, 1]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gender_cli import contract
+from gender_cli.errors import ModelFileError, first_line
+from gender_cli.export.graph_builder import GraphBuilder, LazyTensor
+from gender_cli.export.head_graph import HEAD_PREFIX, NUM_CLASSES
+from gender_cli.head_spec import SPEC_FILE, HeadSpec
+
+KERAS_SUFFIXES = (".keras", ".h5")
+KERAS_PREFIX = f"{HEAD_PREFIX}keras_"
+PROBE_ROWS = 64
+AGREEMENT = 1e-5  # max |p_onnx - p_keras| on the probe descriptors
+
+
+def is_keras_head(path) -> bool:
+    return path is not None and Path(path).suffix.lower() in KERAS_SUFFIXES and Path(path).is_file()
+
+
+@dataclass
+class KerasHead:
+    spec: HeadSpec
+    onnx_model: object  # onnx.ModelProto: one [N, D] float input, one [N, 2] output
+    source: Path
+    max_abs_difference: float  # converted vs Keras on the probe descriptors
+
+    def emit(self, g: GraphBuilder, descriptor: str) -> str:
+        """Add the converted head on the float32 ``[N, D]`` descriptor; returns probabilities."""
+        from onnx import compose, helper, numpy_helper
+
+        model = compose.add_prefix(self.onnx_model, KERAS_PREFIX)
+        graph = model.graph
+        (head_input,) = [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+        g.nodes.append(helper.make_node("Identity", [descriptor], [head_input], name=f"{KERAS_PREFIX}input"))
+        for node in graph.node:
+            if not node.name:
+                node.name = node.output[0]
+            g.nodes.append(node)
+        for tensor in graph.initializer:
+            array = numpy_helper.to_array(tensor)
+            g.initializers.append(LazyTensor(tensor.name, array.dtype, tuple(tensor.dims), lambda a=array: a))
+        for opset in model.opset_import:
+            if opset.domain and any(node.domain == opset.domain for node in graph.node):
+                g.opsets[opset.domain] = opset.version
+        return graph.output[0].name
+
+
+def load_keras_head(path: Path, descriptor: str, descriptor_dim: int) -> KerasHead:
+    """Load, check and convert the Keras head in ``path`` for a ``descriptor_dim`` descriptor."""
+    from gender_cli.tf_quiet import import_keras, native_stderr_silenced
+
+    keras = import_keras()
+    path = Path(path)
+    try:
+        with native_stderr_silenced():
+            model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises ValueError, OSError, TypeError... for a bad file
+        raise ModelFileError(f"{path} is not a Keras model Keras can load: {first_line(exc)}") from None
+    inputs, outputs = list(model.inputs), list(model.outputs)
+    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (descriptor_dim,):
+        raise ModelFileError(
+            f"the Keras head {path} takes {[tuple(i.shape) for i in inputs]}; this network's "
+            f"{descriptor!r} descriptor is (None, {descriptor_dim})"
+        )
+    if len(outputs) != 1 or tuple(outputs[0].shape[1:]) != (NUM_CLASSES,):
+        raise ModelFileError(
+            f"the Keras head {path} gives {[tuple(o.shape) for o in outputs]}; a gender head gives "
+            f"(None, {NUM_CLASSES}) probabilities"
+        )
+    probe = np.random.default_rng(0).gamma(1.0, 1.0, (PROBE_ROWS, descriptor_dim)).astype(np.float32)
+    expected = np.asarray(model(probe, training=False), np.float32)
+    if expected.min() < -1e-6 or np.abs(expected.sum(axis=1) - 1).max() > 1e-4:
+        raise ModelFileError(
+            f"the Keras head {path} does not output probabilities (rows must be >= 0 and sum to 1); "
+            "end it with a softmax"
+        )
+    onnx_model = _convert(model, descriptor_dim, path)
+    got = _run(onnx_model, probe)
+    difference = float(np.abs(got - expected).max())
+    if difference > AGREEMENT:
+        raise ModelFileError(
+            f"tf2onnx converted the Keras head {path} with differences up to {difference:.2e} "
+            f"(more than {AGREEMENT:g}); the head cannot be exported faithfully"
+        )
+    return KerasHead(_spec_for(path, descriptor, descriptor_dim), onnx_model, path, difference)
+
+
+def _convert(model, descriptor_dim: int, path: Path):
+    import tensorflow as tf
+    import tf2onnx
+
+    from gender_cli.tf_quiet import native_stderr_silenced
+
+    signature = [tf.TensorSpec((None, descriptor_dim), tf.float32, name="descriptor")]
+    try:
+        with native_stderr_silenced():
+            onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=contract.OPSET)
+    except Exception as exc:  # tf2onnx raises many kinds for ops it cannot map
+        raise ModelFileError(f"tf2onnx cannot convert the Keras head {path}: {first_line(exc)}") from None
+    return onnx_model
+
+
+def _run(onnx_model, descriptors: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: descriptors})[0]
+
+
+def _spec_for(path: Path, descriptor: str, descriptor_dim: int) -> HeadSpec:
+    if (path.parent / SPEC_FILE).is_file():
+        spec, _, _ = HeadSpec.load(path.parent)
+        if spec.descriptor != descriptor:
+            raise ModelFileError(
+                f"{path.parent / SPEC_FILE} says the head was trained on {spec.descriptor!r}, not {descriptor!r}"
+            )
+        return spec
+    return HeadSpec(
+        descriptor=descriptor, input_dim=descriptor_dim, hidden=[], dropout=0.0,
+        labels=list(contract.LABELS), threshold=0.5,
+    )
