@@ -11,6 +11,7 @@ from gender_cli.cli.options import batch_option, device_option, model_option, qu
 from gender_cli.infer.images import RESIZE_MODES
 from gender_cli.infer.output import FORMATS, STDOUT
 from gender_cli.cli.help_format import epilog
+from gender_cli.atomic import FULL_DISK
 from gender_cli.cli.messages import notice, using_model, warn_if_standin
 
 EXIT_SOME_FAILED = 3
@@ -112,6 +113,14 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
             f"Interrupted. Every row in {output} is complete; rerun with --resume to finish.", err=True
         )
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        bar.close()
+        if exc.filename != output or exc.errno not in FULL_DISK:
+            raise
+        raise click.ClickException(
+            f"cannot write {output}: {exc.strerror}. Every row before it is complete: free some "
+            "space, then rerun the same command with --resume"
+        ) from None
     bar.close()
     if summary.files == 0:
         click.echo(f"Warning: no files found under {', '.join(folders)}", err=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from gender_cli import __version__
+from gender_cli.atomic import FULL_DISK
 from gender_cli.cli.help_format import Context
 from gender_cli.errors import GenderCliError
 
@@ -81,7 +82,10 @@ def _os_error_message(exc: OSError) -> str:
         if blocker is not None:
             return f"{blocker} is a file; a folder is needed there"
     where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
-    return f"{where}: {exc.strerror or exc}"
+    message = f"{where}: {exc.strerror or exc}"
+    if exc.errno in FULL_DISK:
+        message += " (free some space, then run the command again)"
+    return message
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,28 +1,51 @@
-"""Write a whole file or nothing: a temporary file beside the target, fsync, rename."""
+"""Write a whole file or nothing, and say which file when writing fails.
+
+``write_bytes_atomically`` writes a temporary file beside the target, fsyncs and
+renames it. ``names_file`` makes any write's OSError name its file: ``os.write`` and
+file objects raise ENOSPC (disk full) without a file name, which the CLI could not
+turn into a one-line message.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import secrets
+from contextlib import contextmanager
 from pathlib import Path
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # the errors that mean "no room left"
 
 
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
     """Replace ``path`` with ``data``; an interruption leaves the old file (or none)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         raise with_filename(exc, path) from None
     return path
+
+
+@contextmanager
+def names_file(path: str | os.PathLike):
+    """Run a block that writes ``path``; an OSError that names no file (a full disk:
+    ``write`` raises ENOSPC without one) is raised again naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise with_filename(exc, path) from None
 
 
 def with_filename(exc: BaseException, path: str | os.PathLike) -> BaseException:
@@ -31,6 +54,13 @@ def with_filename(exc: BaseException, path: str | os.PathLike) -> BaseException:
     if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
         return type(exc)(exc.errno, exc.strerror, str(path))
     return exc
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (it may write fewer than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def write_json_atomically(path: str | os.PathLike, data) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gender_cli.atomic import names_file
 from gender_cli.errors import ModelFileError
 
 SPEC_FILE = "head.json"
@@ -38,8 +39,10 @@ class HeadSpec:
         for i, (k, b) in enumerate(zip(kernels, biases)):
             arrays[f"dense_{i}_kernel"] = np.asarray(k, dtype=np.float32)
             arrays[f"dense_{i}_bias"] = np.asarray(b, dtype=np.float32)
-        np.savez(run_dir / WEIGHTS_FILE, **arrays)
-        (run_dir / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2))
+        with names_file(run_dir / WEIGHTS_FILE):
+            np.savez(run_dir / WEIGHTS_FILE, **arrays)
+        with names_file(run_dir / SPEC_FILE):
+            (run_dir / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, run_dir: Path) -> tuple["HeadSpec", list[np.ndarray], list[np.ndarray]]:

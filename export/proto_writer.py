@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 from onnx import GraphProto, ModelProto, StringStringEntryProto, TensorProto, helper
 
+from gender_cli.atomic import with_filename, write_all
 from gender_cli import __version__, contract
 from gender_cli.export.graph_builder import GraphBuilder, LazyTensor
 
@@ -97,8 +98,12 @@ def _plan(tensors: list[LazyTensor], location: str | None) -> tuple[list[_Slot],
     return slots, offset
 
 
-def _write_array(f, array: np.ndarray) -> None:
-    f.write(memoryview(array).cast("B"))
+def _write_array(fd: int, array: np.ndarray) -> None:
+    write_all(fd, memoryview(array).cast("B"))
+
+
+def _create(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
 
 
 def write_model(
@@ -131,38 +136,38 @@ def write_model(
     tmp_model = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp_data = path.with_name(f".{location}.tmp-{os.getpid()}") if location else None
     try:
-        data_file = open(tmp_data, "wb") if tmp_data else None
+        data_fd = _create(tmp_data) if tmp_data else None
         try:
-            with open(tmp_model, "wb") as f:
-                f.write(model_head)
-                f.write(_MODEL_GRAPH + _varint(graph_length))
-                f.write(graph_head)
+            fd = _create(tmp_model)
+            try:
+                write_all(fd, model_head + _MODEL_GRAPH + _varint(graph_length) + graph_head)
                 for slot in slots:
-                    f.write(slot.prefix)
+                    write_all(fd, slot.prefix)
                     array = slot.tensor.array()
                     if slot.external:
-                        data_file.seek(slot.offset)
-                        _write_array(data_file, array)
+                        os.lseek(data_fd, slot.offset, os.SEEK_SET)
+                        _write_array(data_fd, array)
                     else:
-                        _write_array(f, array)
+                        _write_array(fd, array)
                     done += slot.tensor.nbytes
                     del array
                     if progress is not None:
                         progress("write", done, total)
-                f.write(graph_tail)
-                f.write(model_tail)
+                write_all(fd, graph_tail + model_tail)
+            finally:
+                os.close(fd)
         finally:
-            if data_file is not None:
-                data_file.truncate(data_size)
-                data_file.close()
+            if data_fd is not None:
+                os.ftruncate(data_fd, data_size)
+                os.close(data_fd)
         written = [path]
         if tmp_data is not None:
             os.replace(tmp_data, path.with_name(location))
             written.append(path.with_name(location))
         os.replace(tmp_model, path)
         return written
-    except BaseException:
+    except BaseException as exc:
         for tmp in (tmp_model, tmp_data):
             if tmp is not None and tmp.exists():
                 tmp.unlink()
-        raise
+        raise with_filename(exc, path) from None

@@ -6,9 +6,10 @@ has an empty label and empty probabilities (``null`` in JSONL).
 
 Durability: each batch's rows are encoded first and written with one ``write`` on a
 file opened for appending, then flushed and fsync'ed. An interruption (Ctrl-C, a
-kill) therefore leaves only complete rows; a crash in the middle of a write can at
-worst leave one partial last row, which ``open_output(..., resume=True)`` cuts off
-before appending. Resuming reads the paths already present so they are skipped.
+kill) therefore leaves only complete rows; a write that fails (a full disk) is cut
+back to the last complete row; a crash in the middle of a write can at worst leave
+one partial last row, which ``open_output(..., resume=True)`` cuts off before
+appending. Resuming reads the paths already present so they are skipped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gender_cli.atomic import names_file, write_all
 from gender_cli.errors import GenderCliError
 
 STDOUT = "-"
@@ -94,8 +96,14 @@ class PredictionWriter:
         if self._fd is None:
             _write_stdout(text)
             return
-        _write_all(self._fd, _to_bytes(text))
-        os.fsync(self._fd)
+        before = os.fstat(self._fd).st_size
+        try:
+            with names_file(self.output):
+                write_all(self._fd, _to_bytes(text))
+                os.fsync(self._fd)
+        except OSError:
+            _cut(self._fd, before)  # a full disk leaves no torn row behind
+            raise
 
     def close(self) -> None:
         if self._fd is not None:
@@ -145,9 +153,17 @@ def open_output(
     if fmt == "csv":
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerow(header)
-        _write_all(fd, _to_bytes(buffer.getvalue()))
-        os.fsync(fd)
+        with names_file(path):
+            write_all(fd, _to_bytes(buffer.getvalue()))
+            os.fsync(fd)
     return PredictionWriter(output, fmt, labels, fd), existing
+
+
+def _cut(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        pass  # resume cuts a partial last row anyway
 
 
 def _to_bytes(text: str) -> bytes:
@@ -163,13 +179,6 @@ def _write_stdout(text: str) -> None:
         sys.stdout.flush()
         stream.write(_to_bytes(text))
         stream.flush()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def _read_existing(path: Path, fmt: str, header: list[str]) -> ExistingRows:

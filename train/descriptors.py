@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from gender_cli.atomic import names_file
 from gender_cli import workspace
 from gender_cli.contract import DESCRIPTOR, Meta, descriptor_spec
 from gender_cli.errors import GenderCliError
@@ -116,7 +117,7 @@ class DescriptorCache:
         name = f"shard-{time.time_ns():020d}-{os.getpid()}.npz"
         final = self.folder / name
         partial = self.folder / (name + ".partial")
-        with partial.open("wb") as fh:
+        with names_file(final), partial.open("wb") as fh:
             np.savez(
                 fh,
                 keys=np.array(keys, dtype="U40"),

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from gender_cli.atomic import names_file
 from gender_cli.tf_quiet import import_keras, native_stderr_silenced
 
 STD_FLOOR = 1e-6  # descriptor dimensions that never vary (dead ReLUs) are left unscaled
@@ -84,7 +85,8 @@ def save_keras_head(path, spec, kernels, biases):
     dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
     for layer, kernel, bias in zip(dense, kernels, biases):
         layer.set_weights([kernel, bias])
-    model.save(path)
+    with names_file(path):
+        model.save(path)
     return path
 
 

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from gender_cli.atomic import names_file
 from gender_cli.contract import LABELS
 
 STANDIN_TITLE = "STAND-IN backbone weights"
@@ -33,7 +34,8 @@ def _title(text: str, standin: bool) -> str:
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    with names_file(path):
+        fig.savefig(path, dpi=100, bbox_inches="tight")
     _pyplot().close(fig)
     return path
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gender_cli.atomic import names_file
 from gender_cli.contract import LABELS, STANDIN_WARNING
 from gender_cli.train import plots
 from gender_cli.train.metrics import classification_metrics, roc_curve
@@ -40,7 +41,7 @@ class Predictions:
 
     def write_csv(self, path: Path, threshold: float) -> Path:
         predicted = (self.probabilities[:, 1] >= threshold).astype(int)
-        with Path(path).open("w", newline="", encoding="utf-8") as fh:
+        with names_file(path), Path(path).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["path", "true", "predicted", "p_male", "p_female", "split"])
             for p, t, y, prob, s in zip(self.paths, self.labels, predicted, self.probabilities, self.splits):
@@ -172,5 +173,6 @@ def write_report(path: Path, title: str, sections: list[tuple[str, list[str]]], 
         lines += [f"**Warning:** {STANDIN_WARNING}.", ""]
     for heading, body in sections:
         lines += [f"## {heading}", "", *body, ""]
-    Path(path).write_text("\n".join(lines), encoding="utf-8")
+    with names_file(path):
+        Path(path).write_text("\n".join(lines), encoding="utf-8")
     return Path(path)

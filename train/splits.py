@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gender_cli.atomic import names_file
 from gender_cli.contract import LABELS
 from gender_cli.errors import GenderCliError
 from gender_cli.train.datasets import SPLIT_WORDS, SPLITS, Dataset
@@ -151,7 +152,7 @@ def _key(path: Path) -> str:
 def write_splits(path: Path, dataset: Dataset, plan: SplitPlan) -> None:
     """``path,label,split`` with absolute paths, so ``--splits`` works from any folder."""
     tmp = Path(path).with_suffix(".csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with names_file(path), tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "split"])
         for sample, split in zip(dataset.samples, plan.splits):
