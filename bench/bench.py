@@ -17,6 +17,7 @@ here prints. Figures: img/s, and per-batch latency mean/min/p50/p90/p99/max in m
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import platform
 import shutil
@@ -41,7 +42,7 @@ DEFAULT_SECONDS = 3.0  # timed run length when --iters is not given
 MIN_ITERS, MAX_ITERS = 5, 10_000
 SYNTHETIC_SEED = 0
 
-Progress = Callable[[str], None]
+Progress = Callable[[str, int, int], None]  # (stage, done, total); total 0 when not known ahead
 
 
 def latency_stats(seconds: list[float], batch: int) -> dict[str, Any]:
@@ -70,13 +71,32 @@ def synthetic_batch(batch: int, input_size: tuple[int, ...]) -> np.ndarray:
     return rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
 
 
+def log_stages(log: Callable[[str], None]) -> Progress:
+    """A progress callback for scripts: one log line as each stage starts."""
+    return lambda stage, done, total: log(stage) if done == 0 else None
+
+
+def _ticker(progress: Progress | None, stage: str, warmup: int, iters: int | None) -> Callable[[], None] | None:
+    """A callback for ``time_callable`` that reports each call of ``stage`` as done."""
+    if progress is None:
+        return None
+    total = max(0, warmup) + iters if iters is not None else 0
+    count = itertools.count(1)
+    progress(stage, 0, total)
+    return lambda: progress(stage, next(count), total)
+
+
 def time_callable(
-    run: Callable[[], Any], warmup: int, iters: int | None, target_seconds: float = DEFAULT_SECONDS
+    run: Callable[[], Any], warmup: int, iters: int | None, target_seconds: float = DEFAULT_SECONDS,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[list[float], int]:
     """Warm up, then time each call: ``iters`` calls, or (``iters=None``) calls until
-    ``target_seconds`` have passed, at least MIN_ITERS and at most MAX_ITERS."""
+    ``target_seconds`` have passed, at least MIN_ITERS and at most MAX_ITERS. ``tick``
+    is called after every call, warm-up included (progress)."""
+    tick = tick or (lambda: None)
     for _ in range(max(0, warmup)):
         run()
+        tick()
     seconds: list[float] = []
     elapsed = 0.0
     while True:
@@ -88,20 +108,24 @@ def time_callable(
         run()
         seconds.append(time.perf_counter() - started)
         elapsed += seconds[-1]
+        tick()
     return seconds, len(seconds)
 
 
 def bench_model_only(
-    model: LoadedModel, batch: int, warmup: int = 3, iters: int | None = None, target_seconds: float = DEFAULT_SECONDS
+    model: LoadedModel, batch: int, warmup: int = 3, iters: int | None = None, target_seconds: float = DEFAULT_SECONDS,
+    progress: Progress | None = None, stage: str = "model-only",
 ) -> dict[str, Any]:
     batch = model.fixed_batch or batch
     images = synthetic_batch(batch, model.info.input_size)
-    seconds, _ = time_callable(lambda: model.run(images), warmup, iters, target_seconds)
+    seconds, _ = time_callable(lambda: model.run(images), warmup, iters, target_seconds,
+                               tick=_ticker(progress, stage, warmup, iters))
     return {"mode": "model-only", "input": f"synthetic uint8 batch (seed {SYNTHETIC_SEED})", **latency_stats(seconds, batch)}
 
 
 def bench_end_to_end(
-    model: LoadedModel, folder: str | os.PathLike, batch: int, workers: int | None = None, resize: str | None = None
+    model: LoadedModel, folder: str | os.PathLike, batch: int, workers: int | None = None, resize: str | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """One pass over ``folder``: decode-only first, then decode + inference."""
     files = list_image_files([folder])
@@ -112,13 +136,19 @@ def bench_end_to_end(
     size = model.info.image_size
     resize = resize or model.info.resize
 
+    report = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
-    failed = 0
+    failed = done = 0
+    report("decode only", 0, len(files))
     for decoded in iter_batches(files, batch, size=size, resize=resize, workers=workers):
         failed += len(decoded.errors)
+        done += len(decoded)
+        report("decode only", done, len(files))
     decode_seconds = time.perf_counter() - started
 
     per_batch = []
+    done = 0
+    report("end-to-end", 0, len(files))
     started = time.perf_counter()
     mark = started
     for decoded in iter_batches(files, batch, size=size, resize=resize, workers=workers,
@@ -127,6 +157,8 @@ def bench_end_to_end(
         now = time.perf_counter()
         per_batch.append(now - mark)
         mark = now
+        done += len(decoded)
+        report("end-to-end", done, len(files))
     total = time.perf_counter() - started
     stats = latency_stats(per_batch, batch)
     stats["images_per_second"] = len(files) / total  # real files, not padded slots
@@ -197,11 +229,9 @@ def bench(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Every figure ``gender-cli bench`` reports, as one JSON-ready dict."""
-    say = progress or (lambda message: None)
     model_path = Path(model_path)
     model = open_session(model_path, device=device, threads=threads, allow_spinning=images is None)
     batch = model.fixed_batch or batch  # a graph exported with a static N
-    say(f"model-only: {model_path.name} batch {batch} on {', '.join(model.providers)}")
     result: dict[str, Any] = {
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command or " ".join(sys.argv),
@@ -217,43 +247,39 @@ def bench(
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
-    model_only = bench_model_only(model, batch, warmup, iters, target_seconds)
+    model_only = bench_model_only(model, batch, warmup, iters, target_seconds, progress, f"model-only {model.info.precision}")
     result["model_only"] = model_only
     result["iters"] = model_only["iters"]
 
     if images is not None:
-        say(f"end-to-end over {images}")
-        e2e = bench_end_to_end(model, images, batch, workers=workers)
+        e2e = bench_end_to_end(model, images, batch, workers=workers, progress=progress)
         e2e["ratio_to_model_only"] = e2e["images_per_second"] / model_only["images_per_second"]
         result["end_to_end"] = e2e
 
     if variants:
-        result["variants"] = _bench_variants(model_path, model, model_only, batch, device, warmup, iters, threads, target_seconds, say)
+        result["variants"] = _bench_variants(model_path, model, model_only, batch, device, warmup, iters, threads, target_seconds, progress)
 
     if compare_tf:
-        say("TensorFlow on the same weights")
         from gender_cli.bench.tf_compare import bench_tensorflow
 
-        result["tensorflow"] = _with_speedup(bench_tensorflow(model, batch, warmup, iters, target_seconds), model_only)
+        result["tensorflow"] = _with_speedup(bench_tensorflow(model, batch, warmup, iters, target_seconds, progress), model_only)
 
     if compare_torch:
-        say("PyTorch on the same weights")
         from gender_cli.bench.torch_compare import bench_pytorch
 
-        result["pytorch"] = _with_speedup(bench_pytorch(model, batch, warmup, iters, target_seconds), model_only)
+        result["pytorch"] = _with_speedup(bench_pytorch(model, batch, warmup, iters, target_seconds, progress), model_only)
     else:
         result["pytorch"] = _pytorch_status()
     return result
 
 
-def _bench_variants(model_path, model, model_only, batch, device, warmup, iters, threads, target_seconds, say):
+def _bench_variants(model_path, model, model_only, batch, device, warmup, iters, threads, target_seconds, progress):
     found = sibling_variants(model_path)
     figures: dict[str, Any] = {}
     for precision, path in found.items():
         if path.resolve() == model_path.resolve():
             figures[precision] = {"model": str(path), "images_per_second": model_only["images_per_second"], "latency_ms": model_only["latency_ms"]}
             continue
-        say(f"variant {precision}: {path.name}")
         try:
             variant = open_session(path, device=device, threads=threads)
         except ModelFileError as exc:  # a broken sibling must not sink the figures already measured
@@ -266,7 +292,7 @@ def _bench_variants(model_path, model, model_only, batch, device, warmup, iters,
         if variant.info.input_size != model.info.input_size:
             figures[precision] = {"model": str(path), "skipped": "different input size"}
             continue
-        stats = bench_model_only(variant, batch, warmup, iters, target_seconds)
+        stats = bench_model_only(variant, batch, warmup, iters, target_seconds, progress, f"model-only {precision}")
         figures[precision] = {
             "model": str(path),
             "providers": variant.providers,

@@ -64,7 +64,7 @@ def log(message: str) -> None:
 def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, device: str, compare_tf: bool) -> None:
     from gender_cli import workspace
     from gender_cli.atomic import write_json_atomically
-    from gender_cli.bench.bench import bench
+    from gender_cli.bench.bench import bench, log_stages
     from gender_cli.bench.standin_models import standin_workspace, subset
     from gender_cli.export.export import export
 
@@ -98,7 +98,7 @@ def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, 
             compare_tf=compare_tf and batch == plan["tf_batch"],
             target_seconds=plan["seconds"],
             command=f"python bench/run_matrix.py --sizes {size}",
-            progress=lambda message: log(f"{size}: {message}"),
+            progress=log_stages(lambda message: log(f"{size}: {message}")),
         )
         figures["network_size"] = size
         write_json_atomically(out / f"bench-{size}-b{batch}.json", figures)

@@ -42,6 +42,7 @@ def bench_pytorch(
     warmup: int,
     iters: int | None,
     target_seconds: float,
+    progress=None,
     weights=None,
     precision: str | None = None,
 ) -> dict[str, Any]:
@@ -74,7 +75,7 @@ def bench_pytorch(
             torch.backends.cudnn.benchmark = True
         else:
             torch.set_num_threads(model.threads)
-        figures = _measure(torch, model, weights, device, precision, batch, warmup, iters, target_seconds)
+        figures = _measure(torch, model, weights, device, precision, batch, warmup, iters, target_seconds, progress)
     except RuntimeError as exc:  # torch's own failures (out of memory, a missing kernel): ORT's figures stand
         lines = str(exc).strip().splitlines()
         return {**settings, "skipped": f"PyTorch failed: {lines[0] if lines else type(exc).__name__}"}
@@ -84,8 +85,9 @@ def bench_pytorch(
     return {**settings, "notes": weights.notes, **figures}
 
 
-def _measure(torch, model: LoadedModel, weights, device, precision, batch, warmup, iters, target_seconds) -> dict[str, Any]:
-    from gender_cli.bench.bench import latency_stats, synthetic_batch, time_callable
+def _measure(torch, model: LoadedModel, weights, device, precision, batch, warmup, iters, target_seconds,
+             progress=None) -> dict[str, Any]:
+    from gender_cli.bench.bench import _ticker, latency_stats, synthetic_batch, time_callable
     from gender_cli.bench.torch_port import Classifier
 
     on_cuda = device == "cuda"
@@ -99,7 +101,8 @@ def _measure(torch, model: LoadedModel, weights, device, precision, batch, warmu
         return {name: value.cpu().numpy() for name, value in outputs.items()}
 
     with torch.inference_mode():
-        seconds, _ = time_callable(host_to_host, warmup, iters, target_seconds)
+        seconds, _ = time_callable(host_to_host, warmup, iters, target_seconds,
+                                   tick=_ticker(progress, f"pytorch {precision}", warmup, iters))
         figures = latency_stats(seconds, batch)
         figures["agreement_with_onnxruntime"] = _agreement(host_to_host(), model.run(images))
         if on_cuda:

@@ -11,6 +11,7 @@ from gender_cli.cli.options import (
 )
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import notice, warn_if_standin
+from gender_cli.cli.progress import StageProgress
 
 
 @click.command(
@@ -80,22 +81,28 @@ def bench(
     if json_path:
         check_output_location(json_path, "--output")
     model_path = model_path or str(workspace.default_classifier())
-    progress = None if quiet else (lambda message: click.echo(f"bench: {message}", err=True))
-    result = bench(
-        model_path,
-        batch=batch,
-        device=device,
-        warmup=warmup,
-        iters=iters,
-        images=images,
-        variants=variants,
-        compare_tf=compare_tf,
-        compare_torch=compare_torch,
-        threads=threads,
-        workers=workers,
-        command=_command_line(click.get_current_context()),
-        progress=progress,
-    )
+    progress = StageProgress(quiet, {
+        **{stage: (stage, "img", False) for stage in ("decode only", "end-to-end")},
+        "building the Keras model": ("building the Keras model", "model", False),
+    })
+    try:
+        result = bench(
+            model_path,
+            batch=batch,
+            device=device,
+            warmup=warmup,
+            iters=iters,
+            images=images,
+            variants=variants,
+            compare_tf=compare_tf,
+            compare_torch=compare_torch,
+            threads=threads,
+            workers=workers,
+            command=_command_line(click.get_current_context()),
+            progress=progress,
+        )
+    finally:
+        progress.close()
     warn_if_standin(result["standin"])
     notice(result["notice"], quiet)
     if json_path:

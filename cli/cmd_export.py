@@ -8,6 +8,7 @@ import click
 
 from gender_cli import contract
 from gender_cli.cli.options import quiet_option
+from gender_cli.cli.progress import StageProgress
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import warn_if_standin
 
@@ -16,36 +17,11 @@ def _table_help(table: dict) -> str:
     return "; ".join(f"{name}: {entry.help}" for name, entry in table.items())
 
 
-class _Progress:
-    """One tqdm bar on stderr at a time, replaced when the stage changes."""
-
-    STAGES = {
-        "write": ("writing weights", "B", True),
-        "check": ("comparing with fp32", "img", False),
-        "calibrate": ("calibrating int8", "batch", False),
-    }
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.bar = None
-        self.stage = None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        from tqdm import tqdm
-
-        if self.bar is None or stage != self.stage or done < self.bar.n:
-            self.close()
-            desc, unit, scale = self.STAGES.get(stage, (stage, "step", False))
-            self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, leave=False)
-            self.stage = stage
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+PROGRESS_LABELS = {
+    "write": ("writing weights", "B", True),
+    "check": ("comparing with fp32", "img", False),
+    "calibrate": ("calibrating int8", "batch", False),
+}
 
 
 def _size(n_bytes: int) -> str:
@@ -186,7 +162,7 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
     network = load_network(weights)  # first: without a network, the head note would be noise
     if note:
         click.echo(f"Note: {note}", err=True)
-    progress = _Progress(quiet)
+    progress = StageProgress(quiet, PROGRESS_LABELS)
     try:
         result = export(
             network, output, descriptor=descriptor, head=head_dir, precision=precision,

@@ -143,3 +143,45 @@ def test_exit_codes(models, tmp_path):
     if CUDA not in open_session(models / "classifier-fp32.onnx", "auto").providers:
         result = run("bench", "--model", models / "classifier-fp32.onnx", "--device", "cuda", "--iters", 5)
         assert result.exit_code == 1 and "--device cuda" in result.output
+
+
+def test_compare_tf_shows_progress_and_keeps_tensorflow_logs_out(tiny_network, tmp_path):
+    """The real command: TensorFlow's C++ start-up lines never reach the terminal."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorflow")
+    from gender_cli import workspace
+    from gender_cli.export.export import export
+
+    tiny_network.save(workspace.network_dir())
+    export(tiny_network, workspace.classifier_path("fp32"), descriptor="pool5")
+    env = {k: v for k, v in os.environ.items() if k != "GENDER_CLI_TF_LOGS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "gender_cli", "bench", "--compare-tf", "--iters", "2", "--warmup", "1",
+         "--batch", "2", "--no-variants"], capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    for native in ("absl", "cudart_stub", "cuInit", "I0000", "E0000", "W0000", "oneDNN"):
+        assert native not in done.stderr, done.stderr
+    shown = done.stderr.replace("\r", "\n")
+    assert "model-only fp32: 100%" in shown and "3/3" in shown  # 1 warm-up + 2 timed
+    assert "building the Keras model: 100%" in shown and "tensorflow: 100%" in shown
+
+
+def test_stage_bars_end_at_their_final_count(capsys):
+    from gender_cli.cli.progress import StageProgress
+
+    progress = StageProgress(quiet=False, labels={"write": ("writing weights", "B", True)})
+    progress("write", 0, 1000)
+    progress("write", 400, 1000)
+    progress("write", 1000, 1000)  # too soon after the last update for tqdm to draw on its own
+    progress("model-only fp32", 0, 0)
+    progress("model-only fp32", 7, 0)
+    progress.close()
+    lines = [line for line in capsys.readouterr().err.replace("\r", "\n").split("\n") if line.strip()]
+    last_write = [line for line in lines if line.startswith("writing weights")][-1]
+    last_timed = [line for line in lines if line.startswith("model-only fp32")][-1]
+    assert "100%" in last_write and "1.00k/1.00k" in last_write
+    assert "7batch" in last_timed

@@ -435,7 +435,7 @@ def run(args, work: Path) -> int:
 
     from gender_cli import __version__, workspace
     from gender_cli.atomic import write_json_atomically
-    from gender_cli.bench.bench import bench
+    from gender_cli.bench.bench import bench, log_stages
     from gender_cli.errors import GenderCliError
     from gender_cli.system import available_cpus
 
@@ -516,7 +516,7 @@ def run(args, work: Path) -> int:
                 iters=args.iters, images=folder, variants=False,
                 compare_torch=not args.no_torch and precision != "int8", workers=args.workers,
                 target_seconds=args.seconds, command=report["command"],
-                progress=lambda message, p=precision: log(f"{p}: {message}"),
+                progress=log_stages(lambda message, p=precision: log(f"{p}: {message}")),
             )
         except Exception as exc:  # keep what the other precisions measured
             log(f"{precision}: failed: {first_line(exc)}")
