@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
 
-    from gender_cli.atomic import write_json_atomically
+    from gender_cli.bench.record import record
     from gender_cli.bench.machine import cpu_model, memory_gib, package_versions
     from gender_cli.bench.standin_models import subset
 
@@ -102,10 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps": steps,
         "workspace_total_mib": workspace_total,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(args.out / "footprint.json", report)
-    (args.out / "footprint.md").write_text(markdown(report))
     print(markdown(report))
+    record(args.out, "footprint", report, markdown(report))
     return 0
 
 

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
 
-    from gender_cli.atomic import write_json_atomically
+    from gender_cli.bench.record import record
     from gender_cli.bench.machine import cpu_model, package_versions
     from gender_cli.bench.standin_models import standin_classifier, subset
 
@@ -66,10 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         "meets_goal": seconds[-1] <= 2.0 and all(run["ok"] for run in runs),
         "resumed": resumed,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(args.out / "interrupt.json", report)
-    (args.out / "interrupt.md").write_text(_markdown(report))
     print(_markdown(report))
+    record(args.out, "interrupt", report, _markdown(report))
     return 0
 
 

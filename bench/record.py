@@ -1,0 +1,15 @@
+"""Write a measurement's figures into bench/results: ``<stem>.json`` (every figure) and
+``<stem>.md`` (the table a reader looks at), both replaced whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def record(folder: Path, stem: str, report: dict, markdown: str) -> Path:
+    from gender_cli.atomic import write_bytes_atomically, write_json_atomically
+
+    folder = Path(folder)
+    write_json_atomically(folder / f"{stem}.json", report)
+    write_bytes_atomically(folder / f"{stem}.md", markdown.encode("utf-8"))
+    return folder / f"{stem}.md"
