@@ -9,6 +9,11 @@ Conventions follow MatConvNet (``vl_simplenn``) exactly:
   cells of the window (MatConvNet pooling_cpu.cpp clips the window to the image);
 * images are ``(H, W, 3)`` RGB in 0..255 minus ``mean`` (per channel).
 
+A source that takes BGR or scaled input (Caffe, keras-vggface, deepface) is brought to
+this convention when it is read: the channel swap and the scale are folded into the
+first convolution's weights (:mod:`gender_cli.convert.preprocessing`), and
+``Network.preprocessing`` records what the source library itself does, for the metadata.
+
 ``Network.save``/``Network.load`` store the table as ``network.json`` plus one ``.npy``
 per array, so ``export`` can memory-map 580 MB of weights without TensorFlow.
 """
@@ -59,6 +64,27 @@ class Layer:
         sy, sx = (int(s) for s in self.stride)
         return (ph, pw), (sy, sx), (top, bottom, left, right)
 
+    def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """``(H, W, C)`` after this layer for an ``(H, W, C)`` input (floor rule above)."""
+        height, width, channels = (int(s) for s in shape)
+        if self.type == "conv":
+            kh, kw, _, channels = (int(s) for s in self.weights.shape)
+            (dy, dx), pad = self.dilate, self.pad
+            kh, kw = (kh - 1) * int(dy) + 1, (kw - 1) * int(dx) + 1
+        elif self.type == "pool":
+            (kh, kw), _, pad = self.pool_geometry()
+        else:
+            return (height, width, channels)
+        top, bottom, left, right = (int(p) for p in pad)
+        sy, sx = (int(s) for s in self.stride)
+        span_h, span_w = height + top + bottom - kh, width + left + right - kw
+        if span_h < 0 or span_w < 0:
+            raise ModelFileError(
+                f"layer {self.name!r}: its {kh}x{kw} window does not fit its padded "
+                f"{height + top + bottom}x{width + left + right} input"
+            )
+        return (span_h // sy + 1, span_w // sx + 1, channels)
+
     def describe(self) -> dict:
         """Everything but the arrays, JSON-ready."""
         d = {
@@ -88,8 +114,10 @@ class Network:
     source_sha256: str = ""
     source_path: str = ""
     mat_version: str = ""  # "5" or "7.3"
-    layout: str = ""  # "release" (top-level net) or "zoo" (layers + meta)
+    layout: str = ""  # MAT: "release"/"zoo"; Caffe: "v1"/"layer"; Keras HDF5: "weights"/"model"
     standin: bool = False
+    source_format: str = "mat"  # a convert.formats.FORMATS key
+    preprocessing: dict = field(default_factory=dict)  # what the source library feeds its network
 
     @property
     def num_params(self) -> int:
@@ -132,6 +160,8 @@ class Network:
             "mat_version": self.mat_version,
             "layout": self.layout,
             "standin": self.standin,
+            "source_format": self.source_format,
+            "preprocessing": self.preprocessing,
             "layers": layers,
         }
         tmp = directory / "network.json.tmp"
@@ -175,4 +205,6 @@ class Network:
             mat_version=meta["mat_version"],
             layout=meta["layout"],
             standin=meta["standin"],
+            source_format=meta.get("source_format", "mat"),  # tables written before other formats
+            preprocessing=meta.get("preprocessing", {}),
         )

@@ -1,0 +1,34 @@
+"""Shared pieces of the format tests: stand-ins of each format, our ONNX graph's outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gender_cli import contract
+
+
+def images_uint8(n=2, size=(224, 224), seed=3) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, *size, 3), dtype=np.uint8)
+
+
+def onnx_run(network, images, folder: Path, descriptor="fc8", head_dir=None) -> dict[str, np.ndarray]:
+    """Export ``network`` (fp32) into ``folder`` and run it on uint8 RGB ``images``."""
+    import onnxruntime as ort
+
+    from gender_cli.export.export import export
+
+    path = folder / f"{descriptor}-{'classifier' if head_dir else 'backbone'}.onnx"
+    result = export(network, path, descriptor=descriptor, head_dir=head_dir)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(None, {contract.INPUT_NAME: images})))
+    outputs["metadata"] = result.metadata
+    return outputs
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max |actual - expected| over max |expected|: float32 sums against float64."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
