@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from gender_cli.convert import caffe_proto, protowire
+from gender_cli.convert.layer_plan import next_shape
 from gender_cli.convert.network import Layer
 from gender_cli.convert.preprocessing import VGG_FACE_MEAN_BGR
 from gender_cli.convert.source_file import LayerEntry, SourceFile, check_channels
@@ -267,9 +268,13 @@ def dropout_geometry(message, label: str) -> dict:
     return {"rate": float(message.dropout_param.dropout_ratio)}
 
 
-# -- converters: (CaffeLayer, blobs, input shape, label) -> Layer ----------------------------
+# -- converters: (CaffeLayer, input shape, label) -> Layer ------------------------------------
 
-Shape = tuple[int, int, int]  # (H, W, C)
+Shape = tuple  # per image, as layer_plan has it: (C, H, W) maps or (D,) after a fully connected layer
+
+
+def _hwc(shape: Shape) -> tuple[int, int, int]:
+    return (1, 1, shape[0]) if len(shape) == 1 else (shape[1], shape[2], shape[0])
 
 
 def _weights_blobs(layer: CaffeLayer, bias_term: bool, label: str) -> tuple[Blob, Blob | None]:
@@ -325,7 +330,7 @@ def _inner_product(layer: CaffeLayer, shape: Shape | None, label: str) -> Layer:
     weights, bias = _weights_blobs(layer, g["bias_term"], label)
     if shape is None:
         raise _Unsupported("its input shape is unknown (it follows a layer gender-cli cannot convert)")
-    height, width, channels = shape
+    height, width, channels = _hwc(shape)
     inputs = height * width * channels
     matrix = weights.data.reshape(-1, inputs) if not g["transpose"] else weights.data.reshape(inputs, -1).T
     outputs = matrix.shape[0]
@@ -354,7 +359,9 @@ def _pooling(layer: CaffeLayer, shape: Shape | None, label: str) -> Layer:
         raise _Unsupported("stochastic pooling is not supported (only MAX and AVE)")
     if shape is None:
         raise _Unsupported("its input shape is unknown (it follows a layer gender-cli cannot convert)")
-    height, width, _ = shape
+    if len(shape) == 1:
+        raise _Unsupported("pooling after a fully connected layer is not supported")
+    _, height, width = shape
     if g["global"]:
         (kh, kw), (sy, sx), (ph, pw) = (height, width), (1, 1), (0, 0)
     else:
@@ -548,11 +555,12 @@ def _input(net, layers: list[CaffeLayer], notes: list[str]):
 
 
 def _entries(net, layers: list[CaffeLayer], path: Path, notes: list[str]):
-    input_name, shape, mean = _input(net, layers, notes)
-    if shape is None:
-        shape = INPUT_SIZE
+    input_name, input_size, mean = _input(net, layers, notes)
+    if input_size is None:
+        input_size = INPUT_SIZE
         notes.append(f"no input size in the file: assumed {'x'.join(map(str, INPUT_SIZE))} (VGG-Face's)")
-    input_size = shape
+    height, width, channels = input_size
+    shape: Shape | None = (channels, height, width)
     current = input_name
     entries: list[LayerEntry] = []
     for index, layer in enumerate(layers, start=1):
@@ -574,7 +582,7 @@ def _entries(net, layers: list[CaffeLayer], path: Path, notes: list[str]):
                     f"supported Caffe types: {', '.join(CONVERTERS)}"
                 )
             entry.layer = converter(layer, shape, label)
-            shape = entry.layer.output_shape(shape) if shape is not None else None
+            shape = next_shape(entry.layer, shape) if shape is not None else None
         except _Unsupported as exc:
             entry.problem, shape = str(exc), None
         except _Bad as exc:

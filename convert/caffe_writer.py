@@ -16,12 +16,14 @@ is built in memory.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from gender_cli.convert import caffe_proto, protowire
-from gender_cli.convert.atomic import atomic_path
+from gender_cli.atomic import atomic_path
+from gender_cli.convert.layer_plan import plan
 from gender_cli.convert.network import Layer, Network
 from gender_cli.convert.preprocessing import CONVENTIONS, in_source_channel_order
 from gender_cli.errors import GenderCliError
@@ -88,14 +90,16 @@ def _net_header(network: Network, layout: str):
 def _layer_messages(network: Network, layers: list[Layer], layout: str):
     """(layer message without blobs, [(dims, float32 array)]) per Caffe layer."""
     message_class = caffe_proto.message_class("V1LayerParameter" if layout == "v1" else "LayerParameter")
-    shape = tuple(int(s) for s in network.input_size)
+    height, width, channels = (int(s) for s in network.input_size)
     current = "data"
     if layout == "layer":
         data = message_class(name="data", type="Input", top=["data"])
-        data.input_param.shape.add().dim.extend([1, shape[2], shape[0], shape[1]])
+        data.input_param.shape.add().dim.extend([1, channels, height, width])
         yield data, []
-    for layer in layers:
-        kind, blobs = _caffe_layer(layer, shape)
+    steps = plan(replace(network, layers=layers))
+    for step in steps:
+        layer = step.layer
+        kind, blobs = _caffe_layer(layer, step.fully_connected)
         name = CAFFE_NAMES.get(layer.name, layer.name)
         message = message_class(name=name, bottom=[current])
         in_place = kind in ("ReLU", "Dropout")
@@ -108,16 +112,14 @@ def _layer_messages(network: Network, layers: list[Layer], layout: str):
         _set_parameters(message, kind, layer, blobs)
         yield message, blobs
         current = top
-        shape = layer.output_shape(shape)
 
 
-def _caffe_layer(layer: Layer, shape) -> tuple[str, list]:
+def _caffe_layer(layer: Layer, fully_connected: bool) -> tuple[str, list]:
     if layer.type == "conv":
         kh, kw, cin, cout = (int(s) for s in layer.weights.shape)
         oihw = np.ascontiguousarray(np.transpose(layer.weights, (3, 2, 0, 1)), dtype=np.float32)
         bias = np.ascontiguousarray(layer.bias if layer.bias is not None else np.zeros(cout), dtype=np.float32)
-        covers_input = (kh, kw) == tuple(shape[:2]) and not any(layer.pad) and tuple(layer.dilate) == (1, 1)
-        if covers_input:  # fc6/fc7/fc8: Caffe's InnerProduct, input flattened as C,H,W
+        if fully_connected:  # fc6/fc7/fc8: Caffe's InnerProduct, input flattened as C,H,W
             return "InnerProduct", [((cout, cin * kh * kw), oihw.reshape(cout, -1)), ((cout,), bias)]
         return "Convolution", [((cout, cin, kh, kw), oihw), ((cout,), bias)]
     if layer.type == "pool":

@@ -116,11 +116,12 @@ def _save_head(head: Head | Path, network: Network, source: Path, directory: Pat
     return spec
 
 
-def _output_shape(network: Network) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in network.input_size)
-    for layer in network.layers:
-        shape = layer.output_shape(shape)
-    return shape
+def _output_shape(network: Network) -> tuple[int, ...]:
+    """(H, W, C) of the last layer's output, as model.keras reports it."""
+    from gender_cli.convert.layer_plan import plan
+
+    shape = plan(network)[-1].output_shape
+    return (1, 1, shape[0]) if len(shape) == 1 else (shape[1], shape[2], shape[0])
 
 
 def _disk_bytes(folder: Path) -> int:

@@ -201,7 +201,6 @@ def _table_layers(stored: list[StoredLayer], library: str, top: bool) -> tuple[l
     classes = {slot.table: slot.class_name for slot in slots}
     entries, head = [], None
     index = 0
-    shape = INPUT_SIZE
     for spec in layer_plan("full"):
         if library == "deepface-gender" and spec["name"] == "fc8":
             break
@@ -230,7 +229,6 @@ def _table_layers(stored: list[StoredLayer], library: str, top: bool) -> tuple[l
         if entry_source and entry_source != name:
             entry.type = f"{entry.type} {entry_source!r}"
         entries.append(entry)
-        shape = entry.layer.output_shape(shape)
     if library == "deepface-gender":
         source = weights["head"]
         # deepface's output order is Woman, Man; the graph's is contract.LABELS (male, female)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gender_cli.convert.atomic import atomic_path
+from gender_cli.atomic import atomic_path
 from gender_cli.convert.keras_h5 import STANDIN_ATTRIBUTE
 from gender_cli.convert.keras_layouts import sequence
 from gender_cli.convert.network import Network

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gender_cli.convert.atomic import atomic_path
+from gender_cli.atomic import atomic_path
 
 VERSIONS = ("5", "7.3")
 

@@ -64,27 +64,6 @@ class Layer:
         sy, sx = (int(s) for s in self.stride)
         return (ph, pw), (sy, sx), (top, bottom, left, right)
 
-    def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
-        """``(H, W, C)`` after this layer for an ``(H, W, C)`` input (floor rule above)."""
-        height, width, channels = (int(s) for s in shape)
-        if self.type == "conv":
-            kh, kw, _, channels = (int(s) for s in self.weights.shape)
-            (dy, dx), pad = self.dilate, self.pad
-            kh, kw = (kh - 1) * int(dy) + 1, (kw - 1) * int(dx) + 1
-        elif self.type == "pool":
-            (kh, kw), _, pad = self.pool_geometry()
-        else:
-            return (height, width, channels)
-        top, bottom, left, right = (int(p) for p in pad)
-        sy, sx = (int(s) for s in self.stride)
-        span_h, span_w = height + top + bottom - kh, width + left + right - kw
-        if span_h < 0 or span_w < 0:
-            raise ModelFileError(
-                f"layer {self.name!r}: its {kh}x{kw} window does not fit its padded "
-                f"{height + top + bottom}x{width + left + right} input"
-            )
-        return (span_h // sy + 1, span_w // sx + 1, channels)
-
     def describe(self) -> dict:
         """Everything but the arrays, JSON-ready."""
         d = {

@@ -10,6 +10,7 @@ from gender_cli.cli.main import cli
 from gender_cli.convert import caffe_proto, reference
 from gender_cli.convert.caffe_writer import prototxt_path, write_caffe
 from gender_cli.convert.formats import read_network, read_source
+from gender_cli.convert.layer_plan import next_shape
 from gender_cli.convert.network import Layer, Network
 from gender_cli.convert.preprocessing import VGG_FACE_MEAN_BGR
 from gender_cli.convert.vgg_face import vgg_face_network
@@ -90,8 +91,8 @@ def test_round_up_pooling_at_an_odd_size_against_opencv(tmp_path, layout):
     table, _ = read_network(caffemodel, mean=network.mean)
     pool1, pool2 = table.layers[2], table.layers[6]
     assert pool1.pad == (0, 1, 0, 1)  # 13 -> 7: the extra bottom/right row and column
-    assert pool1.output_shape((13, 13, 6)) == (7, 7, 6)
-    assert pool2.pad == (1, 1, 1, 1) and pool2.output_shape((7, 7, 5)) == (4, 4, 5)
+    assert next_shape(pool1, (6, 13, 13)) == (6, 7, 7)
+    assert pool2.pad == (1, 1, 1, 1) and next_shape(pool2, (5, 7, 7)) == (5, 4, 4)
     images = images_uint8(3, size=(13, 13), seed=2)
     expected = opencv_forward(caffemodel, images, network.mean[::-1], "fc8").reshape(3, -1)
     ours = reference.forward(table, images, upto="fc8").reshape(3, -1)
