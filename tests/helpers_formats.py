@@ -28,6 +28,20 @@ def onnx_run(network, images, folder: Path, descriptor="fc8", head_dir=None) -> 
     return outputs
 
 
+def opencv_forward(caffemodel, images_rgb: np.ndarray, mean_bgr, output: str) -> np.ndarray:
+    """OpenCV's Caffe importer (the deploy prototxt beside the caffemodel) on BGR minus
+    the mean, NCHW: how Caffe nets are fed."""
+    import pytest
+
+    from gender_cli.convert.caffe_writer import prototxt_path
+
+    cv2 = pytest.importorskip("cv2")
+    net = cv2.dnn.readNetFromCaffe(str(prototxt_path(caffemodel)), str(caffemodel))
+    blob = images_rgb[..., ::-1].astype(np.float32) - np.asarray(mean_bgr, np.float32)
+    net.setInput(np.ascontiguousarray(blob.transpose(0, 3, 1, 2)))
+    return net.forward(output)
+
+
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     """max |actual - expected| over max |expected|: float32 sums against float64."""
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)

@@ -16,18 +16,9 @@ from gender_cli.convert.preprocessing import VGG_FACE_MEAN_BGR
 from gender_cli.convert.vgg_face import vgg_face_network
 from gender_cli.errors import ModelFileError, UnsupportedLayerError
 
-from helpers_formats import images_uint8, onnx_run, relative_error  # noqa: E402
+from helpers_formats import images_uint8, onnx_run, opencv_forward, relative_error  # noqa: E402
 
 LAYOUTS = ("v1", "layer")
-
-
-def opencv_forward(caffemodel, images_rgb: np.ndarray, mean_bgr, output: str) -> np.ndarray:
-    """OpenCV's Caffe importer on BGR minus the mean, NCHW (how Caffe nets are fed)."""
-    cv2 = pytest.importorskip("cv2")
-    net = cv2.dnn.readNetFromCaffe(str(prototxt_path(caffemodel)), str(caffemodel))
-    blob = images_rgb[..., ::-1].astype(np.float32) - np.asarray(mean_bgr, np.float32)
-    net.setInput(np.ascontiguousarray(blob.transpose(0, 3, 1, 2)))
-    return net.forward(output)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -15,7 +15,7 @@ from gender_cli.convert.formats import FORMATS, read_network, read_source
 from gender_cli.convert.standin import STANDIN_LAYOUTS, make_standin
 from gender_cli.convert.vgg_face import standin_gender_head, vgg_face_network
 
-from helpers_formats import images_uint8, onnx_run, relative_error  # noqa: E402
+from helpers_formats import images_uint8, onnx_run, opencv_forward, relative_error  # noqa: E402
 
 SEED = 4
 CASES = [(fmt, layout) for fmt, layouts in STANDIN_LAYOUTS.items() for layout in layouts]
@@ -144,3 +144,39 @@ def test_read_source_lists_entries_in_source_order(standins):
     source = read_source(standins["caffe", "layer"])
     assert [e.index for e in source.entries] == list(range(2, 41))  # layer 1 is the Input layer
     assert source.entries[0].label == "layer 2 'conv1_1' (Convolution)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["caffe", "keras-vggface", "deepface", "deepface-gender"])
+def test_full_size_files_of_every_format(tmp_path, fmt):
+    path = make_standin(tmp_path / FORMATS[fmt].default_file, "full", seed=0, format=fmt)
+    network, head = read_network(path)
+    full = vgg_face_network("full", 0)
+    assert network.standin and network.source_format == fmt and network.input_size == (224, 224, 3)
+    scale = np.float32(1 / 255) if fmt in SCALED else np.float32(1)
+    np.testing.assert_array_equal(network.layers[0].weights, full.layers[0].weights * scale)
+    for name in ("conv3_1", "conv5_3", "fc6", "fc7", "fc8"):
+        if fmt == "deepface-gender" and name == "fc8":
+            assert head is not None and head.kernels[0].shape == (4096, 2)
+            continue
+        i = full.layer_index(name)
+        np.testing.assert_array_equal(network.layers[i].weights, full.layers[i].weights)
+        np.testing.assert_array_equal(network.layers[i].bias, full.layers[i].bias)
+    if fmt == "caffe":  # OpenCV's importer on the full-size file, against our graph
+        from gender_cli.convert.preprocessing import VGG_FACE_MEAN_BGR
+
+        images = images_uint8(1, seed=6)
+        expected = opencv_forward(path, images, VGG_FACE_MEAN_BGR, "fc8").reshape(1, -1)
+        assert relative_error(onnx_run(network, images, tmp_path)["descriptor"], expected) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["caffe", "deepface-gender"])
+def test_demo_runs_from_another_format(tmp_path, fmt):
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo"), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    assert f"STAND-IN weights from {fmt}" in result.output
+    assert (tmp_path / "demo" / FORMATS[fmt].default_file).is_file()
+    trained = "n/a (a ready classifier: not trained here)" not in result.output
+    assert trained == (fmt != "deepface-gender")
+    assert "files classified / failed" in result.output and "40 / 3" in result.output
