@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gender_cli.convert.source_file import SourceFile, to_network
+from gender_cli.convert.source_file import SourceFile, file_head, to_network
 from gender_cli.errors import ModelFileError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -60,12 +60,7 @@ def _looks_like_text(head: bytes) -> bool:
 
 def _sniff(path: Path) -> str:
     """The reader for ``path``: "mat", "keras_h5" or "caffe"; ModelFileError otherwise."""
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: not a file")
-    with open(path, "rb") as stream:
-        head = stream.read(4096)
+    head = file_head(path, 4096)
     if head.startswith(b"MATLAB"):
         return "mat"
     if any(head[offset : offset + 8] == HDF5_SIGNATURE for offset in (0, 512, 1024, 2048)):

@@ -29,7 +29,7 @@ from gender_cli.convert.layer_registry import (
     CONVERTERS, conv_arrays, convert_layer, raw_name, raw_type,
 )
 from gender_cli.convert.network import Network
-from gender_cli.convert.source_file import LayerEntry, SourceFile, check_channels, to_network
+from gender_cli.convert.source_file import LayerEntry, SourceFile, check_channels, file_head, to_network
 from gender_cli.errors import ModelFileError, UnsupportedLayerError
 
 STANDIN_VARIABLE = "gender_cli_standin"
@@ -51,12 +51,7 @@ def detect_version(path) -> str:
     import h5py
 
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: not a file")
-    with open(path, "rb") as stream:
-        head = stream.read(128)
+    head = file_head(path, 128)
     if h5py.is_hdf5(str(path)):
         return "7.3"
     if head.startswith(V73_SIGNATURE):

@@ -78,6 +78,17 @@ class SourceFile:
         return next((entry for entry in self.entries if entry.problem), None)
 
 
+def file_head(path, size: int) -> bytes:
+    """The first ``size`` bytes of a weights file; ModelFileError when it is not a file."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: not a file")
+    with open(path, "rb") as stream:
+        return stream.read(size)
+
+
 def check_channels(entries: list[LayerEntry], channels: int | None, path) -> None:
     """Every convolution must take the channels the layers before it give.
 
