@@ -49,7 +49,7 @@ def our_graph(h5: Path, work: Path) -> Path:
 
     convert(h5, work / "converted")
     network = load_network(work / "converted")
-    return export(network, work / "classifier-fp32.onnx", head_dir=work / "converted" / "head").path
+    return export(network, work / "classifier-fp32.onnx", head=work / "converted" / "head").path
 
 
 def time_ours(model_path: Path, batch: int, images: np.ndarray) -> dict:

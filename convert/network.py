@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gender_cli.atomic import names_file
 from gender_cli.errors import ModelFileError
 
 SUPPORTED_TYPES = ("conv", "relu", "pool", "dropout", "softmax", "lrn")
@@ -126,7 +127,8 @@ class Network:
                 array = getattr(layer, attr)
                 if array is not None:
                     fname = f"{i:02d}_{layer.name}_{attr}.npy"
-                    np.save(directory / fname, np.ascontiguousarray(array, dtype=np.float32))
+                    with names_file(directory / fname):  # a full disk names the file
+                        np.save(directory / fname, np.ascontiguousarray(array, dtype=np.float32))
                     d[attr] = fname
             layers.append(d)
         meta = {
@@ -144,7 +146,8 @@ class Network:
             "layers": layers,
         }
         tmp = directory / "network.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=1))
+        with names_file(directory / "network.json"):
+            tmp.write_text(json.dumps(meta, indent=1))
         tmp.replace(directory / "network.json")
 
     @classmethod

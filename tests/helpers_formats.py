@@ -20,7 +20,7 @@ def onnx_run(network, images, folder: Path, descriptor="fc8", head_dir=None) -> 
     from gender_cli.export.export import export
 
     path = folder / f"{descriptor}-{'classifier' if head_dir else 'backbone'}.onnx"
-    result = export(network, path, descriptor=descriptor, head_dir=head_dir)
+    result = export(network, path, descriptor=descriptor, head=head_dir)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     outputs = dict(zip(names, session.run(None, {contract.INPUT_NAME: images})))
