@@ -270,10 +270,9 @@ def _file_descriptor():
 @lru_cache(maxsize=None)
 def message_class(name: str):
     """The runtime class of ``caffe.<name>`` (``NetParameter``, ``BlobProto``, ...)."""
-    from google.protobuf import descriptor_pool, message_factory
+    from google.protobuf import message_factory
 
-    pool = _pool()
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"caffe.{name}"))
+    return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"caffe.{name}"))
 
 
 @lru_cache(maxsize=None)

@@ -529,7 +529,7 @@ def _cross_check(layer: CaffeLayer, stored: CaffeLayer, label: str, path: Path, 
             )
 
 
-def _input(net, layers: list[CaffeLayer], notes: list[str]):
+def _input(net, layers: list[CaffeLayer]):
     """(input blob name, (H, W, C) or None, BGR mean or None) from the net's input fields."""
     if net.input_shape:
         dims = list(net.input_shape[0].dim)
@@ -555,7 +555,7 @@ def _input(net, layers: list[CaffeLayer], notes: list[str]):
 
 
 def _entries(net, layers: list[CaffeLayer], path: Path, notes: list[str]):
-    input_name, input_size, mean = _input(net, layers, notes)
+    input_name, input_size, mean = _input(net, layers)
     if input_size is None:
         input_size = INPUT_SIZE
         notes.append(f"no input size in the file: assumed {'x'.join(map(str, INPUT_SIZE))} (VGG-Face's)")

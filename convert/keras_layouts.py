@@ -60,7 +60,7 @@ def keras_vggface(size: str = "full", top: bool = True) -> list[KerasLayer]:
 def deepface(size: str = "full", gender: bool = False) -> list[KerasLayer]:
     counts: dict[str, int] = {}
 
-    def auto(class_name: str, prefix: str) -> str:  # Keras 2's generated names
+    def auto(prefix: str) -> str:  # Keras 2's generated names: conv2d_1, conv2d_2, ...
         counts[prefix] = counts.get(prefix, 0) + 1
         return f"{prefix}_{counts[prefix]}"
 
@@ -70,15 +70,15 @@ def deepface(size: str = "full", gender: bool = False) -> list[KerasLayer]:
             if gender and spec["name"] == "fc8":
                 break
             if spec["pad"]:
-                layers.append(KerasLayer(auto("ZeroPadding2D", "zero_padding2d"), "ZeroPadding2D"))
-            layers.append(KerasLayer(auto("Conv2D", "conv2d"), "Conv2D", spec["name"]))
+                layers.append(KerasLayer(auto("zero_padding2d"), "ZeroPadding2D"))
+            layers.append(KerasLayer(auto("conv2d"), "Conv2D", spec["name"]))
         elif spec["type"] == "pool":
-            layers.append(KerasLayer(auto("MaxPooling2D", "max_pooling2d"), "MaxPooling2D"))
+            layers.append(KerasLayer(auto("max_pooling2d"), "MaxPooling2D"))
         elif spec["type"] == "dropout":
-            layers.append(KerasLayer(auto("Dropout", "dropout"), "Dropout"))
+            layers.append(KerasLayer(auto("dropout"), "Dropout"))
     if gender:
         layers.append(KerasLayer("predictions", "Conv2D", "head"))
-    layers += [KerasLayer(auto("Flatten", "flatten"), "Flatten"), KerasLayer(auto("Activation", "activation"), "Activation")]
+    layers += [KerasLayer(auto("flatten"), "Flatten"), KerasLayer(auto("activation"), "Activation")]
     return layers
 
 

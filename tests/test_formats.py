@@ -51,7 +51,6 @@ def test_every_layout_gives_the_reference_numbers(standins, fmt, layout, tmp_pat
     network, head = read_network(standins[fmt, layout])
     assert network.standin and network.source_format == fmt  # the stand-in mark survives conversion
     if fmt == "deepface-gender":
-        run_dir = tmp_path / "head"
         from gender_cli.convert.convert import convert
 
         convert(standins[fmt, layout], tmp_path / "converted")
@@ -65,7 +64,6 @@ def test_every_layout_gives_the_reference_numbers(standins, fmt, layout, tmp_pat
         assert json.loads(outputs["metadata"][Meta.LABELS]) == ["male", "female"]
         np.testing.assert_allclose(outputs["probabilities"], woman_man[:, ::-1], atol=1e-5)
         assert "gender_model_weights.h5" in outputs["metadata"][Meta.HEAD_SOURCE]
-        del run_dir
     else:
         outputs = onnx_run(network, images, tmp_path, "fc8")
         assert relative_error(outputs["descriptor"], oracle(fmt, images, "fc8")) < 1e-5
@@ -180,3 +178,20 @@ def test_demo_runs_from_another_format(tmp_path, fmt):
     trained = "n/a (a ready classifier: not trained here)" not in result.output
     assert trained == (fmt != "deepface-gender")
     assert "files classified / failed" in result.output and "40 / 3" in result.output
+
+
+def test_make_standin_in_every_format_through_the_cli(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["make-standin", "--format", "caffe", "--size", "tiny", "--layout", "layer", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "wrote VGG_FACE.caffemodel" in result.output and "wrote VGG_FACE_deploy.prototxt" in result.output
+    assert read_source(tmp_path / "VGG_FACE.caffemodel").layout == "layer"
+    again = CliRunner().invoke(cli, ["make-standin", "--format", "caffe", "--size", "tiny", "-q"])
+    assert again.exit_code == 1 and "already exists; pass --force" in again.output
+    for argv, hint in ((["--format", "deepface", "--layout", "zoo"], "not a deepface layout"),
+                       (["--format", "keras-vggface", "--mat-version", "7.3"], "applies to --format mat only")):
+        result = CliRunner().invoke(cli, ["make-standin", "--size", "tiny", *argv])
+        assert result.exit_code == 2 and hint in result.output, result.output
+    result = CliRunner().invoke(cli, ["make-standin", "--format", "deepface-gender", "--size", "tiny", "-q"])
+    assert result.exit_code == 0 and "wrote gender_model_weights.h5" in result.output
+    assert read_source(tmp_path / "gender_model_weights.h5").format == "deepface-gender"
