@@ -1,14 +1,17 @@
-"""Measure ``gender-cli convert`` on a full-size network: wall time and peak memory.
+"""Measure ``gender-cli convert`` on a full-size network: wall time, peak memory, disk written.
 
-Runs the real command (``python -m gender_cli convert``) in a child process (so TensorFlow's import, reading the
-.mat file and saving both outputs all count), takes the child's peak resident memory
-from ``wait4``'s rusage, times each step from the progress lines it prints, and writes
-``bench/results/convert.json`` and ``convert.md`` with the machine and versions.
+Runs the real command (``python -m gender_cli convert``) in a child process (so the
+imports, reading the weights file and saving every output all count), takes the
+child's peak resident memory from ``wait4``'s rusage (file pages it maps count too),
+times each step from the progress lines it prints, and writes
+``bench/results/<name>.json`` and ``<name>.md`` with the machine and versions.
 
-    python bench/measure_convert.py                # makes a full-size stand-in first
-    python bench/measure_convert.py --mat vgg_face.mat --repeat 3
+    python bench/measure_convert.py                         # a full-size .mat stand-in first
+    python bench/measure_convert.py --format caffe --name convert-caffe
+    python bench/measure_convert.py --keras --name convert-keras   # also model.keras
+    python bench/measure_convert.py --weights vgg_face.mat --repeat 3
 
-Targets (issue 3): at most 20 s and 3 GiB peak RSS on 2 cores.
+Targets (issues 3 and 10): at most 20 s and 3 GiB peak RSS on 2 cores, for every format.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from gender_cli.bench.machine import cpu_model, memory_gib, package_versions
 
 TARGET_SECONDS = 20.0
 TARGET_PEAK_GIB = 3.0
-STEPS = ("reading weights", "saving layer table", "building Keras model", "saving Keras model")
+STEPS = ("reading weights", "saving layer table", "saving head", "building Keras model", "saving Keras model")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PACKAGES = ("gender-cli", "tensorflow", "keras", "numpy", "scipy", "h5py", "click")
+PACKAGES = ("gender-cli", "tensorflow", "keras", "numpy", "scipy", "h5py", "protobuf", "click")
 
 
 def machine_info() -> dict:
@@ -50,19 +53,21 @@ def versions() -> dict:
     return package_versions(PACKAGES)
 
 
-def make_standin(folder: Path, layout: str, mat_version: str) -> tuple[Path, float]:
+def make_standin(folder: Path, fmt: str, layout: str | None, mat_version: str) -> tuple[Path, float]:
+    from gender_cli.convert.formats import FORMATS
     from gender_cli.convert.standin import make_standin
 
     started = time.perf_counter()
-    path = make_standin(folder / "vgg_face.mat", size="full", layout=layout, mat_version=mat_version)
+    path = make_standin(folder / FORMATS[fmt].default_file, size="full", layout=layout,
+                        mat_version=mat_version, format=fmt)
     return path, time.perf_counter() - started
 
 
-def run_convert_once(mat: Path, work: Path) -> dict:
+def run_convert_once(weights: Path, work: Path, extra: list[str]) -> dict:
     """One ``gender-cli convert`` in a child process, measured from outside."""
     out_dir = work / "converted"
     env = {**os.environ, "GENDER_CLI_HOME": str(work / "home")}
-    command = [sys.executable, "-m", "gender_cli", "convert", str(mat), "-o", str(out_dir)]
+    command = [sys.executable, "-m", "gender_cli", "convert", str(weights), "-o", str(out_dir), *extra]
     step_times: dict[str, float] = {}
     stderr_lines: list[str] = []
 
@@ -86,14 +91,15 @@ def run_convert_once(mat: Path, work: Path) -> dict:
     reader.join(timeout=5)
 
     marks = [("start", 0.0)] + [(s, step_times[s]) for s in STEPS if s in step_times] + [("exit", wall)]
-    phases = {"python start + imports (TensorFlow)": round(marks[1][1], 2)} if len(marks) > 2 else {}
+    phases = {"python start + imports": round(marks[1][1], 2)} if len(marks) > 2 else {}
     for (name, t0), (_, t1) in zip(marks[1:-1], marks[2:]):
         phases[name] = round(t1 - t0, 2)
     outputs = {}
     if out_dir.is_dir():
         outputs = {
-            "model.keras_mib": round((out_dir / "model.keras").stat().st_size / 2**20, 1),
-            "network_mib": round(sum(p.stat().st_size for p in (out_dir / "network").iterdir()) / 2**20, 1),
+            f"{p.name}_mib": round(sum(f.stat().st_size for f in ([p] if p.is_file() else p.rglob("*"))
+                                       if f.is_file()) / 2**20, 1)
+            for p in sorted(out_dir.iterdir())
         }
     return {
         "exit_code": child.returncode,
@@ -115,6 +121,7 @@ def write_markdown(result: dict, path: Path) -> None:
         "# `gender-cli convert` — full-size measurement",
         "",
         f"Input: {result['input']['description']} ({result['input']['size_mib']} MiB).",
+        f"Command: `{result['command']}`.",
         f"Machine: {m['cpu_model']}, {m['usable_cores']} usable of {m['logical_cores']} logical cores, "
         f"{m['ram_gib']} GiB RAM; load average at start {m['load_average_at_start']} "
         "(shared machine: other jobs may have been running).",
@@ -147,9 +154,13 @@ def write_markdown(result: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mat", type=Path, help="weights file to convert (default: a fresh full-size stand-in)")
-    parser.add_argument("--layout", default="release", choices=("release", "zoo"), help="stand-in layout")
+    from gender_cli.convert.standin import STANDIN_LAYOUTS
+
+    parser.add_argument("--weights", type=Path, help="weights file to convert (default: a fresh full-size stand-in)")
+    parser.add_argument("--format", default="mat", choices=list(STANDIN_LAYOUTS), help="stand-in format")
+    parser.add_argument("--layout", default=None, help="stand-in layout (default: the format's first)")
     parser.add_argument("--mat-version", default="5", choices=("5", "7.3"), help="stand-in MAT version")
+    parser.add_argument("--keras", action="store_true", help="convert --keras (also write model.keras)")
     parser.add_argument("--repeat", type=int, default=1, help="number of measured converts")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder for the results")
     parser.add_argument("--name", default="convert", help="results file stem (NAME.json, NAME.md)")
@@ -158,21 +169,25 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="measure-convert-") as tmp:
         tmp = Path(tmp)
-        if args.mat is None:
-            print("writing a full-size stand-in ...", file=sys.stderr)
-            mat, standin_seconds = make_standin(tmp, args.layout, args.mat_version)
-            description = f"full-size stand-in, {args.layout} layout, MAT v{args.mat_version}"
+        if args.weights is None:
+            layout = args.layout or STANDIN_LAYOUTS[args.format][0]
+            print(f"writing a full-size {args.format} stand-in ...", file=sys.stderr)
+            weights, standin_seconds = make_standin(tmp, args.format, layout, args.mat_version)
+            version = f", MAT v{args.mat_version}" if args.format == "mat" else ""
+            description = f"full-size {args.format} stand-in, {layout} layout{version}"
         else:
-            mat, standin_seconds = args.mat.resolve(), None
-            description = str(mat)
+            weights, standin_seconds = args.weights.resolve(), None
+            description = str(weights)
+        extra = ["--keras"] if args.keras else []
+        description += " (convert --keras)" if args.keras else ""
         runs = []
         for i in range(args.repeat):
             print(f"convert run {i + 1}/{args.repeat} ...", file=sys.stderr)
             work = tmp / f"run{i}"
             work.mkdir()
-            runs.append(run_convert_once(mat, work))
+            runs.append(run_convert_once(weights, work, extra))
             print(f"  {runs[-1]['wall_s']} s, peak {runs[-1]['peak_rss_mib']} MiB", file=sys.stderr)
-        size_mib = round(mat.stat().st_size / 2**20, 1)
+        size_mib = round(weights.stat().st_size / 2**20, 1)
 
     ok_runs = [r for r in runs if r["exit_code"] == 0]
     best = min(ok_runs or runs, key=lambda r: r["wall_s"])
@@ -182,6 +197,7 @@ def main(argv=None) -> int:
         "what": "gender-cli convert, full-size VGG-Face, child process measured from outside",
         "machine": machine,
         "versions": versions(),
+        "command": "python bench/measure_convert.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "input": {"description": description, "size_mib": size_mib, "standin_write_s": standin_seconds},
         "targets": {"wall_s": TARGET_SECONDS, "peak_rss_gib": TARGET_PEAK_GIB},
         "runs": runs,

@@ -1,4 +1,4 @@
-"""``gender-cli convert``: MatConvNet weights → layer table + Keras model in the workspace."""
+"""``gender-cli convert``: VGG-Face weights in any supported format → layer table in the workspace."""
 
 from __future__ import annotations
 
@@ -10,37 +10,86 @@ from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.options import quiet_option
 from gender_cli.cli.messages import warn_if_standin
 
-DEFAULT_SOURCE = "vgg_face.mat"
-WEIGHTS_PAGE = "https://www.robots.ox.ac.uk/~vgg/software/vgg_face/"
+
+def _default_source() -> Path:
+    """The one weights file of a known name in the current folder."""
+    from gender_cli.convert.formats import FORMATS
+
+    present = [Path(f.default_file) for f in FORMATS.values() if Path(f.default_file).exists()]
+    if len(present) == 1:
+        return present[0]
+    if present:
+        raise click.UsageError(
+            f"several weights files here ({', '.join(map(str, present))}); name the one to convert: "
+            "gender-cli convert FILE"
+        )
+    lines = "; ".join(f"{f.default_file} ({f.what}, {f.origin})" for f in FORMATS.values())
+    raise click.ClickException(
+        f"no weights file in the current folder. gender-cli converts {lines}. "
+        "Without real weights, make a stand-in with random weights: 'gender-cli make-standin', "
+        "then run 'gender-cli convert vgg_face.mat'"
+    )
 
 
-@click.command("convert", epilog=epilog("gender-cli convert vgg_face.mat", {**OK, **ERRORS}))
+def _mean(ctx, param, value):
+    if value is None:
+        return None
+    from gender_cli.convert.source_file import parse_mean
+
+    try:
+        return parse_mean(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command(
+    "convert",
+    epilog=epilog("gender-cli convert VGG_FACE.caffemodel --prototxt VGG_FACE_deploy.prototxt", {**OK, **ERRORS}),
+)
 @click.argument("src", required=False, type=click.Path(path_type=Path))
 @click.option(
     "-o",
-    "--out",
+    "--output",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output folder for network/ (layer table) and model.keras. "
-    "Default: the workspace's converted/ folder, where export and train look.",
+    help="Output folder for network/ (layer table), head/ (ready classifiers) and model.keras "
+    "(--keras). Default: the workspace's converted/ folder, where export and train look.",
+)
+@click.option(
+    "--prototxt",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Caffe deploy file (text) with the layer parameters; needed when the .caffemodel "
+    "lacks them, cross-checked against it otherwise.",
+)
+@click.option(
+    "--mean",
+    callback=_mean,
+    default=None,
+    metavar="R,G,B",
+    help="Per-channel mean (RGB order, 0..255 scale) subtracted from images; needed when "
+    "the file has none, replaces the file's otherwise.",
+)
+@click.option(
+    "--keras",
+    is_flag=True,
+    help="Also write model.keras (TensorFlow, as much disk again as the layer table); "
+    "no other verb needs it.",
 )
 @quiet_option
-def convert(src: Path | None, out_dir: Path | None, quiet: bool) -> None:
-    """Convert SRC (MatConvNet vgg_face.mat, default ./vgg_face.mat) for the other verbs.
+def convert(src: Path | None, out_dir: Path | None, prototxt, mean, keras: bool, quiet: bool) -> None:
+    """Convert SRC, VGG-Face weights in any supported form, for the other verbs.
 
-    SRC may also be a folder written by an earlier convert. The output replaces any
-    earlier convert output only once it is complete.
+    SRC is recognised by content: MatConvNet vgg_face.mat (MAT v5 or v7.3), Caffe
+    VGG_FACE.caffemodel, keras-vggface or deepface HDF5 weights, or deepface's
+    gender_model_weights.h5 (a ready classifier: 'gender-cli export' then works
+    without training). Default: the one such file in the current folder. SRC may
+    also be a folder written by an earlier convert. The output replaces any earlier
+    convert output only once it is complete.
     """
     if src is None:
-        src = Path(DEFAULT_SOURCE)
-        if not src.exists():
-            raise click.ClickException(
-                f"no {DEFAULT_SOURCE} in the current folder. Get the real VGG-Face weights "
-                f"(MatConvNet vgg_face.mat) from the Oxford Visual Geometry Group's VGG-Face "
-                f"page, {WEIGHTS_PAGE}, or make a stand-in with random weights with "
-                "'gender-cli make-standin', then run 'gender-cli convert FILE.mat'"
-            )
+        src = _default_source()
     elif not src.exists():
         raise click.BadParameter(f"{src} does not exist", param_hint="SRC")
 
@@ -50,12 +99,24 @@ def convert(src: Path | None, out_dir: Path | None, quiet: bool) -> None:
         if not quiet:
             click.echo(f"{step} ...", err=True)
 
-    summary = run_convert(src, out_dir, progress=progress)
+    summary = run_convert(src, out_dir, progress=progress, prototxt=prototxt, mean=mean, keras=keras)
     click.echo(
-        f"converted {summary['source']}: {summary['layers']} layers, "
+        f"converted {summary['source']} ({summary['format']}): {summary['layers']} layers, "
         f"{summary['params']:,} parameters, output {tuple(summary['output_shape'])}, "
         f"in {summary['seconds']:.1f} s"
     )
-    click.echo(f"  layer table: {summary['network_dir']}")
-    click.echo(f"  Keras model: {summary['keras_model']}")
+    preprocessing = summary["preprocessing"]
+    click.echo(
+        f"  input: {preprocessing['library']}: {preprocessing['channel_order']} minus "
+        f"{', '.join(f'{m:g}' for m in preprocessing['mean'])}, scale {preprocessing['scale']:.6g} "
+        f"({preprocessing['folded']})"
+    )
+    click.echo(f"  layer table: {summary['network_dir']} ({summary['disk_bytes'] / 1e6:.0f} MB written in all)")
+    if summary["head_dir"]:
+        click.echo(
+            f"  head: {summary['head_dir']} (a ready classifier, labels {', '.join(summary['head_labels'])}; "
+            "next: 'gender-cli export' then 'gender-cli classify FOLDER')"
+        )
+    if summary["keras_model"]:
+        click.echo(f"  Keras model: {summary['keras_model']}")
     warn_if_standin(summary["standin"])

@@ -1,10 +1,12 @@
 """``gender-cli demo``: the whole chain on built-in, generated inputs.
 
 Each step is the real verb, run in-process through the same Click group, so the demo
-shows exactly what a user's commands do: make-standin → convert → export (backbone) →
-train on a generated task with a known answer → export fp32/fp16/int8 → classify a
-folder with a few broken files → bench. The demo's workspace is ``DIR/workspace``
-so it never touches the user's own ``$GENDER_CLI_HOME``.
+shows exactly what a user's commands do: make-standin (in any weights format) → convert
+→ export (backbone) → train on a generated task with a known answer → export
+fp32/fp16/int8 → classify a folder with a few broken files → bench. From deepface's
+gender model (a ready classifier) there is nothing to train: export uses the head that
+convert wrote. The demo's workspace is ``DIR/workspace`` so it never touches the
+user's own ``$GENDER_CLI_HOME``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.help_format import ERRORS, OK, epilog
+from gender_cli.convert.formats import FORMATS
+from gender_cli.convert.standin import STANDIN_LAYOUTS
 from gender_cli.synthetic import write_known_answer_dataset
 
 # images per class: training set, and the unseen inbox that classify reads
@@ -31,8 +35,11 @@ BROKEN_FILES = {
     "truncated.jpg": None,  # the first 300 bytes of a real JPEG, written below
 }
 
+READY_CLASSIFIERS = ("deepface-gender",)  # formats whose convert writes a head
+CAFFE_PROTOTXT = "VGG_FACE_deploy.prototxt"
 # everything a demo writes into --output; a folder holding anything else is not emptied
-DEMO_OUTPUTS = {"vgg_face.mat", "data", "inbox", "run", "predictions.csv", "bench.json", "workspace"}
+DEMO_OUTPUTS = {f.default_file for f in FORMATS.values()} | {
+    CAFFE_PROTOTXT, "data", "inbox", "run", "predictions.csv", "bench.json", "workspace"}
 
 
 def _is_temporary(name: str) -> bool:
@@ -77,7 +84,7 @@ def _write_inbox(inbox: Path, data_source: Path, per_class: int, seed: int) -> d
     return {"images": 2 * per_class, "broken": len(BROKEN_FILES)}
 
 
-@click.command(epilog=epilog("gender-cli demo -o /tmp/demo --size tiny", {**OK, **ERRORS}))
+@click.command(epilog=epilog("gender-cli demo --format caffe -o /tmp/demo", {**OK, **ERRORS}))
 @click.option("-o", "--output", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("gender-cli-demo"), show_default=True,
               help="Folder for everything the demo makes (its own workspace included); "
@@ -85,13 +92,16 @@ def _write_inbox(inbox: Path, data_source: Path, per_class: int, seed: int) -> d
 @click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True,
               help="'tiny': stand-in network with few channels (under a minute on 2 cores); "
               "'full': the real 145 M-parameter shapes (about 5 minutes on 2 cores).")
+@click.option("--format", "fmt", type=click.Choice(list(STANDIN_LAYOUTS)), default="mat", show_default=True,
+              help="Weights format the chain starts from (a stand-in in that format's layout); "
+              "'deepface-gender' is a ready classifier, so nothing is trained.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the stand-in weights, the generated images and training.")
-def demo(directory: Path, size: str, seed: int) -> None:
+def demo(directory: Path, size: str, fmt: str, seed: int) -> None:
     """Run the whole chain on built-in, generated inputs and print what it made.
 
     Nothing is downloaded: the weights are a STAND-IN (random, with the exact
-    structure of vgg_face.mat) and the images are a generated task with a known
+    structure of the chosen format's real file) and the images are a generated task with a known
     answer (warm vs cool colour), so the accuracy shown says nothing about gender.
     To run the same commands on the real weights, see the final lines it prints.
     """
@@ -107,7 +117,7 @@ def demo(directory: Path, size: str, seed: int) -> None:
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     plan = SIZES[size]
-    mat, data, inbox = directory / "vgg_face.mat", directory / "data", directory / "inbox"
+    weights, data, inbox = directory / FORMATS[fmt].default_file, directory / "data", directory / "inbox"
     run_dir, predictions = directory / "run", directory / "predictions.csv"
     fp32_model = directory / "workspace" / "models" / "classifier-fp32.onnx"
     bench_json = directory / "bench.json"
@@ -115,22 +125,27 @@ def demo(directory: Path, size: str, seed: int) -> None:
 
     click.secho("gender-cli demo: STAND-IN weights and a generated task; no figure here "
                 "says anything about gender.", fg="yellow", err=True)
+    ready = fmt in READY_CLASSIFIERS
     with _workspace(directory / "workspace"):
-        timings["make-standin"] = _step(1, "write a stand-in vgg_face.mat", [
-            "make-standin", "-o", str(mat), "--size", size, "--seed", str(seed)])
-        timings["convert"] = _step(2, "convert it to a layer table and a Keras model", [
-            "convert", str(mat)])
-        timings["export backbone"] = _step(3, "export the backbone graph used for descriptors", [
-            "export", "--backbone-only"])
+        timings["make-standin"] = _step(1, f"write a stand-in {weights.name} ({fmt})", [
+            "make-standin", "--format", fmt, "-o", str(weights), "--size", size, "--seed", str(seed)])
+        prototxt = ["--prototxt", str(directory / CAFFE_PROTOTXT)] if fmt == "caffe" else []
+        timings["convert"] = _step(2, "convert it to a layer table" + (" and a head" if ready else ""), [
+            "convert", str(weights), *prototxt])
+        if not ready:
+            timings["export backbone"] = _step(3, "export the backbone graph used for descriptors", [
+                "export", "--backbone-only"])
         click.secho("\n[4] generate a labelled image set with a known answer", bold=True, err=True)
         write_known_answer_dataset(data, per_class=plan["train"], seed=seed)
-        click.echo(f"    {2 * plan['train']} images in {data}/male and {data}/female", err=True)
-        timings["train"] = _step(5, "train the gender head (descriptors, splits, metrics, plots)", [
-            "train", str(data), "-o", str(run_dir), "--seed", str(seed)])
+        click.echo(f"    {2 * plan['train']} images in {data}/male and {data}/female"
+                   + (" (used to calibrate int8 only: the classifier is ready)" if ready else ""), err=True)
+        if not ready:
+            timings["train"] = _step(5, "train the gender head (descriptors, splits, metrics, plots)", [
+                "train", str(data), "-o", str(run_dir), "--seed", str(seed)])
+        head = [] if ready else ["--head", str(run_dir)]
         for number, precision in ((6, "fp32"), (7, "fp16"), (8, "int8")):
             timings[f"export {precision}"] = _step(number, f"export the {precision} classifier", [
-                "export", "--head", str(run_dir), "--precision", precision,
-                "--calibration", str(data)])
+                "export", *head, "--precision", precision, "--calibration", str(data)])
         counts = _write_inbox(inbox, data, plan["inbox"], seed + 1000)
         timings["classify"] = _step(9, f"classify {inbox} ({counts['broken']} files in it are broken)", [
             "classify", str(inbox), "--model", str(fp32_model), "-o", str(predictions), "--force"], allowed=(0, 3))
@@ -138,13 +153,14 @@ def demo(directory: Path, size: str, seed: int) -> None:
             "bench", "--model", str(fp32_model), "--batch", str(plan["bench_batch"]), "--images", str(inbox),
             "-o", str(bench_json), "--iters", "10"])
 
-    metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
+    metrics = {} if ready else json.loads((run_dir / "metrics.json").read_text())["test"]
     rows = list(csv.DictReader(predictions.open(encoding="utf-8")))
     failed = [r for r in rows if r["error"]]
     bench = json.loads(bench_json.read_text())
-    click.secho("\nSummary (STAND-IN weights, generated task)", bold=True)
+    click.secho(f"\nSummary (STAND-IN weights from {fmt}, generated task)", bold=True)
+    untrained = "n/a (a ready classifier: not trained here)"
     table = [
-        ("test accuracy on the generated task", f"{metrics['accuracy']:.3f}"),
+        ("test accuracy on the generated task", f"{metrics['accuracy']:.3f}" if metrics else untrained),
         ("test ROC AUC", f"{metrics['roc_auc']:.3f}" if metrics.get("roc_auc") is not None else "n/a"),
         ("files classified / failed", f"{len(rows) - len(failed)} / {len(failed)}"),
         ("model-only img/s (fp32, CPU)", f"{bench['model_only']['images_per_second']:.1f}"),
@@ -154,10 +170,15 @@ def demo(directory: Path, size: str, seed: int) -> None:
     table.append(("total seconds", f"{sum(timings.values()):.0f}"))
     for label, value in table:
         click.echo(f"  {label:<40} {value}")
-    click.echo(f"\n  run folder (metrics, report, plots): {run_dir}")
+    if not ready:
+        click.echo(f"\n  run folder (metrics, report, plots): {run_dir}")
     click.echo(f"  classifiers: {directory / 'workspace' / 'models'}")
     click.echo(f"  predictions: {predictions}")
     click.echo(f"  benchmark:   {bench_json}")
-    click.echo("\nWith the real weights (vgg_face.mat from the Oxford VGG VGG-Face page):\n"
-               "  gender-cli convert vgg_face.mat && gender-cli train data/ && "
-               "gender-cli classify folder/ && gender-cli bench --batch 64")
+    real = FORMATS[fmt]
+    click.echo(f"\nWith the real weights ({real.default_file} from {real.origin}):\n"
+               f"  gender-cli convert {real.default_file}"
+               + (f" --prototxt {CAFFE_PROTOTXT}" if fmt == "caffe" else "")
+               + ("" if ready else " && gender-cli train data/")
+               + (" && gender-cli export" if ready else "")
+               + " && gender-cli classify folder/ && gender-cli bench --batch 64")

@@ -31,10 +31,31 @@ def _size(n_bytes: int) -> str:
     return f"{n_bytes} B"
 
 
-def _resolve_head(head: Path | None, backbone_only: bool) -> tuple[Path | None, str | None]:
-    """(head folder or None, a note for the user or None)."""
+def _converted_head(weights: Path | None) -> Path | None:
+    """The head/ that convert wrote beside the network (a ready classifier), if any."""
+    from gender_cli import workspace
+    from gender_cli.convert.convert import HEAD_SUBDIR
+    from gender_cli.convert.source import network_folder
+    from gender_cli.head_spec import SPEC_FILE
+
+    if weights is None:
+        folder = workspace.converted_head_dir()
+    elif weights.is_dir() and network_folder(weights) is not None:
+        folder = network_folder(weights).parent / HEAD_SUBDIR
+    else:
+        return None
+    return folder if (folder / SPEC_FILE).is_file() else None
+
+
+def _resolve_head(head: Path | None, backbone_only: bool, weights: Path | None, network) -> tuple[Path | None, str | None]:
+    """(head folder or file, or None; a note for the user or None).
+
+    Default: the latest training run; but when convert wrote a head (a ready classifier)
+    that head is used unless the latest run was trained on this same network.
+    """
     from gender_cli import workspace
     from gender_cli.errors import MissingArtifactError
+    from gender_cli.head_spec import HeadSpec
 
     if backbone_only:
         if head is not None:
@@ -42,13 +63,21 @@ def _resolve_head(head: Path | None, backbone_only: bool) -> tuple[Path | None, 
         return None, None
     if head is not None:
         return head, None
+    converted = _converted_head(weights)
     try:
-        return workspace.latest_head_dir(), None
+        run = workspace.latest_head_dir()
     except MissingArtifactError:
-        return None, (
-            f"no trained head in {workspace.runs_dir()}: exporting the backbone only "
-            "(train one with 'gender-cli train DATA/', or pass --head RUN_DIR)"
-        )
+        run = None
+    if run is not None and (converted is None or HeadSpec.load(run)[0].backbone_sha256 == network.source_sha256):
+        return run, None
+    if converted is not None:
+        spec, _, _ = HeadSpec.load(converted)
+        other = f"; the latest run ({run}) was trained on other weights" if run is not None else ""
+        return converted, f"using the head that convert wrote ({converted}: {spec.source}){other}"
+    return None, (
+        f"no trained head in {workspace.runs_dir()}: exporting the backbone only "
+        "(train one with 'gender-cli train DATA/', or pass --head RUN_DIR)"
+    )
 
 
 def _head_descriptor(head: Path) -> str | None:
@@ -74,7 +103,9 @@ def _head_descriptor(head: Path) -> str | None:
     help="Trained head: a 'gender-cli train' run folder (head.json + head_weights.npz), or "
     "a Keras model file (.keras, .h5) of any architecture taking the descriptor and giving "
     "2 probabilities, converted with tf2onnx (needs the [train] extra). Default: the "
-    "workspace's latest run; without one, the backbone is exported alone.",
+    "workspace's latest run, or the head convert wrote for a ready classifier (deepface's "
+    "gender model) unless that run was trained on the same network; without either, the "
+    "backbone is exported alone.",
 )
 @click.option(
     "--backbone-only",
@@ -139,7 +170,12 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
 
     if precision == "int8" and calibration is None:
         raise click.UsageError("--precision int8 needs --calibration FOLDER (face images to calibrate on)")
-    head_dir, note = _resolve_head(head, backbone_only)
+    if set_default and backbone_only:
+        raise click.UsageError("--set-default needs a classifier (a head); a backbone cannot be the default")
+    if head is not None and not backbone_only:
+        _head_descriptor(head)  # a --head without a head fails before the network is read
+    network = load_network(weights)  # before the default head: without a network, its note would be noise
+    head_dir, note = _resolve_head(head, backbone_only, weights, network)
     if set_default and head_dir is None:
         raise click.UsageError("--set-default needs a classifier (a head); a backbone cannot be the default")
     head_descriptor = _head_descriptor(head_dir) if head_dir is not None else None
@@ -159,7 +195,6 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
             f"the default classifier lives in {workspace.models_dir()}; drop -o or --set-default",
             param_hint="--set-default",
         )
-    network = load_network(weights)  # first: without a network, the head note would be noise
     if note:
         click.echo(f"Note: {note}", err=True)
     progress = StageProgress(quiet, PROGRESS_LABELS)

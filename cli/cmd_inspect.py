@@ -1,26 +1,34 @@
-"""``gender-cli inspect FILE.mat``: what a MatConvNet file holds, layer by layer."""
+"""``gender-cli inspect FILE``: what a weights file holds, layer by layer."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 
 
-@click.command("inspect", epilog=epilog("gender-cli inspect vgg_face.mat --json", {**OK, **ERRORS}))
-@click.argument("mat_file", metavar="FILE.mat", type=click.Path(dir_okay=False, path_type=str))
+@click.command("inspect", epilog=epilog("gender-cli inspect VGG_FACE.caffemodel --json", {**OK, **ERRORS}))
+@click.argument("weights_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--prototxt",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Caffe deploy file (text) with the layer parameters, for a .caffemodel that lacks them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object instead of a table.")
-def inspect_cmd(mat_file: str, as_json: bool) -> None:
-    """Show a MatConvNet file: MAT version, layout, stand-in or real weights, every layer
-    (kernel, stride, pad, pooling, parameters), input size, mean, classes and sha256.
+def inspect_cmd(weights_file: str, prototxt, as_json: bool) -> None:
+    """Show a weights file (MatConvNet .mat, Caffe .caffemodel, Keras HDF5): format,
+    stand-in or real weights, every layer (kernel, stride, pad, pooling, parameters),
+    input size, mean, classes and sha256.
 
     Layers that 'gender-cli convert' cannot handle are listed too, with the reason.
     """
     from gender_cli.convert.inspect import inspect
 
-    report = inspect(mat_file)
+    report = inspect(weights_file, prototxt)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -35,18 +43,24 @@ def format_report(report: dict) -> str:
     weights = (
         f"STAND-IN ({report['standin_note']})" if report["standin"] else "not marked as stand-in"
     )
+    mean = "none" if report["mean"] is None else " ".join(f"{m:.4f}" for m in report["mean"])
     lines = [
         f"file:        {report['path']}",
         f"sha256:      {report['sha256']}",
-        f"MAT version: {report['mat_version']}",
-        f"layout:      {report['layout']}",
+        f"format:      {report['format']} ({report['detail']})",
         f"weights:     {weights}",
         f"input size:  {_dims(report['input_size'])}",
-        f"mean (RGB):  {' '.join(f'{m:.4f}' for m in report['mean'])}",
+        f"mean (RGB):  {mean}",
         f"classes:     {report['num_classes']}",
         f"parameters:  {report['num_params']:,}",
         f"layers:      {report['num_layers']}",
     ]
+    head = report["head"]
+    if head:
+        lines.append(
+            f"head:        on {head['descriptor']}, {' -> '.join(_dims(s) for s in head['shape'])}, "
+            f"outputs {', '.join(head['source_labels'])} -> labels {', '.join(head['labels'])}"
+        )
     lines += [f"note:        {note}" for note in report["notes"]]
     rows = [("#", "name", "type", "kernel", "stride", "pad", "pool", "params")]
     for layer in report["layers"]:

@@ -33,9 +33,12 @@ COMMANDS = {
 }
 
 
-# Modules that only the [train] extra installs; a verb that needs one of them on an
-# inference-only install gets an install hint instead of a traceback.
-TRAIN_EXTRA_MODULES = {"tensorflow", "keras", "tf2onnx", "onnx", "scipy", "h5py", "matplotlib"}
+# Modules that only the [train] extra installs (module -> package); a verb that needs one
+# of them on an inference-only install gets an install hint instead of a traceback.
+TRAIN_EXTRA_MODULES = {
+    "tensorflow": "tensorflow", "keras": "keras", "tf2onnx": "tf2onnx", "onnx": "onnx", "scipy": "scipy",
+    "h5py": "h5py", "matplotlib": "matplotlib", "google": "protobuf",
+}
 
 
 class LazyGroup(click.Group):
@@ -69,7 +72,7 @@ class LazyGroup(click.Group):
             if missing not in TRAIN_EXTRA_MODULES:
                 raise
             raise click.ClickException(
-                f"'{ctx.invoked_subcommand}' needs {missing}, which the inference-only install "
+                f"'{ctx.invoked_subcommand}' needs {TRAIN_EXTRA_MODULES[missing]}, which the inference-only install "
                 "leaves out; install the training extra: pip install 'gender-cli[train]'"
             ) from exc
 

@@ -1,8 +1,12 @@
-"""The ``convert`` verb's work: weights file → layer table (``network/``) + ``model.keras``.
+"""The ``convert`` verb's work: weights file → layer table (``network/``), a head, ``model.keras``.
 
-Both outputs are written into a temporary folder beside the destination and moved into
-place only when complete, so an interrupted convert never leaves a half-written model
-where the next verb would find it.
+The layer table (TF-free, what ``export``, ``train`` and ``bench`` read) is always
+written; a ready classifier (deepface's gender model) also gets its head in the
+``head.json`` + ``head_weights.npz`` contract that ``train`` writes; ``model.keras`` only
+when asked (``keras=True``), since nothing else reads it and it holds the weights a
+second time. All outputs are written into a temporary folder beside the destination
+and moved into place only when complete, so an interrupted convert never leaves a
+half-written model where the next verb would find it.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from typing import Callable
 
 from gender_cli import workspace
 from gender_cli.convert.network import Network
-from gender_cli.convert.source import NETWORK_SUBDIR, load_network
+from gender_cli.convert.source import NETWORK_SUBDIR, load_network, network_folder
+from gender_cli.convert.source_file import Head
 from gender_cli.errors import GenderCliError
+from gender_cli.head_spec import SPEC_FILE, HeadSpec
 
 KERAS_FILE = "model.keras"
-OUTPUTS = (NETWORK_SUBDIR, KERAS_FILE)
+HEAD_SUBDIR = "head"
+OUTPUTS = (NETWORK_SUBDIR, HEAD_SUBDIR, KERAS_FILE)
 COPY_CHUNK_BYTES = 16 * 2**20
 
 
@@ -75,48 +82,111 @@ def _without_arrays(network: Network) -> Network:
     return replace(network, layers=[])
 
 
-def convert(src, out_dir=None, progress: Callable[[str], None] | None = None) -> dict:
-    """Convert ``src`` (a ``.mat`` file or a converted folder) into ``out_dir``.
+def _read(src: Path, prototxt, mean) -> tuple[Network, Head | Path | None]:
+    """(network, head): a Head read from a weights file, or a converted folder's head/."""
+    if src.is_dir():
+        if prototxt is not None or mean is not None:
+            raise GenderCliError("--prototxt and --mean apply to weights files, not to a converted folder")
+        network = load_network(src)
+        folder = network_folder(src)
+        head_dir = folder.parent / HEAD_SUBDIR if folder is not None else None
+        return network, head_dir if head_dir is not None and (head_dir / SPEC_FILE).is_file() else None
+    from gender_cli.convert.formats import read_network
 
-    ``out_dir`` defaults to the workspace's ``converted/``. ``progress`` is called with
-    the name of each step as it starts. Returns a summary dict (paths, counts, timing,
-    provenance).
+    return read_network(src, prototxt, mean)
+
+
+def _save_head(head: Head | Path, network: Network, source: Path, directory: Path) -> HeadSpec:
+    if isinstance(head, Path):  # a converted folder's head: copy it as it is
+        shutil.copytree(head, directory)
+        return HeadSpec.load(directory)[0]
+    directory.mkdir()
+    spec = HeadSpec(
+        descriptor=head.descriptor,
+        input_dim=int(head.kernels[0].shape[0]),
+        hidden=[int(k.shape[1]) for k in head.kernels[:-1]],
+        dropout=0.0,
+        labels=list(head.labels),
+        threshold=0.5,  # a 2-way softmax's own decision: the larger probability wins
+        backbone_sha256=network.source_sha256,
+        standin=bool(network.standin),
+        source=f"{source.name} ({network.source_format}): outputs {', '.join(head.source_labels)}, not trained here",
+    )
+    spec.save(directory, head.kernels, head.biases)
+    return spec
+
+
+def _output_shape(network: Network) -> tuple[int, ...]:
+    """(H, W, C) of the last layer's output, as model.keras reports it."""
+    from gender_cli.convert.layer_plan import plan
+
+    shape = plan(network)[-1].output_shape
+    return (1, 1, shape[0]) if len(shape) == 1 else (shape[1], shape[2], shape[0])
+
+
+def _disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def convert(
+    src,
+    out_dir=None,
+    progress: Callable[[str], None] | None = None,
+    prototxt=None,
+    mean=None,
+    keras: bool = False,
+) -> dict:
+    """Convert ``src`` (a weights file of any format, or a converted folder) into ``out_dir``.
+
+    ``out_dir`` defaults to the workspace's ``converted/``. ``prototxt`` is a Caffe deploy
+    file, ``mean`` an RGB mean for a file without one, ``keras`` also writes
+    ``model.keras``. ``progress`` is called with the name of each step as it starts.
+    Returns a summary dict (paths, counts, timing, provenance).
     """
-    from gender_cli.convert.keras_model import build_keras_model  # TensorFlow from here on
-
     say = progress or (lambda step: None)
     started = time.perf_counter()
+    src = Path(src).expanduser()
     out_dir = Path(out_dir).expanduser() if out_dir is not None else workspace.converted_dir()
     _check_replaceable(out_dir)
 
     say("reading weights")
-    network = load_network(src)
+    network, head = _read(src, prototxt, mean)
     layer_count, params = len(network.layers), int(network.num_params)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
+    head_spec = None
+    output_shape = list(_output_shape(network))
     try:
         staging.mkdir()
         say("saving layer table")
         network.save(staging / NETWORK_SUBDIR)
-        # Build from the memory-mapped copy just written so the weights read from the
-        # source can be freed first: one in-memory copy (TensorFlow's) instead of two.
-        network = _without_arrays(network)
-        say("building Keras model")
-        model = build_keras_model(Network.load(staging / NETWORK_SUBDIR, mmap=True))
-        say("saving Keras model")
-        save_keras_archive(model, staging / KERAS_FILE)
-        output_shape = list(model.output_shape[1:])
-        del model
+        network = _without_arrays(network)  # the weights read from the source can go now
+        if head is not None:
+            say("saving head")
+            head_spec = _save_head(head, network, src, staging / HEAD_SUBDIR)
+        if keras:
+            from gender_cli.convert.keras_model import build_keras_model  # TensorFlow from here on
+
+            say("building Keras model")
+            # Built from the memory-mapped table just written: one in-memory copy (TensorFlow's).
+            model = build_keras_model(Network.load(staging / NETWORK_SUBDIR, mmap=True))
+            say("saving Keras model")
+            save_keras_archive(model, staging / KERAS_FILE)
+            del model
+        disk = _disk_bytes(staging)
         _move_into_place(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
     return {
         "source": str(src),
+        "format": network.source_format,
         "out_dir": str(out_dir),
         "network_dir": str(out_dir / NETWORK_SUBDIR),
-        "keras_model": str(out_dir / KERAS_FILE),
+        "head_dir": str(out_dir / HEAD_SUBDIR) if head_spec is not None else None,
+        "head_labels": list(head_spec.labels) if head_spec is not None else None,
+        "keras_model": str(out_dir / KERAS_FILE) if keras else None,
         "layers": layer_count,
         "params": params,
         "input_size": list(network.input_size),
@@ -124,7 +194,9 @@ def convert(src, out_dir=None, progress: Callable[[str], None] | None = None) ->
         "classes": len(network.class_names),
         "mat_version": network.mat_version,
         "layout": network.layout,
+        "preprocessing": network.preprocessing,
         "sha256": network.source_sha256,
         "standin": bool(network.standin),
+        "disk_bytes": disk,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -1,94 +1,79 @@
-"""What a MatConvNet file holds, as data: the report behind ``gender-cli inspect``.
+"""What a weights file holds, as data: the report behind ``gender-cli inspect``.
 
-Built on :func:`matfile.read_raw`, not :func:`read_mat`, so a file with layers that
-``convert`` cannot handle is still listed in full: such layers show their type and a
-``problem`` instead of stopping the report.
+Built on the format readers' layer entries (:mod:`formats`), not on the finished layer
+table, so a file with layers that ``convert`` cannot handle is still listed in full:
+such layers show their type and a ``problem`` instead of stopping the report, and a
+file without a mean says "none".
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from gender_cli.convert.layer_registry import (
-    CONVERTERS,
-    conv_arrays,
-    convert_layer,
-    raw_name,
-    raw_type,
-    supported_types,
-)
-from gender_cli.convert.matfile import check_channels, read_raw
-from gender_cli.convert.network import Layer
-from gender_cli.errors import ModelFileError, UnsupportedLayerError
+from gender_cli.convert.formats import read_source
+from gender_cli.convert.source_file import LayerEntry
 
 
-def inspect(path) -> dict:
-    """Describe a MAT-file's network.
+def inspect(path, prototxt=None) -> dict:
+    """Describe any supported weights file (MAT, Caffe, Keras HDF5).
 
     Layers of unsupported types are listed with a ``problem``; an unreadable file or a
     malformed layer of a supported type (wrong weight shapes) raises ModelFileError.
     """
-    raw = read_raw(path)
-    layers = []
-    channels = raw.input_size[2]  # None once a layer of unknown effect has been passed
-    for index, raw_layer in enumerate(raw.layers, start=1):
-        try:
-            row, layer = _describe(raw_layer, index)
-        except ModelFileError as exc:
-            raise ModelFileError(f"{raw.path}: {exc}") from None
-        if layer is None:
-            channels = None
-        elif channels is not None:
-            channels = check_channels(layer, channels, raw_layer, index, raw.path)
-        layers.append(row)
-    problems = [f"layer {row['index']} {row['name']!r}: {row['problem']}" for row in layers if row["problem"]]
+    source = read_source(path, prototxt)
+    layers = [_row(entry) for entry in source.entries]
+    head = source.head
     return {
-        "path": raw.path,
-        "sha256": raw.sha256,
-        "mat_version": raw.mat_version,
-        "layout": raw.layout,
-        "standin": raw.standin,
-        "standin_note": raw.standin_note,
-        "input_size": list(raw.input_size),
-        "mean": [float(str(x)) for x in raw.mean],  # float32 digits, not binary noise
-        "num_classes": len(raw.class_names),
-        "num_params": sum(row["params"] for row in layers),
+        "path": source.path,
+        "sha256": source.sha256,
+        "format": source.format,
+        "detail": source.detail,
+        "mat_version": source.mat_version,
+        "layout": source.layout,
+        "standin": source.standin,
+        "standin_note": source.standin_note,
+        "input_size": list(source.input_size),
+        "mean": None if source.mean is None else [float(str(x)) for x in source.mean],  # float32 digits
+        "num_classes": len(source.class_names),
+        "num_params": sum(row["params"] for row in layers)
+        + (sum(int(k.size + b.size) for k, b in zip(head.kernels, head.biases)) if head else 0),
         "num_layers": len(layers),
-        "convertible": not problems,
-        "problems": problems,
-        "notes": list(raw.notes),
-        "supported_types": list(supported_types()),
+        "convertible": not source.problems,
+        "problems": source.problems,
+        "notes": list(source.notes),
+        "supported_types": _supported_types(source.format),
+        "head": None if head is None else {
+            "descriptor": head.descriptor,
+            "shape": [list(k.shape) for k in head.kernels],
+            "labels": list(head.labels),
+            "source_labels": list(head.source_labels),
+        },
         "layers": layers,
     }
 
 
-def _describe(raw: dict, index: int) -> tuple[dict, Layer | None]:
-    """(table row, converted layer or None); a malformed layer of a known type raises."""
+def _supported_types(format_name: str) -> list[str]:
+    if format_name == "caffe":
+        from gender_cli.convert.caffe_reader import CONVERTERS
+    else:
+        from gender_cli.convert.layer_registry import CONVERTERS
+    return list(CONVERTERS)
+
+
+def _row(entry: LayerEntry) -> dict:
+    layer = entry.layer
     row = {
-        "index": index,
-        "name": raw_name(raw, index) if isinstance(raw, dict) else f"layer{index}",
-        "type": raw_type(raw) if isinstance(raw, dict) else "",
+        "index": entry.index,
+        "name": entry.name,
+        "type": entry.type,
         "kernel": None,
         "stride": None,
         "pad": None,
         "pool": None,
         "method": None,
-        "params": 0,
-        "problem": None,
+        "params": entry.params,
+        "problem": entry.problem,
     }
-    try:
-        layer = convert_layer(raw, index)
-    except UnsupportedLayerError as exc:
-        row["problem"] = _without_label(str(exc))
-        if row["type"] not in CONVERTERS:
-            row["params"] = _loose_param_count(raw)
-        return row, None
-    row["params"] = layer.num_params
-    _fill(row, layer)
-    return row, layer
-
-
-def _fill(row: dict, layer: Layer) -> None:
+    if layer is None:
+        return row
     if layer.type == "conv":
         row["kernel"] = list(layer.weights.shape)
     if layer.type in ("conv", "pool"):
@@ -97,24 +82,4 @@ def _fill(row: dict, layer: Layer) -> None:
     if layer.type == "pool":
         row["pool"] = list(layer.pool)
         row["method"] = layer.method
-
-
-def _without_label(message: str) -> str:
-    # convert_layer's messages start with "layer N 'name' (type): "; the row already says so.
-    head, sep, rest = message.partition("): ")
-    return rest if sep and head.startswith("layer ") else message
-
-
-def _loose_param_count(raw: dict) -> int:
-    """Numeric arrays under weights/filters/biases of a layer gender-cli cannot convert."""
-    try:
-        weights, bias = conv_arrays(raw, "")
-        return int(weights.size + bias.size)
-    except ModelFileError:
-        pass
-    total = 0
-    for key in ("weights", "filters", "biases"):
-        value = raw.get(key)
-        items = value if isinstance(value, list) else [value]
-        total += sum(int(item.size) for item in items if isinstance(item, np.ndarray) and item.dtype.kind in "fiu")
-    return total
+    return row

@@ -99,6 +99,14 @@ PLANNERS: dict[str, Callable[[Layer, Shape], tuple[Shape, bool]]] = {
 }
 
 
+def next_shape(layer: Layer, shape: Shape) -> Shape:
+    """The per-image shape after ``layer`` (readers that build a table layer by layer)."""
+    planner = PLANNERS.get(layer.type)
+    if planner is None:
+        raise UnsupportedLayerError(f"layer {layer.name!r} has type {layer.type!r}")
+    return planner(layer, shape)[0]
+
+
 def plan(network: Network, upto: str | None = None, input_size=None) -> list[Step]:
     """The steps up to and including layer ``upto`` (default: all).
 

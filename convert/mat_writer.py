@@ -16,12 +16,12 @@ crash never leaves a half-written ``.mat`` under the final name.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from gender_cli.atomic import atomic_path
 
 VERSIONS = ("5", "7.3")
 
@@ -35,26 +35,12 @@ def write_mat(path, variables: dict, version: str = "5") -> Path:
     if version not in VERSIONS:
         raise ValueError(f"unknown MAT version {version!r}; choose from {', '.join(VERSIONS)}")
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path) as tmp:
         if version == "5":
             _write_v5(tmp, variables)
         else:
             _write_v73(tmp, variables)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # -- v5 ---------------------------------------------------------------------------------

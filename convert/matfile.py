@@ -7,13 +7,14 @@ Reading happens in three steps:
    char array a str, numbers an array in MATLAB's own shape (HDF5's reversed,
    column-major storage is transposed back, without a copy).
 2. :func:`read_raw` finds the network in those variables (``net`` in the release
-   ``vgg_face.mat``, ``layers`` + ``meta`` in the model zoo's ``vgg-face.mat``) and
-   returns a :class:`RawNetwork`: raw layer dicts plus mean, input size and classes.
-   ``inspect`` stops here, so it can list layers that cannot be converted.
-3. :func:`read_mat` converts each raw layer through :mod:`layer_registry` into the
-   framework-free :class:`Network`, making exactly one contiguous float32 copy of
-   each weight array (:func:`c_order_float32`) and dropping the file's array as soon
-   as it is copied.
+   ``vgg_face.mat``, ``layers`` + ``meta`` in the model zoo's ``vgg-face.mat``, or
+   any other SimpleNN file) and returns a :class:`RawNetwork`: raw layer dicts plus
+   mean (if the file has one), input size and classes.
+3. :func:`read_source` converts each raw layer through :mod:`layer_registry`; a layer
+   of a type it does not know keeps its place with the reason, so ``inspect`` lists
+   every layer of any SimpleNN file. :func:`read_mat` makes the framework-free
+   :class:`Network` from it (:func:`source_file.to_network`: one contiguous float32
+   copy of each weight array, the file's array dropped as soon as it is copied).
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gender_cli.convert.layer_registry import convert_layer, layer_label
+from gender_cli.convert.layer_registry import (
+    CONVERTERS, conv_arrays, convert_layer, raw_name, raw_type,
+)
 from gender_cli.convert.network import Network
-from gender_cli.errors import ModelFileError
+from gender_cli.convert.source_file import LayerEntry, SourceFile, check_channels, file_head, to_network
+from gender_cli.errors import ModelFileError, UnsupportedLayerError
 
 STANDIN_VARIABLE = "gender_cli_standin"
 V5_SIGNATURE = b"MATLAB 5.0 MAT-file"
@@ -47,12 +51,7 @@ def detect_version(path) -> str:
     import h5py
 
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: not a file")
-    with open(path, "rb") as stream:
-        head = stream.read(128)
+    head = file_head(path, 128)
     if h5py.is_hdf5(str(path)):
         return "7.3"
     if head.startswith(V73_SIGNATURE):
@@ -72,7 +71,7 @@ def load_variables(path) -> tuple[str, dict]:
     loader = _load_v5 if version == "5" else _load_v73
     try:
         return version, loader(Path(path))
-    except (ModelFileError, MemoryError):
+    except (ModelFileError, MemoryError, ModuleNotFoundError):  # a missing reader is not a bad file
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure means a bad file
         detail = " ".join(str(exc).split()) or type(exc).__name__
@@ -245,10 +244,11 @@ class RawNetwork:
     layout: str  # "release" or "zoo"
     layers: list  # raw layer dicts, as read
     input_size: tuple[int, int, int]
-    mean: np.ndarray  # (3,) float32, RGB
+    mean: np.ndarray | None  # (3,) float32, RGB; None when the file has no averageImage
     class_names: list[str]
     standin_note: str | None = None  # the gender_cli_standin text, when present
     notes: list[str] = field(default_factory=list)  # what was inferred or reduced
+    channels_known: bool = True  # False: no imageSize, the first conv says how many
 
     @property
     def standin(self) -> bool:
@@ -281,6 +281,8 @@ def read_raw(path) -> RawNetwork:
         raise ModelFileError(f"{path}: 'layers' is not a non-empty cell array of layer structs")
     normalization = _struct(meta.get("normalization")) or _struct(container.get("normalization"))
     notes: list[str] = []
+    if not normalization:
+        notes.append("the file has no normalization (no mean, no input size)")
     raw = RawNetwork(
         path=str(path),
         sha256=sha256,
@@ -291,6 +293,7 @@ def read_raw(path) -> RawNetwork:
         mean=_mean(normalization, notes, path),
         class_names=_class_names(_struct(meta.get("classes")) or _struct(container.get("classes"))),
         notes=notes,
+        channels_known=_has(normalization, "imageSize"),
     )
     marker = variables.get(STANDIN_VARIABLE)
     if marker is not None:
@@ -304,10 +307,15 @@ def _struct(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _has(normalization: dict, key: str) -> bool:
+    value = normalization.get(key)
+    return value is not None and np.size(value) > 0
+
+
 def _input_size(normalization: dict, notes: list[str], path: Path) -> tuple[int, int, int]:
     value = normalization.get("imageSize")
-    if value is None or np.size(value) == 0:
-        notes.append("normalization.imageSize missing: assumed 224x224x3")
+    if not _has(normalization, "imageSize"):
+        notes.append("normalization.imageSize missing: assumed 224x224, channels from the first conv")
         return (224, 224, 3)
     try:
         dims = [int(round(float(x))) for x in np.asarray(value, dtype=np.float64).reshape(-1)]
@@ -319,10 +327,12 @@ def _input_size(normalization: dict, notes: list[str], path: Path) -> tuple[int,
     return (dims[0], dims[1], channels)
 
 
-def _mean(normalization: dict, notes: list[str], path: Path) -> np.ndarray:
+def _mean(normalization: dict, notes: list[str], path: Path) -> np.ndarray | None:
     value = normalization.get("averageImage")
-    if value is None or isinstance(value, (str, list, dict)) or np.size(value) == 0:
-        raise ModelFileError(f"{path}: the network has no normalization.averageImage (the mean)")
+    if value is None or (not isinstance(value, (str, list, dict)) and np.size(value) == 0):
+        return None
+    if isinstance(value, (str, list, dict)):
+        raise ModelFileError(f"{path}: normalization.averageImage is not numeric")
     image = np.asarray(value, dtype=np.float64)
     if image.size == 3:
         return image.reshape(3).astype(np.float32)
@@ -351,72 +361,80 @@ def _class_names(classes: dict) -> list[str]:
 # -- conversion -------------------------------------------------------------------------
 
 
-def check_channels(layer, channels: int, raw_layer: dict, index: int, path) -> int:
-    """Channels after ``layer``, given ``channels`` before it; a conv must take exactly those."""
-    if layer.type != "conv":
-        return channels
-    cin = layer.weights.shape[2]
-    if cin != channels:
-        raise ModelFileError(
-            f"{path}: {layer_label(raw_layer, index)}: weights {_shape(layer.weights)} take "
-            f"{cin} input channels but the layers before it give {channels}"
-        )
-    return layer.weights.shape[3]
+def read_source(path) -> SourceFile:
+    """Every layer of a MAT-file, converted where gender-cli knows its type.
 
-
-def c_order_float32(array: np.ndarray, block_elements: int = 1 << 15, block_out: int = 256) -> np.ndarray:
-    """One C-contiguous float32 copy of a (usually column-major) H x W x Cin x Cout array.
-
-    A plain ``np.ascontiguousarray`` of the column-major 411 MB fc6 takes seconds, because
-    it reads with a 100 KB stride; copying cache-sized (Cout, Cin) blocks is 5-10x faster.
+    A layer of an unknown type keeps its place with the reason (``problem``); a
+    malformed layer of a known type (wrong weight shapes) raises ModelFileError.
     """
-    if array.ndim != 4 or array.flags.c_contiguous or not array.flags.f_contiguous:
-        return np.ascontiguousarray(array, dtype=np.float32)
-    if array.dtype != np.float32:
-        array = array.astype(np.float32, order="F")
-    source = array.T  # C-contiguous (Cout, Cin, W, H): the file's own order
-    out = np.empty(array.shape, dtype=np.float32)
-    cout, cin, width, height = source.shape
-    block_in = max(1, block_elements // (block_out * width * height))
-    for o in range(0, cout, block_out):
-        for c in range(0, cin, block_in):
-            out[:, :, c : c + block_in, o : o + block_out] = source[
-                o : o + block_out, c : c + block_in
-            ].transpose(3, 2, 1, 0)
-    return out
-
-
-def _shape(array) -> str:
-    return "x".join(str(d) for d in array.shape)
-
-
-def read_mat(path) -> Network:
-    """Read a MatConvNet file into a :class:`Network` (ModelFileError/UnsupportedLayerError)."""
     raw = read_raw(path)
     raw_layers, raw.layers = raw.layers, []
-    layers = []
-    channels = raw.input_size[2]
+    entries = []
     for index in range(1, len(raw_layers) + 1):
-        raw_layer = raw_layers[index - 1]
-        raw_layers[index - 1] = None  # the file's arrays go as soon as they are copied
-        try:
-            layer = convert_layer(raw_layer, index)
-        except ModelFileError as exc:
-            raise type(exc)(f"{path}: {exc}") from None
-        channels = check_channels(layer, channels, raw_layer, index, path)
-        if layer.type == "conv":
-            layer.weights = c_order_float32(layer.weights)
-            layer.bias = np.ascontiguousarray(layer.bias, dtype=np.float32)
-        layers.append(layer)
-        del raw_layer
-    return Network(
-        layers=layers,
-        input_size=raw.input_size,
+        entries.append(_entry(raw_layers[index - 1], index, raw.path))
+        raw_layers[index - 1] = None  # the entry holds what is still needed
+    channels = raw.input_size[2]
+    if not raw.channels_known:
+        first_conv = next((e.layer for e in entries if e.layer is not None and e.layer.type == "conv"), None)
+        channels = int(first_conv.weights.shape[2]) if first_conv is not None else channels
+    check_channels(entries, channels, raw.path)
+    if raw.mean is None:
+        raw.notes.append("no normalization.averageImage: convert needs --mean R,G,B")
+    return SourceFile(
+        path=raw.path,
+        sha256=raw.sha256,
+        format="mat",
+        detail=f"MatConvNet SimpleNN, MAT v{raw.mat_version}, {raw.layout} layout",
+        entries=entries,
+        input_size=(raw.input_size[0], raw.input_size[1], channels),
         mean=raw.mean,
         class_names=raw.class_names,
-        source_sha256=raw.sha256,
-        source_path=str(Path(path).resolve()),
+        standin_note=raw.standin_note,
+        notes=raw.notes,
         mat_version=raw.mat_version,
         layout=raw.layout,
-        standin=raw.standin,
     )
+
+
+def _entry(raw: dict, index: int, path) -> LayerEntry:
+    name = raw_name(raw, index) if isinstance(raw, dict) else f"layer{index}"
+    layer_type = raw_type(raw) if isinstance(raw, dict) else ""
+    try:
+        layer = convert_layer(raw, index)
+    except UnsupportedLayerError as exc:
+        entry = LayerEntry(index, name, layer_type, None, problem=_without_label(str(exc)))
+        if layer_type not in CONVERTERS:
+            entry.params = _loose_param_count(raw)
+        return entry
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    return LayerEntry(index, name, layer_type, layer, params=layer.num_params)
+
+
+def _without_label(message: str) -> str:
+    # convert_layer's messages start with "layer N 'name' (type): "; the entry says so itself.
+    head, sep, rest = message.partition("): ")
+    return rest if sep and head.startswith("layer ") else message
+
+
+def _loose_param_count(raw: dict) -> int:
+    """Numeric arrays under weights/filters/biases of a layer gender-cli cannot convert."""
+    try:
+        weights, bias = conv_arrays(raw, "")
+        return int(weights.size + bias.size)
+    except ModelFileError:
+        pass
+    total = 0
+    for key in ("weights", "filters", "biases"):
+        value = raw.get(key)
+        items = value if isinstance(value, list) else [value]
+        total += sum(int(item.size) for item in items if isinstance(item, np.ndarray) and item.dtype.kind in "fiu")
+    return total
+
+
+def read_mat(path, mean=None) -> Network:
+    """Read a MatConvNet file into a :class:`Network` (ModelFileError/UnsupportedLayerError).
+
+    ``mean`` (RGB) is required when the file has no ``normalization.averageImage``.
+    """
+    return to_network(read_source(path), mean)

@@ -9,6 +9,11 @@ Conventions follow MatConvNet (``vl_simplenn``) exactly:
   cells of the window (MatConvNet pooling_cpu.cpp clips the window to the image);
 * images are ``(H, W, 3)`` RGB in 0..255 minus ``mean`` (per channel).
 
+A source that takes BGR or scaled input (Caffe, keras-vggface, deepface) is brought to
+this convention when it is read: the channel swap and the scale are folded into the
+first convolution's weights (:mod:`gender_cli.convert.preprocessing`), and
+``Network.preprocessing`` records what the source library itself does, for the metadata.
+
 ``Network.save``/``Network.load`` store the table as ``network.json`` plus one ``.npy``
 per array, so ``export`` can memory-map 580 MB of weights without TensorFlow.
 """
@@ -21,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gender_cli.atomic import names_file
 from gender_cli.errors import ModelFileError
 
 SUPPORTED_TYPES = ("conv", "relu", "pool", "dropout", "softmax", "lrn")
@@ -88,8 +94,10 @@ class Network:
     source_sha256: str = ""
     source_path: str = ""
     mat_version: str = ""  # "5" or "7.3"
-    layout: str = ""  # "release" (top-level net) or "zoo" (layers + meta)
+    layout: str = ""  # MAT: "release"/"zoo"; Caffe: "v1"/"layer"; Keras HDF5: "weights"/"model"
     standin: bool = False
+    source_format: str = "mat"  # a convert.formats.FORMATS key
+    preprocessing: dict = field(default_factory=dict)  # what the source library feeds its network
 
     @property
     def num_params(self) -> int:
@@ -119,7 +127,8 @@ class Network:
                 array = getattr(layer, attr)
                 if array is not None:
                     fname = f"{i:02d}_{layer.name}_{attr}.npy"
-                    np.save(directory / fname, np.ascontiguousarray(array, dtype=np.float32))
+                    with names_file(directory / fname):  # a full disk names the file
+                        np.save(directory / fname, np.ascontiguousarray(array, dtype=np.float32))
                     d[attr] = fname
             layers.append(d)
         meta = {
@@ -132,10 +141,13 @@ class Network:
             "mat_version": self.mat_version,
             "layout": self.layout,
             "standin": self.standin,
+            "source_format": self.source_format,
+            "preprocessing": self.preprocessing,
             "layers": layers,
         }
         tmp = directory / "network.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=1))
+        with names_file(directory / "network.json"):
+            tmp.write_text(json.dumps(meta, indent=1))
         tmp.replace(directory / "network.json")
 
     @classmethod
@@ -175,4 +187,6 @@ class Network:
             mat_version=meta["mat_version"],
             layout=meta["layout"],
             standin=meta["standin"],
+            source_format=meta.get("source_format", "mat"),  # tables written before other formats
+            preprocessing=meta.get("preprocessing", {}),
         )

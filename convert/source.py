@@ -1,4 +1,4 @@
-"""Find the network a verb should work on: a ``.mat`` file, a converted folder or the workspace.
+"""Find the network a verb should work on: a weights file, a converted folder or the workspace.
 
 TensorFlow-free: ``export`` and ``inspect``-like callers use it on machines without TF.
 """
@@ -24,11 +24,11 @@ def network_folder(path: Path) -> Path | None:
 
 
 def load_network(path=None, mmap: bool = True) -> Network:
-    """Load a network from a ``.mat`` file, a converted folder, or (``None``) the workspace.
+    """Load a network from a weights file, a converted folder, or (``None``) the workspace.
 
-    A converted folder is the ``network/`` folder written by ``convert`` or the folder
-    above it (``converted/``, which also holds ``model.keras``); its arrays are
-    memory-mapped unless ``mmap`` is false.
+    A weights file is any format ``convert`` reads (:mod:`formats`). A converted folder
+    is the ``network/`` folder written by ``convert`` or the folder above it
+    (``converted/``); its arrays are memory-mapped unless ``mmap`` is false.
     """
     if path is None:
         return Network.load(workspace.require_network_dir(), mmap=mmap)
@@ -43,6 +43,7 @@ def load_network(path=None, mmap: bool = True) -> Network:
         return Network.load(folder, mmap=mmap)
     if not path.exists():
         raise ModelFileError(f"no such file: {path}")
-    from gender_cli.convert.matfile import read_mat  # SciPy/h5py only when reading .mat
+    from gender_cli.convert.formats import read_network  # SciPy/h5py/protobuf only when reading files
 
-    return read_mat(path)
+    network, _ = read_network(path)
+    return network

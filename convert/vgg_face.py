@@ -16,6 +16,7 @@ from gender_cli.convert.network import Layer, Network
 MEAN_RGB = (129.1863, 104.7624, 93.5940)
 INPUT_SIZE = (224, 224, 3)
 NUM_CLASSES = 2622
+GENDER_HEAD_ON = "relu7"  # deepface's gender model: a 1x1 conv of 2 filters on relu7
 
 # Output channels of each conv block and of fc6/fc7, per size. fc8 always has 2622.
 CHANNELS = {
@@ -52,6 +53,42 @@ def layer_plan(size: str = "full") -> list[dict]:
         dict(name="prob", type="softmax"),
     ]
     return plan
+
+
+def matches_plan(layers: list[Layer]) -> bool:
+    """Do ``layers`` have VGG-Face's structure at any channel widths?
+
+    Same layer types in the same order, the same kernel sizes, strides and pads, and
+    2622 outputs of fc8; names and channel widths are free.
+    """
+    plan = layer_plan("full")
+    if len(layers) != len(plan):
+        return False
+    for layer, spec in zip(layers, plan):
+        if layer.type != spec["type"]:
+            return False
+        if spec["type"] == "conv":
+            if tuple(layer.weights.shape[:2]) != spec["shape"][:2]:
+                return False
+        elif spec["type"] == "pool":
+            if tuple(layer.pool) != (spec["pool"],) * 2 or layer.method != spec["method"]:
+                return False
+        else:
+            continue
+        if tuple(layer.stride) != (spec["stride"],) * 2 or tuple(layer.pad) != (spec["pad"],) * 4:
+            return False
+    return int(layers[-2].weights.shape[3]) == NUM_CLASSES
+
+
+def standin_gender_head(size: str = "full", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (kernel [D, 2], bias [2]) on relu7: the stand-in for deepface's gender layer.
+
+    Drawn from its own stream, so the backbone's weights are those of every other format.
+    """
+    rng = np.random.default_rng([seed, 1])
+    features = CHANNELS[size]["fc"]
+    kernel = he_normal(rng, (1, 1, features, 2)).reshape(features, 2)
+    return kernel, np.zeros(2, np.float32)
 
 
 def standin_class_names() -> list[str]:

@@ -1,7 +1,8 @@
 """Write a whole file or nothing, and say which file when writing fails.
 
 ``write_bytes_atomically`` writes a temporary file beside the target, fsyncs and
-renames it. ``names_file`` makes any write's OSError name its file: ``os.write`` and
+renames it; ``atomic_path`` does the same for writers that need a file name (h5py,
+SciPy, a streamed write). ``names_file`` makes any write's OSError name its file: ``os.write`` and
 file objects raise ENOSPC (disk full) without a file name, which the CLI could not
 turn into a one-line message.
 """
@@ -14,17 +15,22 @@ import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # the errors that mean "no room left"
+
+
+def _temporary(path: Path) -> tuple[Path, int]:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
 
 
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
     """Replace ``path`` with ``data``; an interruption leaves the old file (or none)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+    tmp, fd = _temporary(path)
     try:
         try:
             write_all(fd, data)
@@ -36,6 +42,21 @@ def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise with_filename(exc, path) from None
     return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a writer that needs a file name; once the
+    block ends without error it becomes ``path`` (an error removes it, naming ``path``)."""
+    path = Path(path)
+    tmp, fd = _temporary(path)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        raise with_filename(exc, path) from None
 
 
 @contextmanager

@@ -81,7 +81,10 @@ class Meta:
     DESCRIPTOR = "descriptor"  # one of DESCRIPTORS
     DESCRIPTOR_DIM = "descriptor_dim"
     PRECISION = "precision"  # one of PRECISIONS
-    SOURCE_SHA256 = "source_sha256"  # sha256 of the .mat weights file
+    SOURCE_SHA256 = "source_sha256"  # sha256 of the weights file convert read
+    SOURCE_FORMAT = "source_format"  # mat, caffe, keras-vggface, deepface, deepface-gender
+    SOURCE_PREPROCESSING = "source_preprocessing"  # JSON: what the source library feeds its network
+    HEAD_SOURCE = "head_source"  # where a head not trained by gender-cli came from
     STANDIN = "standin"  # "true" when made from stand-in (random) weights
     VERSION = "gender_cli_version"
     KIND = "kind"  # "classifier" or "backbone"

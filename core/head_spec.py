@@ -32,6 +32,7 @@ class HeadSpec:
     backbone_sha256: str = ""  # source weights the descriptors came from
     standin: bool = False
     metrics: dict = field(default_factory=dict)  # test-split metrics, when known
+    source: str = ""  # where a head not trained here came from (convert of a ready classifier)
 
     def save(self, run_dir: Path, kernels: list[np.ndarray], biases: list[np.ndarray]) -> None:
         run_dir = Path(run_dir)

@@ -2,7 +2,8 @@
 
 The workspace is ``$GENDER_CLI_HOME`` (default ``~/.gender-cli``)::
 
-    converted/            convert: network/ (layer table, TF-free) + model.keras
+    converted/            convert: network/ (layer table, TF-free), head/ (ready classifiers),
+                          model.keras (with --keras)
     models/               export: backbone-<descriptor>[-<precision>].onnx, classifier-<precision>.onnx,
                           default (the name of the classifier verbs use without --model)
     runs/NNN/             train: one numbered folder per run (head, metrics, plots)
@@ -31,6 +32,11 @@ def converted_dir() -> Path:
 def network_dir() -> Path:
     """The framework-free layer table written by ``convert`` (read by ``export``)."""
     return converted_dir() / "network"
+
+
+def converted_head_dir() -> Path:
+    """The head ``convert`` writes when the source is a ready classifier (deepface's gender model)."""
+    return converted_dir() / "head"
 
 
 def keras_model_path() -> Path:

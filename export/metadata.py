@@ -38,6 +38,11 @@ def build_metadata(
         Meta.KIND: "classifier" if head else "backbone",
         Meta.RESIZE: RESIZE,
     }
+    if network.preprocessing:
+        meta[Meta.SOURCE_FORMAT] = network.source_format
+        meta[Meta.SOURCE_PREPROCESSING] = json.dumps(network.preprocessing)
+    if head is not None and head.source:
+        meta[Meta.HEAD_SOURCE] = head.source
     if head is not None and head.metrics:
         meta[Meta.METRICS] = json.dumps(head.metrics)
     if precision_check:

@@ -27,6 +27,7 @@ from onnx import GraphProto, ModelProto, StringStringEntryProto, TensorProto, he
 
 from gender_cli.atomic import with_filename, write_all
 from gender_cli import __version__, contract
+from gender_cli.convert.protowire import encode_varint
 from gender_cli.export.graph_builder import GraphBuilder, LazyTensor
 
 EXTERNAL_MIN_BYTES = 1024  # onnx.save's default size_threshold
@@ -36,18 +37,6 @@ EXTERNAL_ALIGNMENT = 65536  # lets onnxruntime memory-map each tensor on any OS
 _MODEL_GRAPH = b"\x3a"  # ModelProto.graph = 7
 _GRAPH_INITIALIZER = b"\x2a"  # GraphProto.initializer = 5
 _TENSOR_RAW_DATA = b"\x4a"  # TensorProto.raw_data = 9
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def data_file_name(path: Path) -> str:
@@ -67,13 +56,13 @@ class _Slot:
                 header.external_data.append(StringStringEntryProto(key=key, value=value))
             header.data_location = TensorProto.EXTERNAL
             body = header.SerializeToString()
-            self.prefix = _GRAPH_INITIALIZER + _varint(len(body)) + body
+            self.prefix = _GRAPH_INITIALIZER + encode_varint(len(body)) + body
             self.inline_bytes = 0
         else:
             body = header.SerializeToString()
-            raw_tag = _TENSOR_RAW_DATA + _varint(tensor.nbytes)
+            raw_tag = _TENSOR_RAW_DATA + encode_varint(tensor.nbytes)
             length = len(body) + len(raw_tag) + tensor.nbytes
-            self.prefix = _GRAPH_INITIALIZER + _varint(length) + body + raw_tag
+            self.prefix = _GRAPH_INITIALIZER + encode_varint(length) + body + raw_tag
             self.inline_bytes = tensor.nbytes
 
     @property
@@ -140,7 +129,7 @@ def write_model(
         try:
             fd = _create(tmp_model)
             try:
-                write_all(fd, model_head + _MODEL_GRAPH + _varint(graph_length) + graph_head)
+                write_all(fd, model_head + _MODEL_GRAPH + encode_varint(graph_length) + graph_head)
                 for slot in slots:
                     write_all(fd, slot.prefix)
                     array = slot.tensor.array()

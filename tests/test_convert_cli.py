@@ -40,23 +40,31 @@ def assert_same_network(a: Network, b: Network):
 
 
 def test_round_trip_from_mat_into_the_workspace(tiny_mat, tiny_network):
-    import keras
-
-    from gender_cli.convert import keras_model  # noqa: F401  (registers the custom layers)
-
     result = CliRunner().invoke(cli, ["convert", str(tiny_mat)])
     assert result.exit_code == 0, result.output
     out = workspace.converted_dir()
-    assert sorted(p.name for p in out.iterdir()) == ["model.keras", "network"]
+    assert sorted(p.name for p in out.iterdir()) == ["network"]  # model.keras only with --keras
     assert sorted(p.name for p in out.parent.iterdir()) == ["converted"]  # no staging left
     assert f"39 layers, {tiny_network.num_params:,} parameters" in result.output
     assert "output (1, 1, 2622)" in result.output
+    assert "input: MatConvNet vl_simplenn: RGB minus 129.186, 104.762, 93.594, scale 1 (none)" in result.output
     assert "STAND-IN" in result.output
 
     table = load_network(None)  # the workspace default that export and train use
     assert_same_network(table, tiny_network)
     assert table.standin and table.source_sha256 and table.mat_version == "5"
+    assert table.source_format == "mat" and table.preprocessing["channel_order"] == "RGB"
 
+
+def test_keras_model_only_when_asked(tiny_mat, tiny_network):
+    import keras
+
+    from gender_cli.convert import keras_model  # noqa: F401  (registers the custom layers)
+
+    result = CliRunner().invoke(cli, ["convert", str(tiny_mat), "--keras", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in workspace.converted_dir().iterdir()) == ["model.keras", "network"]
+    assert f"Keras model: {workspace.keras_model_path()}" in result.output
     model = keras.saving.load_model(workspace.keras_model_path())
     batch = images()
     expected = reference.forward(tiny_network, batch)
@@ -69,9 +77,14 @@ def test_convert_from_a_converted_folder_and_summary(tmp_path, tiny_network):
     tiny_network.save(tmp_path / "src" / "network")
     steps = []
     summary = convert(tmp_path / "src", tmp_path / "out", progress=steps.append)
-    assert steps == ["reading weights", "saving layer table", "building Keras model", "saving Keras model"]
+    assert steps == ["reading weights", "saving layer table"]
     assert summary["params"] == tiny_network.num_params and summary["layers"] == 39
     assert summary["output_shape"] == [1, 1, 2622] and summary["standin"] is True
+    assert summary["keras_model"] is None and summary["head_dir"] is None
+    assert summary["disk_bytes"] == sum(p.stat().st_size for p in (tmp_path / "out").rglob("*") if p.is_file())
+    steps.clear()
+    summary = convert(tmp_path / "src", tmp_path / "out", progress=steps.append, keras=True)
+    assert steps == ["reading weights", "saving layer table", "building Keras model", "saving Keras model"]
     assert Path(summary["keras_model"]).is_file()
     assert_same_network(load_network(tmp_path / "out"), tiny_network)
     assert_same_network(load_network(tmp_path / "out" / "network"), tiny_network)
@@ -82,7 +95,7 @@ def test_interrupted_convert_keeps_the_previous_output(tmp_path, tiny_network, m
 
     tiny_network.save(tmp_path / "src" / "network")
     out = tmp_path / "out"
-    convert_module.convert(tmp_path / "src", out)
+    convert_module.convert(tmp_path / "src", out, keras=True)
     before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*")}
 
     def broken_save(model, path):
@@ -91,7 +104,7 @@ def test_interrupted_convert_keeps_the_previous_output(tmp_path, tiny_network, m
 
     monkeypatch.setattr(convert_module, "save_keras_archive", broken_save)
     with pytest.raises(KeyboardInterrupt):
-        convert_module.convert(tmp_path / "src", out)
+        convert_module.convert(tmp_path / "src", out, keras=True)
     assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]
 
@@ -110,10 +123,22 @@ def test_missing_default_source_says_where_to_get_weights(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["convert"])
     assert result.exit_code == 1
-    assert "no vgg_face.mat in the current folder" in result.output
+    assert "no weights file in the current folder" in result.output
+    for name in ("vgg_face.mat", "VGG_FACE.caffemodel", "rcmalli_vggface_tf_vgg16.h5", "vgg_face_weights.h5",
+                 "gender_model_weights.h5"):
+        assert name in result.output
     assert "https://www.robots.ox.ac.uk/~vgg/software/vgg_face/" in result.output
     assert "gender-cli make-standin" in result.output
     assert not workspace.converted_dir().exists()
+
+
+def test_several_default_sources_need_a_name(tmp_path, monkeypatch, tiny_mat):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vgg_face.mat").write_bytes(tiny_mat.read_bytes())
+    (tmp_path / "vgg_face_weights.h5").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["convert"])
+    assert result.exit_code == 2 and "name the one to convert" in result.output
+    assert "vgg_face.mat" in result.output and "vgg_face_weights.h5" in result.output
 
 
 def test_default_source_is_used_when_present(tmp_path, monkeypatch, tiny_mat):
@@ -122,7 +147,7 @@ def test_default_source_is_used_when_present(tmp_path, monkeypatch, tiny_mat):
     result = CliRunner().invoke(cli, ["convert", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "reading weights" not in result.output  # progress silenced
-    assert (workspace.converted_dir() / "model.keras").is_file()
+    assert (workspace.network_dir() / "network.json").is_file()
 
 
 def test_missing_and_broken_sources(tmp_path):
@@ -153,7 +178,7 @@ def test_full_size_convert(tmp_path):
     from gender_cli.convert.vgg_face import vgg_face_network
 
     mat = make_standin(tmp_path / "vgg_face.mat", size="full", seed=0)
-    summary = convert(mat, tmp_path / "out")
+    summary = convert(mat, tmp_path / "out", keras=True)
     full = vgg_face_network("full", seed=0)
     assert summary["params"] == full.num_params == 145_002_878
     table = load_network(tmp_path / "out")

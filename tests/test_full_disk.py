@@ -144,3 +144,20 @@ def test_train_on_a_full_disk_names_the_file_it_could_not_write(full_disk, tiny_
     run_dir = full_disk.leave(room=0) / "run"
     result = run(["train", data, "--weights", tmp_path / "converted", "-o", run_dir, "--epochs", 2, "-q"])
     assert_one_line(result, str(run_dir))
+
+
+def test_convert_on_a_full_disk_names_its_file_and_keeps_the_old_output(full_disk, tmp_path):
+    from gender_cli.convert.standin import make_standin
+
+    weights = make_standin(tmp_path / "VGG_FACE.caffemodel", "tiny", format="caffe")
+    out = full_disk.leave(room=40_000) / "converted"
+    result = run(["convert", weights, "-o", out, "-q"])
+    assert_one_line(result, str(full_disk.folder))
+    assert sorted(p.name for p in full_disk.folder.iterdir() if p.name != "filler") == []  # no staging left
+
+
+def test_make_standin_on_a_full_disk_names_its_file(full_disk):
+    out = full_disk.leave(room=10_000) / "VGG_FACE.caffemodel"
+    result = run(["make-standin", "--format", "caffe", "--size", "tiny", "-o", out, "-q"])
+    assert_one_line(result, str(out))
+    assert sorted(p.name for p in full_disk.folder.iterdir() if p.name != "filler") == []

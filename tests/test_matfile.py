@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from gender_cli.convert.mat_writer import write_mat
-from gender_cli.convert.matfile import c_order_float32, read_mat, read_raw
+from gender_cli.convert.matfile import read_mat, read_raw
+from gender_cli.convert.source_file import c_order_float32
 from gender_cli.convert.standin import standin_param_count, make_standin
 from gender_cli.convert.vgg_face import vgg_face_network
 from gender_cli.errors import ModelFileError, UnsupportedLayerError

@@ -89,21 +89,27 @@ def test_installed_package_is_not_shadowed_from_the_repository_root():
     assert result.returncode == 0, result.stderr
 
 
-def test_training_verb_without_the_train_extra_names_the_extra(tmp_path):
+@pytest.mark.parametrize("missing,package,fmt,extra_args", [
+    ("scipy", "scipy", "mat", []),  # a v5 .mat is read with SciPy
+    ("tensorflow", "tensorflow", "mat", ["--keras"]),  # model.keras is TensorFlow's
+    ("google.protobuf", "protobuf", "caffe", []),  # Caffe files are parsed with protobuf
+])
+def test_training_verb_without_the_train_extra_names_the_extra(tmp_path, missing, package, fmt, extra_args):
     """On an inference-only install, convert says what to install instead of a traceback."""
+    from gender_cli.convert.formats import FORMATS
     from gender_cli.convert.standin import make_standin
 
-    mat = make_standin(tmp_path / "vgg_face.mat", size="tiny")
+    weights = make_standin(tmp_path / FORMATS[fmt].default_file, size="tiny", format=fmt)
     code = (
         "import sys\n"
-        "sys.modules['tensorflow'] = None  # as if the [train] extra were not installed\n"
+        f"sys.modules[{missing!r}] = None  # as if the [train] extra were not installed\n"
         "from gender_cli.cli.main import main\n"
-        f"main(['convert', {str(mat)!r}, '-o', {str(tmp_path / 'out')!r}])\n"
+        f"main(['convert', {str(weights)!r}, '-o', {str(tmp_path / 'out')!r}, *{extra_args!r}])\n"
     )
     result = run_python(code, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert "needs tensorflow" in result.stderr and "pip install 'gender-cli[train]'" in result.stderr
+    assert f"needs {package}," in result.stderr and "pip install 'gender-cli[train]'" in result.stderr
 
 
 @pytest.mark.parametrize(

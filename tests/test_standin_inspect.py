@@ -125,7 +125,7 @@ def test_inspect_cli_table_and_json(tiny_zoo_v73):
     result = invoke(["inspect", str(tiny_zoo_v73)])
     assert result.exit_code == 0, result.output
     text = result.output
-    assert "MAT version: 7.3" in text and "layout:      zoo" in text
+    assert "format:      mat (MatConvNet SimpleNN, MAT v7.3, zoo layout)" in text
     assert "STAND-IN" in text
     assert f"{vgg_face_network('tiny', 2).num_params:,}" in text
     assert "129.1863 104.7624 93.5940" in text
@@ -171,10 +171,13 @@ def test_inspect_notes_reduced_average_image(tmp_path):
 # -- bad files through the CLI ----------------------------------------------------------
 
 
-def test_inspect_not_a_mat_file(tmp_path):
+def test_inspect_not_a_weights_file(tmp_path):
     path = tmp_path / "photo.mat"
     path.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg either")
-    assert_one_line_error(invoke(["inspect", str(path)]), "not a MATLAB v5 or v7.3 MAT-file")
+    assert_one_line_error(
+        invoke(["inspect", str(path)]), "photo.mat", "not a weights file gender-cli reads",
+        "MatConvNet .mat (MATLAB v5 or v7.3), a Caffe .caffemodel or a Keras HDF5 .h5",
+    )
 
 
 def test_inspect_missing_file(tmp_path):
