@@ -11,7 +11,7 @@ from gender_cli.cli.options import (
 )
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.cli.help_format import ERRORS, OK, epilog
-from gender_cli.cli.messages import notice, using_model, warn_if_standin
+from gender_cli.cli.messages import age_summary_line, notice, using_model, warn_if_standin
 
 
 @click.command(
@@ -39,6 +39,8 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, worke
 
     Runs the exported ONNX classifier (fp32, fp16 or int8) with onnxruntime and the
     decision threshold stored in it, so variants and data sets compare on equal terms.
+    A graph with the age head also gets MAE, RMSE, CS(5), MAE per age band and the age
+    plots on the images of DATA that have an age.
     """
     from gender_cli import workspace
     from gender_cli.train.evaluate import evaluate
@@ -57,9 +59,12 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, worke
     if result.unreadable and not quiet:
         click.echo(f"{len(result.unreadable)} unreadable image(s) left out (listed in metrics.json)", err=True)
     m = result.metrics
-    auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
-    click.echo(
-        f"{result.model_path.name} ({result.precision}): accuracy {m['accuracy']:.4f}, balanced "
-        f"{m['balanced_accuracy']:.4f}, AUC {auc} on {m['n']} images (threshold {m['threshold']:.4f})"
-    )
+    if m is not None:
+        auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
+        click.echo(
+            f"{result.model_path.name} ({result.precision}): accuracy {m['accuracy']:.4f}, balanced "
+            f"{m['balanced_accuracy']:.4f}, AUC {auc} on {m['n']} images (threshold {m['threshold']:.4f})"
+        )
+    if result.age is not None:
+        click.echo(f"{result.model_path.name} ({result.precision}) " + age_summary_line(result.age["metrics"], "evaluated"))
     click.echo(f"report: {result.files['report']}")

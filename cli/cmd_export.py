@@ -55,7 +55,7 @@ def _resolve_head(head: Path | None, backbone_only: bool, weights: Path | None, 
     """
     from gender_cli import workspace
     from gender_cli.errors import MissingArtifactError
-    from gender_cli.head_spec import HeadSpec
+    from gender_cli.head_spec import HeadSpec, first_spec
 
     if backbone_only:
         if head is not None:
@@ -68,7 +68,7 @@ def _resolve_head(head: Path | None, backbone_only: bool, weights: Path | None, 
         run = workspace.latest_head_dir()
     except MissingArtifactError:
         run = None
-    if run is not None and (converted is None or HeadSpec.load(run)[0].backbone_sha256 == network.source_sha256):
+    if run is not None and (converted is None or first_spec(run).backbone_sha256 == network.source_sha256):
         return run, None
     if converted is not None:
         spec, _, _ = HeadSpec.load(converted)
@@ -81,14 +81,13 @@ def _resolve_head(head: Path | None, backbone_only: bool, weights: Path | None, 
 
 
 def _head_descriptor(head: Path) -> str | None:
-    """The descriptor a head was trained on: its head.json (beside a Keras file), if any."""
-    from gender_cli.head_spec import SPEC_FILE, HeadSpec
+    """The descriptor a head was trained on: its spec (beside a Keras file), if any."""
+    from gender_cli.head_spec import HeadSpec, first_spec
 
     folder = head.parent if head.is_file() else head
-    if head.is_file() and not (folder / SPEC_FILE).is_file():
+    if head.is_file() and not HeadSpec.present(folder):
         return None  # a Keras head alone: --descriptor (default relu7) says what it takes
-    spec, _, _ = HeadSpec.load(folder)
-    return spec.descriptor
+    return first_spec(folder).descriptor
 
 
 @click.command(
@@ -100,17 +99,18 @@ def _head_descriptor(head: Path) -> str | None:
     "--head",
     type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Trained head: a 'gender-cli train' run folder (head.json + head_weights.npz), or "
-    "a Keras model file (.keras, .h5) of any architecture taking the descriptor and giving "
-    "2 probabilities, converted with tf2onnx (needs the [train] extra). Default: the "
-    "workspace's latest run, or the head convert wrote for a ready classifier (deepface's "
+    help="Trained heads: a 'gender-cli train' run folder (its gender head, head.json + "
+    "head_weights.npz, and its age head, age_head.json + age_head_weights.npz: all go into the "
+    "one graph), or a Keras model file (.keras, .h5) of any architecture taking the descriptor and "
+    "giving 2 gender probabilities, converted with tf2onnx (needs the [train] extra). Default: "
+    "the workspace's latest run, or the head convert wrote for a ready classifier (deepface's "
     "gender model) unless that run was trained on the same network; without either, the "
     "backbone is exported alone.",
 )
 @click.option(
     "--backbone-only",
     is_flag=True,
-    help="Export only preprocessing + backbone (output 'descriptor'), no gender head.",
+    help="Export only preprocessing + backbone (output 'descriptor'), no head.",
 )
 @click.option(
     "-o",
@@ -156,11 +156,12 @@ def _head_descriptor(head: Path) -> str | None:
 )
 @quiet_option
 def export(weights, head, backbone_only, output, precision, calibration, descriptor, external_data, set_default, quiet):
-    """Write WEIGHTS as one ONNX graph: uint8 images in, probabilities + descriptor out.
+    """Write WEIGHTS as one ONNX graph: uint8 images in, probabilities (+ age) + descriptor out.
 
     WEIGHTS is a converted folder (default: the workspace's, from 'gender-cli convert')
     or a weights file that 'gender-cli convert' reads. The graph holds the mean subtraction, the backbone up
-    to the descriptor layer and the trained head; its metadata carries labels,
+    to the descriptor layer and the trained heads (gender, and age when the run has
+    one), all fed by one backbone pass; its metadata carries the heads, labels,
     threshold, input size, mean and the source weights' hash, so classify needs
     nothing but the file.
     """
@@ -215,7 +216,7 @@ def _print_summary(result) -> None:
     from gender_cli.contract import Meta
 
     meta = result.metadata
-    outputs = [contract.PROBABILITIES, contract.DESCRIPTOR] if meta[Meta.KIND] == "classifier" else [contract.DESCRIPTOR]
+    outputs = [contract.HEADS[name].output for name in contract.graph_heads(meta)] + [contract.DESCRIPTOR]
     click.echo(f"exported {result.path} ({_size(result.size_bytes)}) in {result.seconds:.1f} s")
     if len(result.files) > 1:
         click.echo(f"  weights: {result.files[1]}")
@@ -228,6 +229,8 @@ def _print_summary(result) -> None:
         measure = checks["measure"]
         verdict = "meets" if checks["meets_goal"] else "MISSES"
         extra = f", max |dp| {checks['max_abs_dprob']:.4f}" if "max_abs_dprob" in checks else ""
+        if "age_mae_years" in checks:
+            extra += f", age MAE {checks['age_mae_years']:.3f} years"
         click.echo(
             f"  {checks['precision']} vs fp32 on {checks['image_source']}: {measure} "
             f"{checks[measure]:.4f} ({verdict} the goal {checks['goal']}){extra}, "

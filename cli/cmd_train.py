@@ -9,10 +9,15 @@ import click
 from gender_cli.cli.options import (
     batch_option, check_output_location, device_option, quiet_option, workers_option,
 )
-from gender_cli.contract import DEFAULT_DESCRIPTOR, DESCRIPTORS
+from gender_cli.contract import AGE_RANGE, DEFAULT_DESCRIPTOR, DESCRIPTORS
+from gender_cli.train.age_head import AGE_LOSSES, DEFAULT_AGE_LOSS, AgeHeadConfig
 from gender_cli.train.datasets import LAYOUT_CHOICES
+from gender_cli.train.tasks import AUTO, TASK_CHOICES
 from gender_cli.cli.help_format import ERRORS, OK, epilog
-from gender_cli.cli.messages import warn_if_standin
+from gender_cli.cli.messages import age_summary_line, warn_if_standin
+
+
+AGE_DEFAULTS = AgeHeadConfig()
 
 
 def parse_split(ctx, param, value: str):
@@ -39,7 +44,7 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
 
 @click.command(
     "train",
-    epilog=epilog("gender-cli train data/ --epochs 50", {**OK, **ERRORS}),
+    epilog=epilog("gender-cli train data/ --task both", {**OK, **ERRORS}),
 )
 @click.argument("data", type=click.Path(path_type=Path), default="data", required=False)
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -50,8 +55,12 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
 @click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
               help="How DATA is labelled: class folders male/ female/; agegender_cleaned "
               "combined/{aligned,valid}/NN_F|M; UTKFace names age_gender_race_date.jpg "
-              "(0 male, 1 female); csv manifest path,gender[,split] (0 male, 1 female). "
+              "(0 male, 1 female); csv manifest path,gender[,split][,age] (0 male, 1 female). "
               "'auto' detects it.")
+@click.option("--task", type=click.Choice(TASK_CHOICES), default=AUTO, show_default=True,
+              help="Heads to train on the same descriptors and splits: gender, age (DEX: softmax over "
+              "the ages {}-{}, its expected value in years) or both. 'auto': both when every image "
+              "has an age, else gender.".format(*AGE_RANGE))
 @click.option("--descriptor", type=click.Choice(list(DESCRIPTORS)), default=DEFAULT_DESCRIPTOR,
               show_default=True,
               help="Backbone layer the head is trained on: "
@@ -73,6 +82,15 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
               help="Hidden layer sizes of the head (ReLU); '' gives logistic regression.")
 @click.option("--dropout", type=click.FloatRange(0.0, 0.95), default=0.4, show_default=True,
               help="Dropout after each hidden layer (training only).")
+@click.option("--age-hidden", default=",".join(str(n) for n in AGE_DEFAULTS.hidden), show_default=True,
+              callback=parse_hidden,
+              help="Hidden layer sizes of the age head (ReLU); '' puts the 101-way softmax straight on "
+              "the descriptor, as DEX's new last layer.")
+@click.option("--age-dropout", type=click.FloatRange(0.0, 0.95), default=AGE_DEFAULTS.dropout,
+              show_default=True, help="Dropout after each hidden layer of the age head (training only).")
+@click.option("--age-loss", type=click.Choice(list(AGE_LOSSES)), default=DEFAULT_AGE_LOSS, show_default=True,
+              help="Training loss of the age head: "
+              + "; ".join(f"{loss.name}: {loss.help}" for loss in AGE_LOSSES.values()) + ".")
 @click.option("--lr", "learning_rate", type=click.FloatRange(0.0, min_open=True), default=1e-3,
               show_default=True, help="Adam learning rate (halved when validation loss stalls).")
 @click.option("--patience", type=click.IntRange(1, 10000), default=10, show_default=True,
@@ -81,16 +99,19 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
 @workers_option
 @device_option
 @quiet_option
-def train(data, run_dir, weights, layout, descriptor, fractions, splits_file, agegender_split, seed, epochs,
-          head_batch, hidden, dropout, learning_rate, patience, batch, workers, device, quiet):
-    """Train the gender head on backbone descriptors of DATA (default ./data).
+def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_file, agegender_split, seed, epochs,
+          head_batch, hidden, dropout, age_hidden, age_dropout, age_loss, learning_rate, patience, batch, workers,
+          device, quiet):
+    """Train the gender head (and the age head) on backbone descriptors of DATA (default ./data).
 
     \b
     Reads the labelled images, splits them (stratified, seeded; splits.csv),
     extracts backbone descriptors through ONNX (cached in the workspace, resumable),
-    trains a small Keras head with early stopping, picks the decision threshold on
-    the validation split, writes metrics, predictions and plots to the run folder,
-    and exports the fp32 classifier so 'gender-cli classify' works right away.
+    trains small Keras heads with early stopping on the same descriptors and
+    splits: gender (decision threshold picked on the validation split) and, with
+    ages, age; writes metrics, predictions and plots to the run folder, and
+    exports the fp32 classifier, one graph with every head, so 'gender-cli
+    classify' gives gender and age per file from one pass right away.
     """
     from gender_cli.train.train import TrainOptions, train
 
@@ -108,21 +129,26 @@ def train(data, run_dir, weights, layout, descriptor, fractions, splits_file, ag
 
     options = TrainOptions(
         data=data, run_dir=run_dir, weights=weights, layout=layout, descriptor=descriptor,
-        fractions=fractions, agegender_split=agegender_split, splits_file=splits_file, seed=seed,
-        epochs=epochs, head_batch=head_batch, hidden=hidden, dropout=dropout,
-        learning_rate=learning_rate, patience=patience, extract_batch=batch, workers=workers,
-        device=device, progress=not quiet,
+        task=task, fractions=fractions, agegender_split=agegender_split, splits_file=splits_file, seed=seed,
+        epochs=epochs, head_batch=head_batch, hidden=hidden, dropout=dropout, age_hidden=age_hidden,
+        age_dropout=age_dropout, age_loss=age_loss, learning_rate=learning_rate, patience=patience,
+        extract_batch=batch, workers=workers, device=device, progress=not quiet,
     )
     result = train(options, log=log)
     m = result.metrics
     warn_if_standin(result.standin)
-    auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
-    click.echo(
-        f"test accuracy {m['accuracy']:.4f}, balanced {m['balanced_accuracy']:.4f}, AUC {auc} "
-        f"on {m['n']} images (threshold {result.threshold:.4f})"
-    )
+    if m is not None:
+        auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
+        click.echo(
+            f"gender: test accuracy {m['accuracy']:.4f}, balanced {m['balanced_accuracy']:.4f}, AUC {auc} "
+            f"on {m['n']} images (threshold {result.threshold:.4f})"
+        )
+    if result.age is not None:
+        click.echo(age_summary_line(result.age["metrics"], "test"))
     click.echo(f"run folder:   {result.run_dir}")
     click.echo(f"report:       {result.files['report']}")
-    click.echo(f"head:         {result.files['head']}")
+    for key, name in (("head", "gender head"), ("age_head", "age head")):
+        if key in result.files:
+            click.echo(f"{name + ':':<14}{result.files[key]}")
     if result.classifier_path:
         click.echo(f"classifier:   {result.classifier_path}  (next: gender-cli classify FOLDER)")

@@ -7,12 +7,14 @@ onnxruntime or TensorFlow.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from gender_cli.errors import UnknownDescriptorError
 
 INPUT_NAME = "images"  # uint8 [N, H, W, 3], RGB, N dynamic
-PROBABILITIES = "probabilities"  # float32 [N, 2], full classifier only
+PROBABILITIES = "probabilities"  # float32 [N, 2], graphs with the gender head
+AGE = "age"  # float32 [N], years: graphs with the age head
 DESCRIPTOR = "descriptor"  # float32 [N, D]
 
 OPSET = 17
@@ -20,6 +22,27 @@ IR_VERSION = 8  # onnxruntime 1.20-1.31 all load IR 8 (opset 17)
 
 LABELS = ("male", "female")  # default output order of the gender head
 CHANNEL_ORDER = "RGB"
+AGE_RANGE = (0, 100)  # the age head (DEX): one softmax class per whole year, first to last
+
+
+@dataclass(frozen=True)
+class Head:
+    """A head on the descriptor: what ``train --task`` fits and what a graph may output."""
+
+    name: str  # --task value and entry of the ``heads`` metadata
+    output: str  # graph output name
+    shape: tuple  # graph output shape
+    help: str
+
+
+HEADS = {
+    h.name: h
+    for h in (
+        Head("gender", PROBABILITIES, ("N", 2), "2-way softmax over the labels"),
+        Head("age", AGE, ("N",), "softmax over the ages 0-100, expected value in years (DEX)"),
+    )
+}
+GENDER_HEAD, AGE_HEAD = HEADS
 
 
 @dataclass(frozen=True)
@@ -87,10 +110,15 @@ class Meta:
     HEAD_SOURCE = "head_source"  # where a head not trained by gender-cli came from
     STANDIN = "standin"  # "true" when made from stand-in (random) weights
     VERSION = "gender_cli_version"
-    KIND = "kind"  # "classifier" or "backbone"
+    KIND = "kind"  # "classifier" (one or more heads) or "backbone"
     METRICS = "metrics"  # JSON: the head's test metrics, when known
     PRECISION_CHECK = "precision_check"  # JSON: agreement with fp32 (fp16/int8)
     RESIZE = "resize"  # how callers should bring images to input_size
+    # Only in graphs whose heads are not the gender head alone (absent: the gender head
+    # alone, as in every graph written before the age head existed):
+    HEADS = "heads"  # JSON list of HEADS names, in output order
+    AGE_RANGE = "age_range"  # JSON [first, last] age of the age head's softmax
+    AGE_METRICS = "age_metrics"  # JSON: the age head's test metrics, when known
 
 
 REQUIRED_KEYS = (
@@ -111,3 +139,16 @@ STANDIN_WARNING = (
     "this model was made from STAND-IN (random) weights, not the real VGG-Face "
     "weights: its predictions say nothing about gender"
 )
+
+
+def graph_heads(meta: dict[str, str]) -> tuple[str, ...]:
+    """The heads a graph carries, from its metadata: the ``heads`` key, or without it the
+    gender head alone for a classifier (every graph from before the age head) and none
+    for a backbone. ValueError for names not in HEADS."""
+    if Meta.HEADS not in meta:
+        return (GENDER_HEAD,) if meta.get(Meta.KIND) == "classifier" else ()
+    heads = tuple(str(name) for name in json.loads(meta[Meta.HEADS]))
+    unknown = [name for name in heads if name not in HEADS]
+    if unknown or not heads:
+        raise ValueError(f"heads {list(heads)} are not among {', '.join(HEADS)}")
+    return heads

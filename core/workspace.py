@@ -85,9 +85,11 @@ def new_run_dir() -> Path:
 
 
 def latest_head_dir() -> Path:
-    """The newest run folder that holds a finished head (``head.json``)."""
+    """The newest run folder that holds a finished head (gender, age or both)."""
+    from gender_cli.head_spec import heads_in
+
     for run in reversed(_numbered_runs()):
-        if (run / "head.json").is_file():
+        if heads_in(run):
             return run
     raise MissingArtifactError(
         f"no trained head in {runs_dir()}; run 'gender-cli train DATA/' first"

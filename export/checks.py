@@ -14,6 +14,13 @@ avoids. When int8 disagrees with fp32 about as much as fp32 disagrees with itsel
 under that noise (random stand-in weights), the network, not the quantization, limits
 the figure. The share of the commoner fp32 label is reported too: with a head that
 calls 85 % of the images one class, 85 % agreement is what a constant would get.
+
+A graph with the age head is also compared on its ``age`` output: the mean and the
+largest absolute difference in years (``age_mae_years``, ``age_max_abs_error_years``),
+in the input-noise baseline as well. They are reported, not held to a goal: what a
+year of disagreement means depends on how well the network estimates age at all,
+which the baseline puts in scale. The goal stays on the gender labels (or, for a
+graph without a gender head, on the descriptor).
 """
 
 from __future__ import annotations
@@ -124,6 +131,10 @@ def compare(
         figures["measure"] = "label_agreement"
     else:
         figures["measure"] = "descriptor_cosine_min"
+    if contract.AGE in reference:
+        age_error = np.abs(reference[contract.AGE].astype(np.float64) - candidate[contract.AGE])
+        figures["age_mae_years"] = float(age_error.mean())
+        figures["age_max_abs_error_years"] = float(age_error.max())
     goal = figures["goal"]  # None for a plain fp32 comparison (the input-noise baseline)
     figures["meets_goal"] = goal is not None and bool(figures[figures["measure"]] >= goal)
     if figures["nonfinite_outputs"]:
@@ -148,6 +159,6 @@ def input_noise_baseline(
     noisy, _ = run_model(fp32_path, with_input_noise(images), list(reference), progress=progress)
     figures = compare(reference, noisy, "fp32", threshold, "")
     keep = ("label_agreement", "labels_differing", "max_abs_dprob", "descriptor_cosine_min",
-            "descriptor_noise_to_spread")
+            "descriptor_noise_to_spread", "age_mae_years", "age_max_abs_error_years")
     return {"input": f"check images + uniform integer noise -1..+1 (seed {INPUT_NOISE_SEED})",
             **{k: figures[k] for k in keep if k in figures}}

@@ -26,13 +26,13 @@ from gender_cli.export.backbone_graph import emit_backbone
 from gender_cli.export.checks import compare, input_noise_baseline, run_model
 from gender_cli.export.graph_builder import FLOAT, GraphBuilder, from_model
 from gender_cli.convert.layer_plan import descriptor_plan
-from gender_cli.export.head_graph import HEAD_PREFIX, DenseHead
+from gender_cli.export.head_graph import HEAD_PREFIX, Heads, load_run_heads
 from gender_cli.export.keras_head import is_keras_head, load_keras_head
 from gender_cli.export.metadata import build_metadata
 from gender_cli.export.precision_fp16 import FP16_MAX, cast_to_float32
 from gender_cli.export.preprocess_graph import emit_preprocess
 from gender_cli.export.proto_writer import write_model
-from gender_cli.head_spec import SPEC_FILE
+from gender_cli.head_spec import AGE_SPEC_FILE, SPEC_FILE
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 EXPOSED_BATCH = 4  # every ReLU output of a batch comes back at once: keep batches small
@@ -55,35 +55,36 @@ class ExportResult:
         return sum(p.stat().st_size for p in self.files)
 
 
-def load_head(head, network: Network, descriptor: str):
-    """The head to export: a ``gender-cli train`` run folder (built-in dense head, no
-    TensorFlow) or a Keras model file (any architecture, through tf2onnx)."""
+def load_head(head, network: Network, descriptor: str) -> Heads:
+    """The heads to export: every head of a ``gender-cli train`` run folder (built-in
+    dense heads, no TensorFlow), or a Keras model file (a gender head of any
+    architecture, through tf2onnx)."""
     dim = descriptor_plan(network, descriptor).dim
     if is_keras_head(head):
-        return load_keras_head(Path(head), descriptor, dim)
-    if Path(head).is_file() and Path(head).name != SPEC_FILE:
+        return Heads([load_keras_head(Path(head), descriptor, dim)])
+    if Path(head).is_file() and Path(head).name not in (SPEC_FILE, AGE_SPEC_FILE):
         raise GenderCliError(
             f"head {head} is neither a 'gender-cli train' run folder nor a Keras model file (.keras, .h5)"
         )
-    return DenseHead.load(Path(head), descriptor, dim, network.source_sha256)
+    folder = Path(head).parent if Path(head).is_file() else Path(head)
+    return load_run_heads(folder, descriptor, dim, network.source_sha256)
 
 
 def build_graph(
     network: Network,
     descriptor: str,
-    head,
+    heads: Heads | None,
     dtype=np.float32,
     expose_activations: bool = False,
 ) -> tuple[GraphBuilder, int]:
-    """The full graph in memory (weights still lazy) with ``head`` (loaded, or None);
+    """The full graph in memory (weights still lazy) with ``heads`` (loaded, or None);
     returns (graph, descriptor_dim)."""
     g = GraphBuilder()
     x = emit_preprocess(g, network, np.dtype(dtype))
     descriptor_tensor, dim = emit_backbone(g, network, x, descriptor, np.dtype(dtype))
     descriptor_fp32 = cast_to_float32(g, descriptor_tensor, np.dtype(dtype), "descriptor_float32")
-    if head is not None:
-        probabilities = head.emit(g, descriptor_fp32)
-        g.add_output(probabilities, contract.PROBABILITIES, FLOAT, ["N", 2])
+    if heads is not None:
+        heads.emit(g, descriptor_fp32)
     g.add_output(descriptor_fp32, contract.DESCRIPTOR, FLOAT, ["N", dim])
     if expose_activations:
         for node in g.nodes:
@@ -105,52 +106,52 @@ def _check_images(network: Network, calibration: Path | None) -> calib.ImageSet:
     return calib.synthetic_images(size)
 
 
-def _threshold(head) -> float:
-    return float(head.spec.threshold) if head is not None else 0.5
+def _threshold(heads: Heads | None) -> float:
+    return heads.threshold if heads is not None else 0.5
 
 
-def _export_float(network, out, descriptor, head, precision, dtype, external_data, progress):
-    g, dim = build_graph(network, descriptor, head, dtype)
-    meta = build_metadata(network, descriptor, dim, precision, head.spec if head else None)
+def _export_float(network, out, descriptor, heads, precision, dtype, external_data, progress):
+    g, dim = build_graph(network, descriptor, heads, dtype)
+    meta = build_metadata(network, descriptor, dim, precision, heads)
     files = write_model(g, out, meta, external_data, progress)
     return files, meta, {}
 
 
-def _export_fp32(network, out, descriptor, head, calibration, external_data, progress):
-    return _export_float(network, out, descriptor, head, "fp32", np.float32, external_data, progress)
+def _export_fp32(network, out, descriptor, heads, calibration, external_data, progress):
+    return _export_float(network, out, descriptor, heads, "fp32", np.float32, external_data, progress)
 
 
-def _reference_run(network, descriptor, head, work: Path, images: np.ndarray, progress):
+def _reference_run(network, descriptor, heads, work: Path, images: np.ndarray, progress):
     """Write the float32 twin (every ReLU exposed) and run it: (outputs, peak |activation|)."""
-    g, _ = build_graph(network, descriptor, head, np.float32, expose_activations=True)
+    g, _ = build_graph(network, descriptor, heads, np.float32, expose_activations=True)
     path = work / "fp32.onnx"
     write_model(g, path, {}, external_data=False, progress=progress)
-    outputs, peak = run_model(path, images, _output_names(head), batch_size=EXPOSED_BATCH, progress=progress)
+    outputs, peak = run_model(path, images, _output_names(heads), batch_size=EXPOSED_BATCH, progress=progress)
     return outputs, peak
 
 
-def _export_fp16(network, out, descriptor, head, calibration, external_data, progress):
+def _export_fp16(network, out, descriptor, heads, calibration, external_data, progress):
     images = _check_images(network, calibration)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
         work = Path(tmp)
-        reference, peak = _reference_run(network, descriptor, head, work, images.images, progress)
-        g, dim = build_graph(network, descriptor, head, np.float16)
+        reference, peak = _reference_run(network, descriptor, heads, work, images.images, progress)
+        g, dim = build_graph(network, descriptor, heads, np.float16)
         write_model(g, work / "fp16.onnx", {}, progress=progress)
         candidate, _ = run_model(work / "fp16.onnx", images.images, list(reference), progress=progress)
-    figures = compare(reference, candidate, "fp16", _threshold(head), images.source)
+    figures = compare(reference, candidate, "fp16", _threshold(heads), images.source)
     figures["fp32_peak_abs_activation"] = peak
     figures["fp16_max"] = FP16_MAX
     figures["fp16_overflow_risk"] = bool(peak >= FP16_MAX)
     figures["note"] = "onnxruntime CPU runs fp16 graphs through float32 casts"
     if images.skipped:
         figures["unreadable_skipped"] = images.skipped
-    g, dim = build_graph(network, descriptor, head, np.float16)
-    meta = build_metadata(network, descriptor, dim, "fp16", head.spec if head else None, figures)
+    g, dim = build_graph(network, descriptor, heads, np.float16)
+    meta = build_metadata(network, descriptor, dim, "fp16", heads, figures)
     files = write_model(g, out, meta, external_data, progress)
     return files, meta, figures
 
 
-def _export_int8(network, out, descriptor, head, calibration, external_data, progress):
+def _export_int8(network, out, descriptor, heads, calibration, external_data, progress):
     import onnx
 
     from gender_cli.export.quantize_int8 import quantize
@@ -163,17 +164,17 @@ def _export_int8(network, out, descriptor, head, calibration, external_data, pro
     images = _check_images(network, calibration)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
         work = Path(tmp)
-        g, dim = build_graph(network, descriptor, head, np.float32)
+        g, dim = build_graph(network, descriptor, heads, np.float32)
         fp32_path = work / "fp32.onnx"
         write_model(g, fp32_path, {}, progress=progress)
         head_nodes = [n.name for n in g.nodes if n.name.startswith(HEAD_PREFIX)]
         del g
-        reference, _ = run_model(fp32_path, images.images, _output_names(head), progress=progress)
+        reference, _ = run_model(fp32_path, images.images, _output_names(heads), progress=progress)
         settings = quantize(fp32_path, work / "int8.onnx", images.images, head_nodes, progress)
-        candidate, _ = run_model(work / "int8.onnx", images.images, _output_names(head), progress=progress)
-        figures = compare(reference, candidate, "int8", _threshold(head), images.source)
+        candidate, _ = run_model(work / "int8.onnx", images.images, _output_names(heads), progress=progress)
+        figures = compare(reference, candidate, "int8", _threshold(heads), images.source)
         figures["quantization"] = settings
-        baseline = input_noise_baseline(fp32_path, images.images, reference, _threshold(head), progress)
+        baseline = input_noise_baseline(fp32_path, images.images, reference, _threshold(heads), progress)
         figures["fp32_input_noise_baseline"] = baseline
         figures["noise_to_spread_over_baseline"] = (
             figures["descriptor_noise_to_spread"] / baseline["descriptor_noise_to_spread"]
@@ -182,7 +183,7 @@ def _export_int8(network, out, descriptor, head, calibration, external_data, pro
         figures["note"] = "checked on the calibration images themselves"
         if images.skipped:
             figures["unreadable_skipped"] = images.skipped
-        meta = build_metadata(network, descriptor, dim, "int8", head.spec if head else None, figures)
+        meta = build_metadata(network, descriptor, dim, "int8", heads, figures)
         quantized = from_model(onnx.load(str(work / "int8.onnx")))
         _require_loadable_opsets(quantized.opsets)
         files = write_model(quantized, out, meta, external_data, progress)
@@ -201,8 +202,8 @@ def validate_file(path: Path, files: list[Path]) -> None:
         raise GenderCliError(f"the exported graph failed onnx.checker (file removed): {exc}") from exc
 
 
-def _output_names(head) -> list[str]:
-    return [contract.DESCRIPTOR] + ([contract.PROBABILITIES] if head is not None else [])
+def _output_names(heads: Heads | None) -> list[str]:
+    return [contract.DESCRIPTOR] + (heads.outputs if heads is not None else [])
 
 
 def _require_loadable_opsets(opsets: dict[str, int]) -> None:
@@ -229,12 +230,15 @@ def export(
 ) -> ExportResult:
     """Write ``network`` (up to ``descriptor``, plus ``head``) to ``out_path``.
 
-    ``head`` is a ``gender-cli train`` run folder (head.json + head_weights.npz: the
-    built-in dense head, no TensorFlow) or a Keras model file taking the descriptor
-    (``.keras``/``.h5``: any architecture, converted with tf2onnx).
+    ``head`` is a ``gender-cli train`` run folder (its gender head, head.json +
+    head_weights.npz, and its age head, age_head.json + age_head_weights.npz, whichever
+    it holds: built-in dense heads, no TensorFlow) or a Keras model file taking the
+    descriptor (``.keras``/``.h5``: a gender head of any architecture, converted with
+    tf2onnx).
 
-    Without a head the graph is a backbone (output ``descriptor``); with one it is a
-    classifier (outputs ``probabilities`` and ``descriptor``). fp16 and int8 graphs are
+    Without a head the graph is a backbone (output ``descriptor``); with heads it is a
+    classifier (outputs ``probabilities`` for the gender head, ``age`` for the age head,
+    and ``descriptor``). fp16 and int8 graphs are
     compared with their float32 twin on the ``calibration`` images (int8: required;
     fp16: seeded synthetic images without a folder) and the figures are returned in
     ``checks`` and stored in the ``precision_check`` metadata.
@@ -246,12 +250,12 @@ def export(
     if precision not in EXPORTERS:
         raise GenderCliError(f"unknown precision {precision!r}; choose from {', '.join(EXPORTERS)}")
     contract.descriptor_spec(descriptor)
-    loaded_head = load_head(head, network, descriptor) if head is not None else None
+    heads = load_head(head, network, descriptor) if head is not None else None
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     files, meta, checks = EXPORTERS[precision](
-        network, out, descriptor, loaded_head, calibration, external_data, progress
+        network, out, descriptor, heads, calibration, external_data, progress
     )
     validate_file(out, files)
     return ExportResult(out, meta, checks, files, time.perf_counter() - started)

@@ -9,7 +9,9 @@ head prefix, so int8 keeps the head in float32 as it does the built-in one). The
 result is the same one graph with the same metadata as the built-in route.
 
 The built-in route (``head.json`` + ``head_weights.npz``, ``head_graph.py``) stays the
-default and needs no TensorFlow; this module imports TensorFlow and tf2onnx.
+default and needs no TensorFlow; this module imports TensorFlow and tf2onnx. A Keras
+file is a gender head; the age head travels through the built-in route (the run
+folder).
 
 Labels, threshold, descriptor and metrics come from a ``head.json`` beside the
 ``.keras`` file (a ``gender-cli train`` run folder holds both); a head alone gets the
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -41,6 +44,7 @@ def is_keras_head(path) -> bool:
 
 @dataclass
 class KerasHead:
+    task: ClassVar[str] = contract.GENDER_HEAD
     spec: HeadSpec
     onnx_model: object  # onnx.ModelProto: one [N, D] float input, one [N, 2] output
     source: Path

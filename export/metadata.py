@@ -1,4 +1,10 @@
-"""The ``metadata_props`` an exported graph carries, so ``classify`` needs only the file."""
+"""The ``metadata_props`` an exported graph carries, so ``classify`` needs only the file.
+
+A graph with the gender head alone carries exactly the keys it carried before the age
+head existed (no ``heads`` key: its absence means the gender head alone); any other
+set of heads is named in ``heads``, and an age head adds ``age_range`` and
+``age_metrics``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,8 @@ import json
 import numpy as np
 
 from gender_cli import __version__, contract
-from gender_cli.contract import Meta
+from gender_cli.contract import AGE_HEAD, GENDER_HEAD, Meta
 from gender_cli.convert.network import Network
-from gender_cli.head_spec import HeadSpec
 
 RESIZE = "stretch"  # what classify does by default; training descriptors used the same
 
@@ -19,10 +24,14 @@ def build_metadata(
     descriptor: str,
     descriptor_dim: int,
     precision: str,
-    head: HeadSpec | None,
+    heads,
     precision_check: dict | None = None,
 ) -> dict[str, str]:
-    standin = bool(network.standin or (head is not None and head.standin))
+    """``heads``: the loaded heads (``head_graph.Heads``), or None for a backbone."""
+    specs = {task: heads.get(task).spec for task in heads.names} if heads is not None else {}
+    head, age = specs.get(GENDER_HEAD), specs.get(AGE_HEAD)
+    standin = bool(network.standin or any(spec.standin for spec in specs.values()))
+    sha256 = next((spec.backbone_sha256 for spec in specs.values() if spec.backbone_sha256), "")
     meta = {
         Meta.LABELS: json.dumps(list(head.labels) if head else list(contract.LABELS)),
         Meta.THRESHOLD: repr(float(head.threshold)) if head else "0.5",
@@ -32,10 +41,10 @@ def build_metadata(
         Meta.DESCRIPTOR: descriptor,
         Meta.DESCRIPTOR_DIM: str(int(descriptor_dim)),
         Meta.PRECISION: precision,
-        Meta.SOURCE_SHA256: network.source_sha256 or (head.backbone_sha256 if head else ""),
+        Meta.SOURCE_SHA256: network.source_sha256 or sha256,
         Meta.STANDIN: "true" if standin else "false",
         Meta.VERSION: __version__,
-        Meta.KIND: "classifier" if head else "backbone",
+        Meta.KIND: "classifier" if specs else "backbone",
         Meta.RESIZE: RESIZE,
     }
     if network.preprocessing:
@@ -45,6 +54,12 @@ def build_metadata(
         meta[Meta.HEAD_SOURCE] = head.source
     if head is not None and head.metrics:
         meta[Meta.METRICS] = json.dumps(head.metrics)
+    if specs and list(specs) != [GENDER_HEAD]:
+        meta[Meta.HEADS] = json.dumps(list(specs))
+    if age is not None:
+        meta[Meta.AGE_RANGE] = json.dumps([int(a) for a in age.ages])
+        if age.metrics:
+            meta[Meta.AGE_METRICS] = json.dumps(age.metrics)
     if precision_check:
         meta[Meta.PRECISION_CHECK] = json.dumps(precision_check)
     return meta

@@ -4,7 +4,8 @@ Pipeline: list the files (``files``), skip those already in a resumed output, de
 in background threads (``batches``), run the ONNX graph on fixed-shape batches
 (``session``), and append each batch's rows durably (``output``). The decision rule
 is the exported one: ``labels[1]`` when ``probabilities[:, 1] >= threshold``, else
-``labels[0]``.
+``labels[0]``. Every head of the graph runs in the same pass; the columns follow
+its metadata (``ModelInfo.gender_labels``, ``ModelInfo.value_columns``: ``age``).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def classify(
         standin=info.standin,
         files=len(files) + len(unlistable),
     )
-    writer, existing = open_output(output, infer_format(output, fmt), info.labels, resume=resume)
+    writer, existing = open_output(output, infer_format(output, fmt), info.gender_labels, resume=resume,
+                                   values=info.value_columns)
     summary.truncated_bytes = existing.cut_bytes
     with writer:
         unlisted_rows = [
@@ -135,15 +137,19 @@ def classify(
             todo, batch_size, size=info.image_size, resize=resize or info.resize, workers=workers,
             fixed_shape=model.fixed_batch is not None,
         ):
-            probabilities = None
+            probabilities, labels, values = None, None, None
             if len(batch.errors) < len(batch.paths):
-                probabilities = model.run_batch(batch.images, len(batch.paths), [contract.PROBABILITIES])[contract.PROBABILITIES]
-                labels = decide(probabilities, info.labels, info.threshold)
+                outputs = model.run_batch(batch.images, len(batch.paths), info.head_outputs)
+                probabilities = outputs.get(contract.PROBABILITIES)
+                labels = decide(probabilities, info.labels, info.threshold) if probabilities is not None else None
+                values = {name: outputs[name] for name in info.value_columns}
             rows = []
             for index, path in enumerate(batch.paths):
                 error = batch.errors.get(index)
                 if error is None:
-                    rows.append(Row(str(path), labels[index], probabilities[index].tolist(), None))
+                    rows.append(Row(str(path), labels[index] if labels else None,
+                                    None if probabilities is None else probabilities[index].tolist(), None,
+                                    {name: float(v[index]) for name, v in values.items()}))
                     summary.classified += 1
                 else:
                     rows.append(Row(str(path), None, None, f"{error.category}: {error}"))

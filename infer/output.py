@@ -1,8 +1,10 @@
 """Prediction files (CSV or JSONL) that are valid at every moment, and can be resumed.
 
 Columns: ``path``, ``label``, one ``p_<label>`` per label in the model's output
-order, ``error`` (empty, or ``"category: message"``). A row for a file that failed
-has an empty label and empty probabilities (``null`` in JSONL).
+order, one column per value head (``age``, in years; ``ModelInfo.value_columns``),
+``error`` (empty, or ``"category: message"``). A graph without a gender head has no
+``label``/``p_<label>`` columns (``labels`` empty). A row for a file that failed has
+empty label, probabilities and values (``null`` in JSONL).
 
 Durability: each batch's rows are encoded first and written with one ``write`` on a
 file opened for appending, then flushed and fsync'ed. An interruption (Ctrl-C, a
@@ -30,6 +32,7 @@ STDOUT = "-"
 FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 PROBABILITY_DIGITS = 6
+VALUE_DIGITS = 2  # age in years: a hundredth of a year is under four days
 
 
 def infer_format(output: str, fmt: str | None) -> str:
@@ -39,8 +42,9 @@ def infer_format(output: str, fmt: str | None) -> str:
     return _EXTENSIONS.get(Path(output).suffix.lower(), "csv") if output != STDOUT else "csv"
 
 
-def columns(labels: Sequence[str]) -> list[str]:
-    return ["path", "label", *[f"p_{label}" for label in labels], "error"]
+def columns(labels: Sequence[str], values: Sequence[str] = ()) -> list[str]:
+    gender = ["label", *[f"p_{label}" for label in labels]] if labels else []
+    return ["path", *gender, *values, "error"]
 
 
 @dataclass
@@ -49,25 +53,30 @@ class Row:
     label: str | None
     probabilities: Sequence[float] | None
     error: str | None
+    values: dict[str, float] | None = None  # value column -> value (age in years)
 
 
-def encode_rows(rows: Iterable[Row], fmt: str, labels: Sequence[str]) -> str:
+def _numbers(row: Row, labels: Sequence[str], values: Sequence[str]) -> list[tuple[float | None, int]]:
+    """(number or None, digits) for each probability and value column of ``row``."""
+    probabilities = row.probabilities if row.probabilities is not None else [None] * len(labels)
+    cells = [(p, PROBABILITY_DIGITS) for p in probabilities] if labels else []
+    return cells + [(row.values[name] if row.values else None, VALUE_DIGITS) for name in values]
+
+
+def encode_rows(rows: Iterable[Row], fmt: str, labels: Sequence[str], values: Sequence[str] = ()) -> str:
     buffer = io.StringIO()
     if fmt == "csv":
         writer = csv.writer(buffer, lineterminator="\n")
         for row in rows:
-            probabilities = (
-                [f"{p:.{PROBABILITY_DIGITS}f}" for p in row.probabilities] if row.probabilities is not None else [""] * len(labels)
-            )
-            writer.writerow([row.path, row.label or "", *probabilities, row.error or ""])
+            label = [row.label or ""] if labels else []
+            numbers = ["" if v is None else f"{v:.{d}f}" for v, d in _numbers(row, labels, values)]
+            writer.writerow([row.path, *label, *numbers, row.error or ""])
     else:
+        names = columns(labels, values)
         for row in rows:
-            record = {"path": row.path, "label": row.label}
-            for label, index in zip(labels, range(len(labels))):
-                record[f"p_{label}"] = (
-                    round(float(row.probabilities[index]), PROBABILITY_DIGITS) if row.probabilities is not None else None
-                )
-            record["error"] = row.error
+            label = [row.label] if labels else []
+            numbers = [None if v is None else round(float(v), d) for v, d in _numbers(row, labels, values)]
+            record = dict(zip(names, [row.path, *label, *numbers, row.error]))
             buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
     return buffer.getvalue()
 
@@ -83,16 +92,17 @@ class ExistingRows:
 class PredictionWriter:
     """Appends encoded batches to a file (durably) or to stdout."""
 
-    def __init__(self, output: str, fmt: str, labels: Sequence[str], fd: int | None):
+    def __init__(self, output: str, fmt: str, labels: Sequence[str], fd: int | None, values: Sequence[str] = ()):
         self.output = output
         self.fmt = fmt
         self.labels = list(labels)
+        self.values = list(values)
         self._fd = fd
 
     def write(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        text = encode_rows(rows, self.fmt, self.labels)
+        text = encode_rows(rows, self.fmt, self.labels, self.values)
         if self._fd is None:
             _write_stdout(text)
             return
@@ -118,7 +128,7 @@ class PredictionWriter:
 
 
 def open_output(
-    output: str, fmt: str, labels: Sequence[str], resume: bool = False
+    output: str, fmt: str, labels: Sequence[str], resume: bool = False, values: Sequence[str] = ()
 ) -> tuple[PredictionWriter, ExistingRows]:
     """Open ``output`` for writing predictions.
 
@@ -128,9 +138,9 @@ def open_output(
     """
     if fmt not in FORMATS:
         raise GenderCliError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    header = columns(labels)
+    header = columns(labels, values)
     if output == STDOUT:
-        writer = PredictionWriter(output, fmt, labels, None)
+        writer = PredictionWriter(output, fmt, labels, None, values)
         if fmt == "csv":
             _write_stdout(",".join(header) + "\n")
         return writer, ExistingRows()
@@ -140,7 +150,7 @@ def open_output(
     if resume and path.is_file() and path.stat().st_size > 0:
         existing = _read_existing(path, fmt, header)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        return PredictionWriter(output, fmt, labels, fd), existing
+        return PredictionWriter(output, fmt, labels, fd, values), existing
 
     if path.parent and not path.parent.is_dir():
         if path.parent.exists():
@@ -156,7 +166,7 @@ def open_output(
         with names_file(path):
             write_all(fd, _to_bytes(buffer.getvalue()))
             os.fsync(fd)
-    return PredictionWriter(output, fmt, labels, fd), existing
+    return PredictionWriter(output, fmt, labels, fd, values), existing
 
 
 def _cut(fd: int, size: int) -> None:

@@ -69,10 +69,26 @@ class ModelInfo:
     metrics: dict | None
     resize: str
     raw: dict[str, str] = field(repr=False)
+    heads: tuple[str, ...] = ()  # contract.HEADS names, in output order; () for a backbone
 
     @property
     def image_size(self) -> tuple[int, int]:
         return self.input_size[0], self.input_size[1]
+
+    @property
+    def head_outputs(self) -> list[str]:
+        """The graph outputs of the heads (``probabilities``, ``age``), in order."""
+        return [contract.HEADS[name].output for name in self.heads]
+
+    @property
+    def gender_labels(self) -> tuple[str, ...]:
+        """The gender labels, or () when the graph has no gender head."""
+        return self.labels if contract.GENDER_HEAD in self.heads else ()
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        """Output columns beside the gender ones, one per value head (``age``)."""
+        return tuple(contract.HEADS[name].output for name in self.heads if name != contract.GENDER_HEAD)
 
 
 @dataclass
@@ -256,6 +272,7 @@ def read_model_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         input_size = tuple(int(v) for v in json.loads(raw[Meta.INPUT_SIZE]))
         mean = tuple(float(v) for v in json.loads(raw[Meta.MEAN]))
         metrics = json.loads(raw[Meta.METRICS]) if raw.get(Meta.METRICS) else None
+        heads = contract.graph_heads(raw)
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{path} has malformed gender-cli metadata: {exc}") from None
     if len(input_size) != 3 or input_size[2] != 3 or min(input_size) < 1:
@@ -272,6 +289,7 @@ def read_model_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         metrics=metrics,
         resize=raw.get(Meta.RESIZE) or "stretch",
         raw=raw,
+        heads=heads,
     )
 
 
@@ -284,9 +302,10 @@ def _check_io(session: ort.InferenceSession, info: ModelInfo, path: Path) -> Non
             + ", ".join(f"{i.name} ({i.type})" for i in inputs.values())
         )
     outputs = {o.name for o in session.get_outputs()}
-    if info.kind == "classifier" and contract.PROBABILITIES not in outputs:
-        raise ModelFileError(f"{path}: classifier without a {contract.PROBABILITIES!r} output")
-    if info.kind == "classifier" and len(info.labels) != 2:
+    for name in info.heads:
+        if contract.HEADS[name].output not in outputs:
+            raise ModelFileError(f"{path}: {name} head without a {contract.HEADS[name].output!r} output")
+    if contract.GENDER_HEAD in info.heads and len(info.labels) != 2:
         raise ModelFileError(f"{path}: expected 2 labels in metadata, found {list(info.labels)}")
 
 
@@ -298,6 +317,7 @@ def describe_model(model: LoadedModel) -> dict[str, Any]:
         "precision": model.info.precision,
         "standin": model.info.standin,
         "kind": model.info.kind,
+        "heads": list(model.info.heads),
         "descriptor": model.info.descriptor,
         "labels": list(model.info.labels),
         "threshold": model.info.threshold,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cli.convert.network import Layer, Network
-from gender_cli.head_spec import HeadSpec
+from gender_cli.head_spec import AgeHeadSpec, HeadSpec
 
 
 def save_head(run_dir: Path, descriptor: str, input_dim: int, hidden=(8,), seed=0, **spec_fields):
@@ -25,6 +25,24 @@ def save_head(run_dir: Path, descriptor: str, input_dim: int, hidden=(8,), seed=
     fields.update(spec_fields)
     HeadSpec(**fields).save(run_dir, kernels, biases)
     return run_dir, kernels, biases
+
+
+def save_age_head(run_dir: Path, descriptor: str, input_dim: int, hidden=(8,), seed=1, **spec_fields):
+    """A random age head (softmax over the ages 0-100) saved as train would save it."""
+    rng = np.random.default_rng(seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec = AgeHeadSpec(descriptor=descriptor, input_dim=input_dim, hidden=list(hidden), dropout=0.2, standin=True,
+                       metrics={"test_mae": 9.5}, **spec_fields)
+    widths = [input_dim, *hidden, len(spec.age_values())]
+    kernels = [rng.normal(0, 3 / np.sqrt(a), (a, b)).astype(np.float32) for a, b in zip(widths, widths[1:])]
+    biases = [rng.normal(0, 0.5, b).astype(np.float32) for b in widths[1:]]
+    spec.save(run_dir, kernels, biases)
+    return run_dir, kernels, biases
+
+
+def numpy_age(descriptors: np.ndarray, kernels, biases) -> np.ndarray:
+    """DEX's estimate in float64: the expected value of the softmax over the ages 0-100."""
+    return numpy_head(descriptors, kernels, biases) @ np.arange(101, dtype=np.float64)
 
 
 def numpy_head(descriptors: np.ndarray, kernels, biases) -> np.ndarray:

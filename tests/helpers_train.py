@@ -100,3 +100,47 @@ def colour_run(tmp_path_factory, network, name: str = "colour", per_class: int =
             result = train(TrainOptions(**opts), network=network)
         _RUNS[name] = (result, home, data)
     return _RUNS[name]
+
+
+AGE_PER_CLASS = 200  # 400 images: enough for the age head to learn the known answer
+
+
+def age_chain(tmp_path_factory, network) -> dict:
+    """``gender-cli train data/ && gender-cli export && gender-cli classify data/`` through
+    click on the known-answer age task (UTKFace names, ages 0-100 encoded in the
+    images), made once per test session in its own $GENDER_CLI_HOME.
+
+    Returns the folders, the run folder, the exported graph, the prediction file and
+    each verb's click result.
+    """
+    import pytest
+    from click.testing import CliRunner
+
+    from gender_cli.cli.main import cli
+    from gender_cli.synthetic import write_known_answer_age_dataset
+
+    if "age-chain" not in _RUNS:
+        base = tmp_path_factory.mktemp("age-chain")
+        data, home = base / "data", base / "home"
+        ages = write_known_answer_age_dataset(data, per_class=AGE_PER_CLASS, seed=0, size=64, suffix=".png")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("GENDER_CLI_HOME", str(home))
+            from gender_cli import workspace
+
+            network.save(workspace.network_dir())  # as 'gender-cli convert' leaves it
+            runner = CliRunner()
+            trained = runner.invoke(cli, ["train", str(data), "--epochs", "80", "--lr", "0.01", "--workers", "2",
+                                          "--device", "cpu", "--quiet"])
+            assert trained.exit_code == 0, trained.output
+            exported = runner.invoke(cli, ["export", "--quiet"])
+            assert exported.exit_code == 0, exported.output
+            predictions = base / "predictions.csv"
+            classified = runner.invoke(cli, ["classify", str(data), "-o", str(predictions), "--device", "cpu",
+                                             "--quiet"])
+            run_dir = workspace.latest_head_dir()
+        _RUNS["age-chain"] = {
+            "data": data, "home": home, "ages": ages, "run_dir": run_dir, "trained": trained,
+            "exported": exported, "classified": classified, "predictions": predictions,
+            "model": home / "models" / "classifier-fp32.onnx",
+        }
+    return _RUNS["age-chain"]

@@ -9,6 +9,7 @@ graph) and ``evaluate`` (classifier graph).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,12 +17,16 @@ from typing import Iterator
 import numpy as np
 
 
-
 @dataclass
 class BatchResult:
     indices: list[int]  # positions in the caller's path list of the decoded images
-    outputs: np.ndarray  # rows for ``indices``, in that order
+    values: dict[str, np.ndarray]  # output name -> rows for ``indices``, in that order
     failures: dict[int, tuple[str, str]]  # position -> (category, message)
+
+    @property
+    def outputs(self) -> np.ndarray:
+        """The rows of the (first) output asked for."""
+        return next(iter(self.values.values()))
 
 
 def model_image_size(loaded) -> tuple[int, int]:
@@ -36,17 +41,19 @@ def model_resize(loaded) -> str:
 def run_over_paths(
     loaded,
     paths: list[Path],
-    output: str,
+    outputs: str | Sequence[str],
     batch_size: int = 32,
     workers: int | None = None,
     progress: bool = True,
     desc: str = "images",
 ) -> Iterator[BatchResult]:
-    """Yield one :class:`BatchResult` per batch of ``paths`` (in order)."""
+    """Yield one :class:`BatchResult` per batch of ``paths`` (in order), holding the
+    graph's ``outputs`` (one name or several)."""
     from tqdm import tqdm
 
     from gender_cli.infer.batches import iter_batches
 
+    names = [outputs] if isinstance(outputs, str) else list(outputs)
     bar = tqdm(total=len(paths), unit="img", desc=desc, disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     offset = 0
@@ -62,10 +69,11 @@ def run_over_paths(
             }
             good = [i for i in range(n) if i not in batch.errors]
             if good:
-                outputs = loaded.run_batch(batch.images, n, [output])[output][good]
+                ran = loaded.run_batch(batch.images, n, names)
+                values = {name: np.asarray(ran[name][good], np.float32) for name in names}
             else:
-                outputs = np.zeros((0, 0), np.float32)
-            yield BatchResult([offset + i for i in good], np.asarray(outputs, np.float32), failures)
+                values = {name: np.zeros((0, 0), np.float32) for name in names}
+            yield BatchResult([offset + i for i in good], values, failures)
             offset += n
             bar.update(n)
     finally:

@@ -5,6 +5,12 @@ Every layout yields the same :class:`Dataset`: samples (path, label index in
 items that were skipped, each with a reason. Layouts are a registry; ``auto`` tries
 their detectors in :data:`DETECTION_ORDER`.
 
+Ages (agegender folders, UTKFace names, a manifest's ``age`` column) go through one
+check, :func:`read_age`: a number in ``contract.AGE_RANGE`` (0-100; decimals allowed in
+a manifest). A sample whose age is missing, not a number or out of range keeps its
+place (its gender is still good) and carries the problem in ``age_problem``; nothing is
+clipped, and :meth:`Dataset.age_summary` counts the problems.
+
 * ``folders``    class folders ``male/`` and ``female/`` (case-insensitive; also
   ``man/woman``, ``men/women``, ``m/f``), images anywhere below them;
 * ``agegender``  agegender_cleaned: ``combined/aligned/`` and ``combined/valid/``, each
@@ -13,7 +19,7 @@ their detectors in :data:`DETECTION_ORDER`.
   gender 0 = male, 1 = female;
 * ``csv``        a manifest ``path,gender[,split][,age]`` with a header row; paths are
   relative to the manifest's folder; gender is male/female/m/f/man/woman or 0/1
-  (0 = male, 1 = female, as in UTKFace); split is train/val/test.
+  (0 = male, 1 = female, as in UTKFace); split is train/val/test; age is in years.
 
 Files that cannot be decoded are not found here (that would mean decoding everything
 twice); descriptor extraction reports them.
@@ -28,7 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from gender_cli.contract import LABELS
+import numpy as np
+
+from gender_cli.contract import AGE_RANGE, LABELS
 from gender_cli.errors import GenderCliError
 from gender_cli.infer.files import list_image_files
 
@@ -53,14 +61,25 @@ UTKFACE_NAME = re.compile(
 )
 UTKFACE_PREFIX = re.compile(r"^\d{1,3}_\d+_")
 
+# why a sample's age cannot train or score the age head (Sample.age_problem)
+AGE_MISSING = "no age"
+AGE_NOT_A_NUMBER = "age is not a number"
+AGE_OUT_OF_RANGE = "age outside {}-{}".format(*AGE_RANGE)
+AGE_EXAMPLES = 3  # file names kept per problem for messages
+
 
 @dataclass
 class Sample:
     path: Path
     label: int  # index into contract.LABELS
     split: str | None = None  # fixed by the layout (manifest column, agegender pool)
-    age: int | None = None
+    age: float | None = None  # years, as given (also when out of range; None when missing or unreadable)
     pool: str | None = None  # agegender: "aligned" or "valid" (splits only with --agegender-split)
+    age_problem: str | None = AGE_MISSING  # None when ``age`` is usable; else AGE_* above
+
+    @property
+    def has_age(self) -> bool:
+        return self.age_problem is None
 
 
 @dataclass
@@ -83,6 +102,9 @@ class Dataset:
     def skipped_reasons(self) -> dict[str, int]:
         return dict(Counter(s.reason for s in self.skipped))
 
+    def age_summary(self) -> dict:
+        return age_summary(self.samples)
+
     def summary(self) -> dict:
         return {
             "root": str(self.root),
@@ -91,7 +113,41 @@ class Dataset:
             "classes": self.class_counts(),
             "skipped": len(self.skipped),
             "skipped_reasons": self.skipped_reasons(),
+            "ages": self.age_summary(),
         }
+
+
+def age_summary(samples: list[Sample]) -> dict:
+    """How many ``samples`` have a usable age, and why the others have none."""
+    problems: dict[str, dict] = {}
+    for sample in samples:
+        if sample.age_problem is not None:
+            entry = problems.setdefault(sample.age_problem, {"count": 0, "examples": []})
+            entry["count"] += 1
+            if len(entry["examples"]) < AGE_EXAMPLES:
+                value = "" if sample.age is None else f" ({sample.age:g})"
+                entry["examples"].append(f"{Path(sample.path).name}{value}")
+    return {"with_age": sum(s.has_age for s in samples), "without_age": problems}
+
+
+def read_age(text) -> tuple[float | None, str | None]:
+    """(age, problem) for an age as given: problem None when usable, else an AGE_* reason.
+
+    An out-of-range age is returned with its problem (reported, never clipped).
+    """
+    text = "" if text is None else str(text).strip()
+    if not text:
+        return None, AGE_MISSING
+    try:
+        age = float(text)
+    except ValueError:
+        return None, AGE_NOT_A_NUMBER
+    if not np.isfinite(age):
+        return None, AGE_NOT_A_NUMBER
+    age = int(age) if age.is_integer() else age
+    if not AGE_RANGE[0] <= age <= AGE_RANGE[1]:
+        return age, AGE_OUT_OF_RANGE
+    return age, None
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -172,11 +228,11 @@ def _read_agegender(root: Path) -> Dataset:
             if not match:
                 ds.skipped.append(Skipped(str(sub), "folder name is not <age>_<F|M>"))
                 continue
-            age, sex = int(match.group(1)), match.group(2).upper()
-            label = 0 if sex == "M" else 1
+            age, problem = read_age(match.group(1))
+            label = 0 if match.group(2).upper() == "M" else 1
             for path in _walk_files(sub):
                 if _is_image_name(path):
-                    ds.samples.append(Sample(path, label, split=None, age=age, pool=pool))
+                    ds.samples.append(Sample(path, label, split=None, age=age, pool=pool, age_problem=problem))
                 else:
                     ds.skipped.append(Skipped(str(path), "not an image file name"))
     return ds
@@ -213,7 +269,8 @@ def _read_utkface(root: Path) -> Dataset:
             ds.skipped.append(Skipped(str(path), parsed))
         else:
             age, label = parsed
-            ds.samples.append(Sample(path, label, age=age))
+            age, problem = read_age(age)
+            ds.samples.append(Sample(path, label, age=age, age_problem=problem))
     return ds
 
 
@@ -276,11 +333,11 @@ def _read_csv_row(ds: Dataset, manifest: Path, line: int, row: dict, columns: di
         if split is None:
             ds.skipped.append(Skipped(str(path), f"split {value('split')!r} is not train/val/test"))
             return
-    age = int(value("age")) if value("age").isdigit() else None
+    age, problem = read_age(value("age"))
     if not path.is_file():
         ds.skipped.append(Skipped(str(path), "no such file"))
         return
-    ds.samples.append(Sample(path, label, split=split, age=age))
+    ds.samples.append(Sample(path, label, split=split, age=age, age_problem=problem))
 
 
 # -- registry --------------------------------------------------------------------------
@@ -300,7 +357,7 @@ LAYOUTS = {
                "agegender_cleaned: combined/{aligned,valid}/<NN>_<F|M>/"),
         Layout("utkface", _detect_utkface, _read_utkface,
                "UTKFace names <age>_<gender>_<race>_<datetime>.jpg (0 male, 1 female)"),
-        Layout("csv", _detect_csv, _read_csv, "manifest path,gender[,split] (0 male, 1 female)"),
+        Layout("csv", _detect_csv, _read_csv, "manifest path,gender[,split][,age] (0 male, 1 female)"),
     )
 }
 # The most specific structure wins: a folder tree is a stronger signal than a stray CSV,

@@ -2,7 +2,9 @@
 
 The classifier runs through onnxruntime (no TensorFlow) and uses its own decision
 threshold from the model metadata, so variants and data sets can be compared on equal
-terms. Writes the same metrics, predictions and figures as a training run.
+terms. Writes the same metrics, predictions and figures as a training run: the gender
+head's, and the age head's when the graph has one and the data has ages (images
+without a usable age are counted by reason and left out of the age metrics).
 
 Which images: with ``splits_file`` (a run's ``splits.csv``) the test split of that
 run (``split="all"``: every listed image); else the data's own split column
@@ -18,13 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from gender_cli import workspace
-from gender_cli.contract import LABELS, PROBABILITIES, STANDIN_WARNING
+from gender_cli.contract import AGE, AGE_HEAD, GENDER_HEAD, HEADS, LABELS, PROBABILITIES, STANDIN_WARNING
 from gender_cli.errors import GenderCliError, ModelFileError
 from gender_cli.train.batch_runner import run_over_paths
-from gender_cli.train.datasets import load_dataset
+from gender_cli.train.datasets import age_summary, load_dataset
 from gender_cli.atomic import write_json_atomically
-from gender_cli.train.report import METRICS_FILE, REPORT_FILE, Predictions, metrics_table, write_evaluation, write_report
+from gender_cli.train.report import (
+    METRICS_FILE, PREDICTIONS_FILE, REPORT_FILE, Predictions, age_metrics_table, metrics_table,
+    write_age_evaluation, write_evaluation, write_report,
+)
 from gender_cli.train.splits import read_splits
+from gender_cli.train.tasks import describe_missing_ages
 
 EVAL_SPLITS = ("test", "all")
 
@@ -33,7 +39,7 @@ EVAL_SPLITS = ("test", "all")
 class EvaluateResult:
     out_dir: Path
     model_path: Path
-    metrics: dict
+    metrics: dict | None  # gender head; None when the graph has none
     files: dict[str, Path]
     unreadable: list[dict]
     standin: bool
@@ -41,6 +47,7 @@ class EvaluateResult:
     images_per_second: float | None
     providers: list[str]
     notice: str | None
+    age: dict | None = None  # age head: metrics (None when the data has no usable age), images without one
 
 
 def default_out_dir(model_path: Path) -> Path:
@@ -102,22 +109,26 @@ def evaluate(
     info = loaded.info
     if getattr(info, "kind", "classifier") not in ("classifier", None, ""):
         raise ModelFileError(f"{model_path} is a {info.kind} graph, not a classifier (no '{PROBABILITIES}' output)")
+    gender, age = GENDER_HEAD in info.heads, AGE_HEAD in info.heads
     model_labels = tuple(info.labels) if info.labels else LABELS
-    if tuple(model_labels) != LABELS:
+    if gender and tuple(model_labels) != LABELS:
         raise ModelFileError(f"{model_path} has labels {list(model_labels)}; expected {list(LABELS)}")
     threshold = float(info.threshold)
     standin = bool(info.standin)
 
-    paths = [dataset.samples[i].path for i in indices]
-    labels = np.array([dataset.samples[i].label for i in indices], int)
-    probabilities = np.zeros((len(paths), 2), np.float32)
+    samples = [dataset.samples[i] for i in indices]
+    paths = [s.path for s in samples]
+    labels = np.array([s.label for s in samples], int)
+    true_ages = np.array([s.age if s.has_age else np.nan for s in samples], float)
+    found = {HEADS[name].output: np.zeros((len(paths), *HEADS[name].shape[1:]), np.float32) for name in info.heads}
     ok = np.zeros(len(paths), bool)
     unreadable = []
     started = time.perf_counter()
-    for result in run_over_paths(loaded, paths, PROBABILITIES, batch_size, workers, progress,
+    for result in run_over_paths(loaded, paths, info.head_outputs, batch_size, workers, progress,
                                  desc=f"evaluate {model_path.name}"):
         if result.indices:
-            probabilities[result.indices] = result.outputs
+            for name, values in result.values.items():
+                found[name][result.indices] = values
             ok[result.indices] = True
         for i, (category, message) in result.failures.items():
             unreadable.append({"path": str(paths[i]), "category": category, "message": message})
@@ -128,35 +139,60 @@ def evaluate(
     out_dir = Path(out_dir) if out_dir else default_out_dir(model_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     keep = np.flatnonzero(ok)
-    preds = Predictions([paths[i] for i in keep], labels[keep], probabilities[keep], [split_names[i] for i in keep])
+    preds = Predictions([paths[i] for i in keep], labels[keep],
+                        found[PROBABILITIES][keep] if gender else None, [split_names[i] for i in keep],
+                        true_ages[keep], found[AGE][keep] if age else None)
     shown_as = "test" if set(preds.splits) == {"test"} else "all"
-    evaluation = write_evaluation(out_dir, preds, threshold, "all", standin, title_split=shown_as)
-    files = dict(evaluation["files"])
+    files = {"predictions": preds.write_csv(out_dir / PREDICTIONS_FILE, threshold if gender else None)}
     metrics = {
         "model": str(model_path),
         "precision": info.precision,
+        "heads": list(info.heads),
         "standin": standin,
         **({"warning": STANDIN_WARNING} if standin else {}),
         "data": dataset.summary(),
         "selection": selection,
-        "threshold": {"value": threshold, "source": "model metadata"},
-        "test": evaluation["metrics"],
+    }
+    sections = []
+    gender_metrics = age_result = None
+    if gender:
+        evaluation = write_evaluation(out_dir, preds, threshold, "all", standin, title_split=shown_as)
+        files.update(evaluation["files"])
+        gender_metrics = evaluation["metrics"]
+        metrics["threshold"] = {"value": threshold, "source": "model metadata"}
+        metrics["test"] = gender_metrics
+        sections.append(("Metrics", metrics_table(gender_metrics)))
+    if age:
+        ages = age_summary([samples[i] for i in keep])
+        age_result = {"metrics": None, "images_with_age": ages["with_age"], "without_age": ages["without_age"]}
+        lines = [f"- images with a usable age: {ages['with_age']} of {len(keep)}"
+                 + (f"; left out: {describe_missing_ages(ages)}" if ages["without_age"] else "")]
+        if ages["with_age"]:
+            evaluation = write_age_evaluation(out_dir, preds, "all", standin, title_split=shown_as)
+            files.update(evaluation["files"])
+            age_result["metrics"] = evaluation["metrics"]
+            lines += ["", *age_metrics_table({shown_as: evaluation["metrics"]})]
+        metrics["age"] = {shown_as: age_result["metrics"], "images_with_age": ages["with_age"],
+                          "without_age": ages["without_age"]}
+        sections.append(("Age metrics", lines))
+    metrics.update({
         "unreadable": unreadable,
         "images_per_second": round(int(ok.sum()) / seconds, 1) if seconds > 0 else None,
         "providers": list(loaded.providers),
-    }
+    })
     files["metrics"] = write_json_atomically(out_dir / METRICS_FILE, metrics)
+    threshold_note = f", threshold {threshold:.4f} from metadata" if gender else ""
     files["report"] = write_report(
         out_dir / REPORT_FILE, f"Evaluation of {model_path.name}",
         [("Model and data", [
-            f"- model: `{model_path}` (precision {info.precision}, threshold {threshold:.4f} from metadata)",
+            f"- model: `{model_path}` (precision {info.precision}, heads {', '.join(info.heads)}{threshold_note})",
             f"- data: `{dataset.root}` (layout {dataset.layout}); evaluated: {selection}",
             f"- images evaluated: {int(ok.sum())}; unreadable: {len(unreadable)}; "
             f"skipped while reading: {len(dataset.skipped)}",
-        ]), ("Metrics", metrics_table(evaluation["metrics"])),
+        ]), *sections,
          ("Files", [f"- {name}: `{Path(p).name}`" for name, p in files.items()])],
         standin,
     )
-    return EvaluateResult(out_dir, model_path, evaluation["metrics"], files, unreadable, standin,
+    return EvaluateResult(out_dir, model_path, gender_metrics, files, unreadable, standin,
                           str(info.precision), metrics["images_per_second"], list(loaded.providers),
-                          loaded.notice)
+                          loaded.notice, age_result)

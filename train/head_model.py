@@ -66,7 +66,7 @@ def class_weights(y: np.ndarray, n_classes: int = 2) -> dict[int, float]:
     return {c: float(len(y) / (n_classes * counts[c])) if counts[c] else 0.0 for c in range(n_classes)}
 
 
-def build_head(input_dim: int, hidden: list[int], dropout: float, n_classes: int = 2):
+def build_head(input_dim: int, hidden: list[int], dropout: float, n_classes: int = 2, name: str = "gender_head"):
     keras = import_keras()
 
     inputs = keras.Input((input_dim,), name="descriptor")
@@ -76,12 +76,17 @@ def build_head(input_dim: int, hidden: list[int], dropout: float, n_classes: int
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name=f"dense_{len(hidden)}")(x)
-    return keras.Model(inputs, outputs, name="gender_head")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def save_keras_head(path, spec, kernels, biases):
     """The saved head (a HeadSpec, taking raw descriptors) as a Keras model file."""
     model = build_head(spec.input_dim, spec.hidden, spec.dropout, len(spec.labels))
+    return save_keras_model(path, model, kernels, biases)
+
+
+def save_keras_model(path, model, kernels, biases):
+    """Set ``model``'s Dense layers (in order) to ``kernels``/``biases`` and save it."""
     dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
     for layer, kernel, bias in zip(dense, kernels, biases):
         layer.set_weights([kernel, bias])
@@ -130,19 +135,37 @@ def train_head(
     keras = import_keras()
 
     seed_everything(config.seed)
-    standardizer = Standardizer.fit(x_train)
     model = build_head(x_train.shape[1], list(config.hidden), config.dropout)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    return fit_head(model, x_train, np.asarray(y_train, np.int64), x_val, np.asarray(y_val, np.int64), config,
+                    class_weight=class_weights(y_train), on_epoch=on_epoch)
+
+
+def fit_head(
+    model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    config: HeadConfig,
+    monitor: str = "val_loss",
+    class_weight: dict | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> TrainedHead:
+    """Fit a compiled head on standardised descriptors: early stopping on ``monitor``, a
+    figure to minimise (best weights kept), learning rate halved when it stalls."""
+    keras = import_keras()
+
+    standardizer = Standardizer.fit(x_train)
     callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
-        ),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.patience,
+                                      restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=max(1, config.patience // 2), min_lr=1e-6
+            monitor=monitor, mode="min", factor=0.5, patience=max(1, config.patience // 2), min_lr=1e-6
         ),
     ]
     if on_epoch is not None:
@@ -150,23 +173,23 @@ def train_head(
     with native_stderr_silenced():  # TF logs a harmless NodeDef error on the first fit
         fit = model.fit(
             standardizer.apply(x_train),
-            np.asarray(y_train, np.int64),
-            validation_data=(standardizer.apply(x_val), np.asarray(y_val, np.int64)),
+            y_train,
+            validation_data=(standardizer.apply(x_val), y_val),
             epochs=config.epochs,
             batch_size=config.batch_size,
-            class_weight=class_weights(y_train),
+            class_weight=class_weight,
             callbacks=callbacks,
             shuffle=True,
             verbose=0,
         )
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    val_loss = history.get("val_loss", [0.0])
+    watched = history.get(monitor, [0.0])
     return TrainedHead(
         model=model,
         standardizer=standardizer,
         history=history,
-        best_epoch=int(np.argmin(val_loss)) + 1,
-        epochs_run=len(val_loss),
+        best_epoch=int(np.argmin(watched)) + 1,
+        epochs_run=len(watched),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from gender_cli.atomic import names_file
-from gender_cli.contract import LABELS
+from gender_cli.contract import AGE_RANGE, LABELS
 
 STANDIN_TITLE = "STAND-IN backbone weights"
 GRID_SIZE = 112  # thumbnail side in pixels
@@ -40,11 +40,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_history(history: dict, path: Path, best_epoch: int | None = None, standin: bool = False) -> Path:
-    """Loss and accuracy per epoch, training and validation."""
+def plot_history(history: dict, path: Path, best_epoch: int | None = None, standin: bool = False,
+                 metrics: tuple[str, str] = ("loss", "accuracy"), title: str = "Training curves") -> Path:
+    """Loss and one more figure (``metrics``) per epoch, training and validation."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, metrics):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
             if key in history:
                 epochs = np.arange(1, len(history[key]) + 1)
@@ -52,10 +53,10 @@ def plot_history(history: dict, path: Path, best_epoch: int | None = None, stand
         if best_epoch:
             ax.axvline(best_epoch, color="grey", linewidth=0.8, label=f"kept (epoch {best_epoch})")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(metric.replace("_", " "))
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(_title("Training curves", standin))
+    fig.suptitle(_title(title, standin))
     return _save(fig, path)
 
 
@@ -121,4 +122,53 @@ def plot_grid(items: list[dict], path: Path, title: str, standin: bool = False, 
             fontsize=8, color="red" if wrong else "black",
         )
     fig.suptitle(_title(title, standin))
+    return _save(fig, path)
+
+
+def plot_age_scatter(true_age, predicted_age, path: Path, standin: bool = False, split: str = "test") -> Path:
+    """Estimated against true age, one dot per image, with the diagonal of perfect estimates."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(AGE_RANGE, AGE_RANGE, ":", color="grey", label="estimate = truth")
+    ax.scatter(true_age, predicted_age, s=10, alpha=0.6, label=f"{len(true_age)} images")
+    ax.set_xlim(*AGE_RANGE)
+    ax.set_ylim(*AGE_RANGE)
+    ax.set_xlabel("true age (years)")
+    ax.set_ylabel("estimated age (years)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    ax.set_title(_title(f"Age estimates ({split} images)", standin))
+    return _save(fig, path)
+
+
+def plot_age_errors(errors, path: Path, cs_years: int, standin: bool = False, split: str = "test") -> Path:
+    """Histogram of estimate - truth in years, the +-``cs_years`` window marked."""
+    plt = _pyplot()
+    errors = np.asarray(errors, np.float64)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    limit = max(cs_years * 2, float(np.ceil(np.abs(errors).max()))) if len(errors) else cs_years * 2
+    ax.hist(errors, bins=np.linspace(-limit, limit, 41))
+    for x in (-cs_years, cs_years):
+        ax.axvline(x, color="red", linewidth=0.8)
+    ax.set_xlabel(f"estimated - true age (years); red: +-{cs_years}")
+    ax.set_ylabel("images")
+    ax.grid(alpha=0.3)
+    ax.set_title(_title(f"Age errors ({split} images)", standin))
+    return _save(fig, path)
+
+
+def plot_age_bands(bands: dict, path: Path, standin: bool = False, split: str = "test") -> Path:
+    """MAE per band of the true age, each bar captioned with its image count."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = list(bands)
+    values = [bands[n]["mae"] or 0.0 for n in names]
+    bars = ax.bar(names, values)
+    for bar, name in zip(bars, names):
+        caption = f"n={bands[name]['n']}" if bands[name]["mae"] is not None else "no images"
+        ax.annotate(caption, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
+    ax.set_xlabel("true age (years)")
+    ax.set_ylabel("mean absolute error (years)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(_title(f"Age MAE per band ({split} images)", standin))
     return _save(fig, path)

@@ -1,9 +1,11 @@
 """Turn predictions into the files of a run or an evaluation.
 
-``write_evaluation`` computes metrics on one split, draws the figures and writes
-``predictions.csv``; ``write_report`` renders ``report.md`` from plain data;
-Shared by ``train`` and ``evaluate`` so both
-produce the same metrics and plots.
+``Predictions.write_csv`` writes ``predictions.csv`` (gender columns when there are
+gender predictions, age columns when there are age estimates); ``write_evaluation``
+computes the gender metrics on one split and draws their figures;
+``write_age_evaluation`` does the same for the age head; ``write_report`` renders
+``report.md`` from plain data. Shared by ``train`` and ``evaluate`` so both produce
+the same metrics and plots.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from gender_cli.atomic import names_file
 from gender_cli.contract import LABELS, STANDIN_WARNING
 from gender_cli.train import plots
+from gender_cli.train.age_metrics import AGE_BANDS, CS_YEARS, age_metrics
 from gender_cli.train.metrics import classification_metrics, roc_curve
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -30,23 +33,51 @@ PLOT_FILES = {
     "grid": "predictions_grid.png",
     "wrong": "wrong_predictions_grid.png",
 }
+AGE_PLOT_FILES = {
+    "age_history": "age_training_curves.png",
+    "age_scatter": "age_scatter.png",
+    "age_errors": "age_error_histogram.png",
+    "age_bands": "age_mae_by_band.png",
+}
+AGE_DIGITS = 2  # years in predictions.csv
 
 
 @dataclass
 class Predictions:
     paths: list[Path]
     labels: np.ndarray  # true label index
-    probabilities: np.ndarray  # (N, 2)
+    probabilities: np.ndarray | None  # (N, 2); None without a gender head
     splits: list[str]
+    true_ages: np.ndarray | None = None  # (N,) years, NaN where the image has no usable age
+    predicted_ages: np.ndarray | None = None  # (N,) years; None without an age head
 
-    def write_csv(self, path: Path, threshold: float) -> Path:
-        predicted = (self.probabilities[:, 1] >= threshold).astype(int)
+    def write_csv(self, path: Path, threshold: float | None) -> Path:
+        """``path``, the gender columns ``true,predicted,p_male,p_female`` and the age
+        columns ``true_age,predicted_age`` (true_age empty when unknown), ``split``."""
+        header = ["path"]
+        if self.probabilities is not None:
+            header += ["true", "predicted", *(f"p_{label}" for label in LABELS)]
+        if self.predicted_ages is not None:
+            header += ["true_age", "predicted_age"]
         with names_file(path), Path(path).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["path", "true", "predicted", "p_male", "p_female", "split"])
-            for p, t, y, prob, s in zip(self.paths, self.labels, predicted, self.probabilities, self.splits):
-                writer.writerow([str(p), LABELS[t], LABELS[y], f"{prob[0]:.6f}", f"{prob[1]:.6f}", s])
+            writer.writerow([*header, "split"])
+            for i, p in enumerate(self.paths):
+                row = [str(p)]
+                if self.probabilities is not None:
+                    prob = self.probabilities[i]
+                    row += [LABELS[self.labels[i]], LABELS[int(prob[1] >= threshold)], *(f"{v:.6f}" for v in prob)]
+                if self.predicted_ages is not None:
+                    true_age = self.true_ages[i] if self.true_ages is not None else np.nan
+                    row += ["" if np.isnan(true_age) else f"{true_age:g}", f"{self.predicted_ages[i]:.{AGE_DIGITS}f}"]
+                writer.writerow([*row, self.splits[i]])
         return Path(path)
+
+    def aged(self, split: str | None) -> np.ndarray:
+        """Rows of ``split`` whose true age is known (and that have an estimate)."""
+        if self.predicted_ages is None or self.true_ages is None:
+            return np.zeros(len(self.paths), bool)
+        return self.select(split) & ~np.isnan(self.true_ages)
 
     def select(self, split: str | None) -> np.ndarray:
         if split is None or split == "all":
@@ -80,7 +111,7 @@ def write_evaluation(
     ``{"metrics": ..., "files": {name: path}}``."""
     out_dir = Path(out_dir)
     shown_as = title_split or split
-    files: dict[str, Path] = {"predictions": preds.write_csv(out_dir / PREDICTIONS_FILE, threshold)}
+    files: dict[str, Path] = {}
     rows = np.flatnonzero(preds.select(split))
     y_true = preds.labels[rows]
     p_female = preds.probabilities[rows, 1]
@@ -110,6 +141,41 @@ def write_evaluation(
         f"{int((predicted != y_true).sum())} in all)", standin,
     )
     return {"metrics": metrics, "files": files}
+
+
+def write_age_evaluation(
+    out_dir: Path,
+    preds: Predictions,
+    split: str = "test",
+    standin: bool = False,
+    history: dict | None = None,
+    best_epoch: int | None = None,
+    title_split: str | None = None,
+) -> dict:
+    """Age metrics on the images of ``split`` with a known age, and the age figures;
+    returns ``{"metrics": ..., "files": {name: path}}``."""
+    out_dir = Path(out_dir)
+    shown_as = title_split or split
+    rows = preds.aged(split)
+    true_age, predicted = preds.true_ages[rows], preds.predicted_ages[rows]
+    metrics = age_metrics(true_age, predicted)
+    files: dict[str, Path] = {}
+    if history:
+        files["age_history"] = plots.plot_history(
+            history, out_dir / AGE_PLOT_FILES["age_history"], best_epoch, standin,
+            metrics=("loss", "mae_years"), title="Age head training curves")
+    files["age_scatter"] = plots.plot_age_scatter(true_age, predicted, out_dir / AGE_PLOT_FILES["age_scatter"],
+                                                  standin, shown_as)
+    files["age_errors"] = plots.plot_age_errors(predicted - true_age, out_dir / AGE_PLOT_FILES["age_errors"],
+                                                CS_YEARS, standin, shown_as)
+    files["age_bands"] = plots.plot_age_bands(metrics["mae_by_band"], out_dir / AGE_PLOT_FILES["age_bands"],
+                                              standin, shown_as)
+    return {"metrics": metrics, "files": files}
+
+
+def age_metrics_by_split(preds: Predictions, splits=("test", "val", "train")) -> dict:
+    return {name: age_metrics(preds.true_ages[preds.aged(name)], preds.predicted_ages[preds.aged(name)])
+            for name in splits if preds.aged(name).any()}
 
 
 def _spread_by_class(rows: np.ndarray, labels: np.ndarray, limit: int) -> np.ndarray:
@@ -163,6 +229,27 @@ def metrics_table(metrics: dict) -> list[str]:
               "|---" * (len(labels) + 1) + "|"]
     for name, row in zip(labels, cm["rows_true_cols_predicted"]):
         lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    return lines
+
+
+def age_metrics_table(by_split: dict) -> list[str]:
+    """One row per split: n, MAE, RMSE, CS(5), mean error and MAE per band (years)."""
+    bands = [name for name, _, _ in AGE_BANDS]
+    lines = [
+        f"| split | images | MAE | RMSE | CS({CS_YEARS}) | mean error | "
+        + " | ".join(f"MAE {b}" for b in bands) + " |",
+        "|---" * (6 + len(bands)) + "|",
+    ]
+    for split, m in by_split.items():
+        per_band = [
+            f"{_fmt(m['mae_by_band'][b]['mae'])} ({m['mae_by_band'][b]['n']})" for b in bands
+        ]
+        lines.append(
+            f"| {split} | {m['n']} | {_fmt(m['mae'])} | {_fmt(m['rmse'])} | {_fmt(m[f'cs{CS_YEARS}'])} "
+            f"| {_fmt(m['mean_error'])} | " + " | ".join(per_band) + " |"
+        )
+    lines += ["", f"Years; CS({CS_YEARS}) is the share of images within {CS_YEARS} years; mean error > 0 "
+              "means estimates too old; each band's image count in brackets."]
     return lines
 
 

@@ -1,20 +1,27 @@
-"""One training run, start to finish: data -> splits -> descriptors -> head -> metrics -> export.
+"""One training run, start to finish: data -> splits -> descriptors -> heads -> metrics -> export.
 
-``train(TrainOptions(...))`` writes into the run folder::
+``train(TrainOptions(...))`` fits the heads of the task (``tasks.plan_task``: the
+gender head, the age head or both) on the same cached descriptors and the same seeded
+splits, and writes into the run folder::
 
     splits.csv            path,label,split (reuse with --splits)
-    head.json, head_weights.npz   the head as plain data (HeadSpec; export reads these)
+    head.json, head_weights.npz   the gender head as plain data (HeadSpec; export reads these)
     head.keras            the same head as a Keras model taking raw descriptors
-    history.json          per-epoch loss/accuracy (training and validation)
+    age_head.json, age_head_weights.npz, age_head.keras   the age head, likewise (AgeHeadSpec)
+    history.json, age_history.json   per-epoch curves of each head
     config.json           every option, data summary, versions, backbone sha256, stand-in flag
-    metrics.json          test (and val/train) metrics, threshold, unreadable images
-    predictions.csv       path,true,predicted,p_male,p_female,split for every used image
+    metrics.json          test (and val/train) metrics of each head, threshold, unreadable
+                          images, images without a usable age
+    predictions.csv       path,true,predicted,p_male,p_female,true_age,predicted_age,split
+                          (the columns of the heads trained) for every used image
     report.md             the above, readable
-    *.png                 training curves, ROC, confusion matrix, prediction grids
+    *.png                 training curves, ROC, confusion matrix, prediction grids; age:
+                          estimate vs truth, error histogram, MAE per band
 
-and then exports the fp32 classifier to ``workspace.classifier_path("fp32")`` so that
-``gender-cli classify`` works at once. Returns a :class:`TrainResult`; prints nothing
-(``log`` receives one-line status messages).
+and then exports the fp32 classifier (one graph, every head) to
+``workspace.classifier_path("fp32")`` so that ``gender-cli classify`` works at once.
+Returns a :class:`TrainResult`; prints nothing (``log`` receives one-line status
+messages).
 """
 
 from __future__ import annotations
@@ -28,22 +35,27 @@ from typing import Callable
 import numpy as np
 
 from gender_cli import __version__, workspace
-from gender_cli.contract import LABELS, STANDIN_WARNING, descriptor_spec
+from gender_cli.atomic import write_json_atomically
+from gender_cli.contract import AGE, LABELS, PROBABILITIES, STANDIN_WARNING, descriptor_spec
 from gender_cli.errors import GenderCliError
-from gender_cli.head_spec import HeadSpec
+from gender_cli.head_spec import AgeHeadSpec, HeadSpec
 from gender_cli.tf_quiet import import_keras
+from gender_cli.train.age_head import AgeHeadConfig, age_estimates, save_keras_age_head, train_age_head
 from gender_cli.train.datasets import SPLITS, load_dataset
 from gender_cli.train.descriptors import DescriptorResult, extract_descriptors
 from gender_cli.train.head_model import HeadConfig, head_probabilities, save_keras_head, train_head
 from gender_cli.train.metrics import choose_threshold, classification_metrics
-from gender_cli.atomic import write_json_atomically
 from gender_cli.train.report import (
-    METRICS_FILE, REPORT_FILE, Predictions, metrics_table, write_evaluation, write_report,
+    METRICS_FILE, PREDICTIONS_FILE, REPORT_FILE, Predictions, age_metrics_by_split, write_age_evaluation,
+    write_evaluation, write_report,
 )
+from gender_cli.train.run_report import report_sections
 from gender_cli.train.splits import DEFAULT_FRACTIONS, SPLITS_FILE, plan_splits, write_splits
+from gender_cli.train.tasks import AUTO, TaskPlan, describe_missing_ages, plan_task
 
 EXPORT_CHECK_IMAGES = 32
 LIST_UNREADABLE = 10  # printed one per line; metrics.json lists them all
+AGE_DEFAULTS = AgeHeadConfig()
 
 
 @dataclass
@@ -53,6 +65,7 @@ class TrainOptions:
     weights: str | None = None  # converted folder or weights file; default: the workspace's converted model
     layout: str = "auto"
     descriptor: str = "relu7"
+    task: str = AUTO  # tasks.TASK_CHOICES
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     agegender_split: bool = False
     splits_file: Path | None = None
@@ -61,6 +74,9 @@ class TrainOptions:
     head_batch: int = 32  # descriptors per training step of the head
     hidden: list[int] = field(default_factory=lambda: [16, 16])
     dropout: float = 0.4
+    age_hidden: list[int] = field(default_factory=lambda: list(AGE_DEFAULTS.hidden))
+    age_dropout: float = AGE_DEFAULTS.dropout
+    age_loss: str = AGE_DEFAULTS.loss
     learning_rate: float = 1e-3
     patience: int = 10
     extract_batch: int = 32
@@ -73,13 +89,17 @@ class TrainOptions:
         return HeadConfig(list(self.hidden), self.dropout, self.epochs, self.head_batch,
                           self.learning_rate, self.patience, self.seed)
 
+    def age_head_config(self) -> AgeHeadConfig:
+        return AgeHeadConfig(list(self.age_hidden), self.age_dropout, self.epochs, self.head_batch,
+                             self.learning_rate, self.patience, self.seed, loss=self.age_loss)
+
 
 @dataclass
 class TrainResult:
     run_dir: Path
     files: dict[str, Path]
-    metrics: dict  # test split
-    threshold: float
+    metrics: dict | None  # gender head, test split; None without a gender head
+    threshold: float | None
     dataset: dict
     split_counts: dict
     unreadable: list[dict]
@@ -87,9 +107,11 @@ class TrainResult:
     classifier_path: Path | None
     export_check: dict | None
     standin: bool
-    best_epoch: int
-    epochs_run: int
+    best_epoch: int | None
+    epochs_run: int | None
     seconds: float
+    task: str = "gender"
+    age: dict | None = None  # age head: test metrics, epochs, images without a usable age
 
 
 def _versions() -> dict:
@@ -126,20 +148,29 @@ def train(
     for reason, n in dataset.skipped_reasons().items():
         examples = [Path(s.path).name for s in dataset.skipped if s.reason == reason][:3]
         say(f"skipped {n}: {reason} (e.g. {', '.join(examples)})")
+    task = plan_task(options.task, dataset)
+    say(f"task: {task.task} ({task.reason})")
+    if task.ages["without_age"] and (task.age or task.ages["with_age"]):
+        say(f"ages: {task.ages['with_age']} of {len(dataset.samples)} images have a usable age"
+            + ("; the age head leaves out " if task.age else "; without one: ")
+            + describe_missing_ages(task.ages))
     plan = plan_splits(dataset, options.fractions, options.seed, options.agegender_split, options.splits_file)
     for note in plan.notes:
         say(f"splits: {note}")
-    # the same check runs again after extraction (unreadable images drop out); failing
+    # the same checks run again after extraction (unreadable images drop out); failing
     # here first spares the extraction and leaves no half-made run folder behind
     all_labels = np.array([s.label for s in dataset.samples], int)
+    all_aged = np.array([s.has_age for s in dataset.samples], bool)
     _check_trainable({name: np.flatnonzero(np.array([s == name for s in plan.splits], bool))
-                      for name in SPLITS}, all_labels)
+                      for name in SPLITS}, all_labels, all_aged, task)
 
     if network is None:
         network = _load_network(options.weights)
     used = [i for i, s in enumerate(plan.splits) if s is not None]
     paths = [dataset.samples[i].path for i in used]
     labels = np.array([dataset.samples[i].label for i in used], int)
+    aged = all_aged[used]
+    true_ages = np.array([dataset.samples[i].age if dataset.samples[i].has_age else np.nan for i in used], float)
     splits = [plan.splits[i] for i in used]
     desc = extract_descriptors(
         paths, network, options.descriptor, options.extract_batch, options.workers, options.device,
@@ -155,64 +186,76 @@ def train(
             say(f"  {item['path']}: {item['category']} ({item['message']})")
     split_counts = _split_counts(labels, splits, desc.ok)
     for name in SPLITS:
-        say(f"{name}: " + ", ".join(f"{n} {label}" for label, n in split_counts[name].items()))
+        say(f"{name}: " + ", ".join(f"{n} {label}" for label, n in split_counts[name].items())
+            + (f"; {int((np.array([s == name for s in splits]) & desc.ok & aged).sum())} with an age"
+               if task.age else ""))
 
     rows = {name: np.flatnonzero(np.array([s == name for s in splits]) & desc.ok) for name in SPLITS}
-    _check_trainable(rows, labels)
+    _check_trainable(rows, labels, aged, task)
     # made only now, so a failed or interrupted extraction leaves no half-made run folder
     run_dir = Path(options.run_dir) if options.run_dir else workspace.new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_splits(run_dir / SPLITS_FILE, dataset, plan)
-    trained = train_head(
-        desc.descriptors[rows["train"]], labels[rows["train"]],
-        desc.descriptors[rows["val"]], labels[rows["val"]], options.head_config(),
-    )
-    say(f"head: {trained.epochs_run} epochs, best validation loss at epoch {trained.best_epoch}")
-    kernels, biases = trained.dense_weights()
-
-    ok = np.flatnonzero(desc.ok)
-    probabilities = head_probabilities(kernels, biases, desc.descriptors[ok])
-    preds = Predictions([paths[i] for i in ok], labels[ok], probabilities, [splits[i] for i in ok])
-    val_mask = preds.select("val")
-    threshold = choose_threshold(preds.labels[val_mask], preds.probabilities[val_mask, 1])
     standin = bool(network.standin)
-    evaluation = write_evaluation(run_dir, preds, threshold, "test", standin, trained.history, trained.best_epoch)
-    test_metrics = evaluation["metrics"]
-    files = dict(evaluation["files"])
-    files["splits"] = run_dir / SPLITS_FILE
+    ok = np.flatnonzero(desc.ok)
+    preds = Predictions([paths[i] for i in ok], labels[ok], None, [splits[i] for i in ok], true_ages[ok])
+    files: dict[str, Path] = {"splits": run_dir / SPLITS_FILE}
+    metrics: dict = {"standin": standin, **({"warning": STANDIN_WARNING} if standin else {}),
+                     "task": task.task, "heads": list(task.heads)}
 
-    by_split = {
-        name: classification_metrics(preds.labels[preds.select(name)],
-                                     preds.probabilities[preds.select(name), 1], threshold)
-        for name in ("train", "val")
-    }
+    gender = _fit_gender(options, desc, rows, labels, preds, say) if task.gender else None
+    age = _fit_age(options, desc, rows, true_ages, aged, preds, say) if task.age else None
+    files["predictions"] = preds.write_csv(run_dir / PREDICTIONS_FILE, gender["threshold"] if gender else None)
+    if gender:
+        evaluation = write_evaluation(run_dir, preds, gender["threshold"], "test", standin,
+                                      gender["trained"].history, gender["trained"].best_epoch)
+        files.update(evaluation["files"])
+        gender["test"] = evaluation["metrics"]
+        metrics.update({
+            "threshold": {"value": gender["threshold"], "chosen_on": "val",
+                          "rule": "maximise Youden's J (TPR + TNR - 1) on the validation split"},
+            "test": gender["test"], "val": gender["val"], "train": gender["train"],
+        })
+    if age:
+        evaluation = write_age_evaluation(run_dir, preds, "test", standin, age["trained"].history,
+                                          age["trained"].best_epoch)
+        files.update(evaluation["files"])
+        age["by_split"] = age_metrics_by_split(preds)
+        metrics["age"] = {
+            **age["by_split"],
+            "estimate": "expected value of the softmax over the ages {}-{} (DEX)".format(*age["config"].ages),
+            "images_with_age": int(aged[ok].sum()),
+            "without_age": task.ages["without_age"],
+        }
     descriptor_stats = _descriptor_stats(desc)
-    metrics = {
-        "standin": standin,
-        **({"warning": STANDIN_WARNING} if standin else {}),
-        "threshold": {"value": threshold, "chosen_on": "val",
-                      "rule": "maximise Youden's J (TPR + TNR - 1) on the validation split"},
-        "test": test_metrics,
-        "val": by_split["val"],
-        "train": by_split["train"],
-        "split_counts": split_counts,
-        "unreadable": unreadable,
-        "descriptors": descriptor_stats,
-    }
+    metrics.update({"split_counts": split_counts, "unreadable": unreadable, "descriptors": descriptor_stats})
     files["metrics"] = write_json_atomically(run_dir / METRICS_FILE, metrics)
 
-    spec = HeadSpec(
-        descriptor=options.descriptor, input_dim=int(kernels[0].shape[0]), hidden=list(options.hidden),
-        dropout=float(options.dropout), labels=list(LABELS), threshold=float(threshold),
-        backbone_sha256=network.source_sha256, standin=standin, metrics=_compact(test_metrics, by_split["val"]),
-    )
-    spec.save(run_dir, kernels, biases)
-    files["head"] = run_dir / "head.json"
-    files["head_keras"] = save_keras_head(run_dir / "head.keras", spec, kernels, biases)
-    files["history"] = write_json_atomically(run_dir / "history.json", {
-        **trained.history, "best_epoch": trained.best_epoch, "epochs_run": trained.epochs_run})
-    config = {
+    common = dict(descriptor=options.descriptor, backbone_sha256=network.source_sha256, standin=standin)
+    if gender:
+        spec = HeadSpec(
+            input_dim=int(gender["kernels"][0].shape[0]), hidden=list(options.hidden),
+            dropout=float(options.dropout), labels=list(LABELS), threshold=float(gender["threshold"]),
+            metrics=_compact(gender["test"], gender["val"]), **common,
+        )
+        spec.save(run_dir, gender["kernels"], gender["biases"])
+        files["head"] = run_dir / HeadSpec.SPEC_FILE
+        files["head_keras"] = save_keras_head(run_dir / "head.keras", spec, gender["kernels"], gender["biases"])
+        files["history"] = _write_history(run_dir / "history.json", gender["trained"])
+    if age:
+        config = age["config"]
+        age_spec = AgeHeadSpec(
+            input_dim=int(age["kernels"][0].shape[0]), hidden=list(config.hidden), dropout=float(config.dropout),
+            ages=list(config.ages), loss=config.loss, metrics=_compact_age(age["by_split"]), **common,
+        )
+        age_spec.save(run_dir, age["kernels"], age["biases"])
+        files["age_head"] = run_dir / AgeHeadSpec.SPEC_FILE
+        files["age_head_keras"] = save_keras_age_head(run_dir / "age_head.keras", age_spec, age["kernels"],
+                                                      age["biases"])
+        files["age_history"] = _write_history(run_dir / "age_history.json", age["trained"])
+    config_json = {
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        "task": {"task": task.task, "heads": list(task.heads), "reason": task.reason},
         "dataset": dataset.summary(),
         "split_method": plan.method,
         "split_notes": plan.notes,
@@ -221,25 +264,68 @@ def train(
                      "onnx": str(desc.backbone_path)},
         "versions": _versions(),
     }
-    files["config"] = write_json_atomically(run_dir / "config.json", config)
+    files["config"] = write_json_atomically(run_dir / "config.json", config_json)
 
     classifier, export_check = None, None
     if options.export:
-        classifier, export_check = _export_classifier(network, options, run_dir, preds, threshold)
+        classifier, export_check = _export_classifier(network, options, run_dir, preds, gender, task)
         say(f"exported {classifier}")
     files["report"] = write_report(
         run_dir / REPORT_FILE, f"Training run {run_dir.name}",
-        _report_sections(dataset.summary(), plan, split_counts, unreadable, options, trained,
-                         threshold, test_metrics, by_split["val"], descriptor_stats, classifier,
-                         export_check, files), standin,
+        report_sections(dataset.summary(), task, plan, split_counts, unreadable, options, gender, age,
+                        descriptor_stats, classifier, export_check, files), standin,
     )
     return TrainResult(
-        run_dir=run_dir, files=files, metrics=test_metrics, threshold=threshold,
+        run_dir=run_dir, files=files, metrics=gender["test"] if gender else None,
+        threshold=gender["threshold"] if gender else None,
         dataset=dataset.summary(), split_counts=split_counts, unreadable=unreadable,
         descriptor_stats=descriptor_stats, classifier_path=classifier, export_check=export_check,
-        standin=standin, best_epoch=trained.best_epoch, epochs_run=trained.epochs_run,
-        seconds=time.perf_counter() - started,
+        standin=standin, best_epoch=gender["trained"].best_epoch if gender else None,
+        epochs_run=gender["trained"].epochs_run if gender else None,
+        seconds=time.perf_counter() - started, task=task.task,
+        age={"metrics": age["by_split"].get("test"), "best_epoch": age["trained"].best_epoch,
+             "epochs_run": age["trained"].epochs_run, "without_age": task.ages["without_age"]} if age else None,
     )
+
+
+def _fit_gender(options: TrainOptions, desc: DescriptorResult, rows: dict, labels: np.ndarray,
+                preds: Predictions, say) -> dict:
+    """Fit the gender head, fill ``preds.probabilities``, choose the threshold on val."""
+    trained = train_head(
+        desc.descriptors[rows["train"]], labels[rows["train"]],
+        desc.descriptors[rows["val"]], labels[rows["val"]], options.head_config(),
+    )
+    say(f"gender head: {trained.epochs_run} epochs, best validation loss at epoch {trained.best_epoch}")
+    kernels, biases = trained.dense_weights()
+    preds.probabilities = head_probabilities(kernels, biases, desc.descriptors[desc.ok])
+    val_mask = preds.select("val")
+    threshold = choose_threshold(preds.labels[val_mask], preds.probabilities[val_mask, 1])
+    by_split = {
+        name: classification_metrics(preds.labels[preds.select(name)],
+                                     preds.probabilities[preds.select(name), 1], threshold)
+        for name in ("train", "val")
+    }
+    return {"trained": trained, "kernels": kernels, "biases": biases, "threshold": threshold, **by_split}
+
+
+def _fit_age(options: TrainOptions, desc: DescriptorResult, rows: dict, true_ages: np.ndarray,
+             aged: np.ndarray, preds: Predictions, say) -> dict:
+    """Fit the age head on the images with a usable age; estimate every image's age."""
+    config = options.age_head_config()
+    train_rows, val_rows = rows["train"][aged[rows["train"]]], rows["val"][aged[rows["val"]]]
+    trained = train_age_head(
+        desc.descriptors[train_rows], true_ages[train_rows],
+        desc.descriptors[val_rows], true_ages[val_rows], config,
+    )
+    say(f"age head: {trained.epochs_run} epochs, best validation MAE at epoch {trained.best_epoch}")
+    kernels, biases = trained.dense_weights()
+    preds.predicted_ages = age_estimates(kernels, biases, desc.descriptors[desc.ok], config.ages)
+    return {"trained": trained, "kernels": kernels, "biases": biases, "config": config}
+
+
+def _write_history(path: Path, trained) -> Path:
+    return write_json_atomically(path, {**trained.history, "best_epoch": trained.best_epoch,
+                                        "epochs_run": trained.epochs_run})
 
 
 def _split_counts(labels: np.ndarray, splits: list[str], ok: np.ndarray) -> dict:
@@ -250,14 +336,19 @@ def _split_counts(labels: np.ndarray, splits: list[str], ok: np.ndarray) -> dict
     return table
 
 
-def _check_trainable(rows: dict, labels: np.ndarray) -> None:
+def _check_trainable(rows: dict, labels: np.ndarray, aged: np.ndarray, task: TaskPlan) -> None:
     for name in ("train", "val", "test"):
         present = set(labels[rows[name]].tolist())
-        if len(present) < 2:
+        if task.gender and len(present) < 2:
             have = ", ".join(LABELS[i] for i in sorted(present)) or "no images"
             raise GenderCliError(
                 f"the {name} split needs images of both classes ({', '.join(LABELS)}), "
                 f"it has {have}; add images or change --split"
+            )
+        if task.age and not aged[rows[name]].any():
+            raise GenderCliError(
+                f"the {name} split has no image with a usable age, which the age head needs; "
+                "add images with ages, change --split or train --task gender"
             )
 
 
@@ -279,8 +370,18 @@ def _compact(test: dict, val: dict) -> dict:
     }
 
 
-def _export_classifier(network, options: TrainOptions, run_dir: Path, preds: Predictions, threshold: float):
-    """Export the fp32 classifier and check it against the NumPy head on a few test images."""
+def _compact_age(by_split: dict) -> dict:
+    test, val = by_split.get("test", {}), by_split.get("val", {})
+    return {
+        "test_mae": test.get("mae"), "test_rmse": test.get("rmse"), "test_cs5": test.get("cs5"),
+        "test_n": test.get("n", 0), "test_mae_by_band": {k: v["mae"] for k, v in test.get("mae_by_band", {}).items()},
+        "val_mae": val.get("mae"),
+    }
+
+
+def _export_classifier(network, options: TrainOptions, run_dir: Path, preds: Predictions, gender: dict | None,
+                       task: TaskPlan):
+    """Export the fp32 classifier and check it against the NumPy heads on a few test images."""
     from gender_cli.export.export import export
     from gender_cli.infer.session import open_session
     from gender_cli.train.batch_runner import run_over_paths
@@ -290,52 +391,23 @@ def _export_classifier(network, options: TrainOptions, run_dir: Path, preds: Pre
     export(network, path, descriptor=options.descriptor, head=run_dir, precision="fp32")
     loaded = open_session(path, device=options.device)
     rows = np.flatnonzero(preds.select("test"))[:EXPORT_CHECK_IMAGES]
-    expected, got = [], []
-    for result in run_over_paths(loaded, [preds.paths[i] for i in rows], "probabilities",
+    outputs = ([PROBABILITIES] if task.gender else []) + ([AGE] if task.age else [])
+    differences = {name: 0.0 for name in outputs}
+    expected = {PROBABILITIES: preds.probabilities, AGE: preds.predicted_ages}
+    checked = 0
+    for result in run_over_paths(loaded, [preds.paths[i] for i in rows], outputs,
                                  options.extract_batch, options.workers, progress=False):
-        got.extend(result.outputs[:, 1].tolist())
-        expected.extend(preds.probabilities[rows[result.indices], 1].tolist())
-    diff = float(np.max(np.abs(np.array(got) - np.array(expected)))) if got else None
-    return path, {
-        "images": len(got), "max_abs_diff_p_female": diff,
-        "threshold_in_metadata": float(loaded.info.threshold), "threshold": threshold,
-    }
-
-
-def _report_sections(dataset, plan, split_counts, unreadable, options, trained, threshold,
-                     test_metrics, val_metrics, descriptor_stats, classifier, export_check, files):
-    data_lines = [
-        f"- data: `{dataset['root']}` (layout {dataset['layout']}), {dataset['images']} images: "
-        + ", ".join(f"{n} {name}" for name, n in dataset["classes"].items()),
-        f"- skipped while reading: {dataset['skipped']}"
-        + "".join(f"\n  - {n} × {reason}" for reason, n in dataset["skipped_reasons"].items()),
-        f"- unreadable at extraction (left out): {len(unreadable)}"
-        + "".join(f"\n  - `{u['path']}`: {u['category']}" for u in unreadable[:20]),
-        f"- splits: {plan.method}" + "".join(f"; {note}" for note in plan.notes),
-        "",
-        "| split | " + " | ".join(LABELS) + " | total |",
-        "|---" * (len(LABELS) + 2) + "|",
-    ]
-    for name, row in split_counts.items():
-        data_lines.append(f"| {name} | " + " | ".join(str(v) for v in row.values()) + f" | {sum(row.values())} |")
-    head_lines = [
-        f"- descriptor: {options.descriptor} ({descriptor_stats['cached']} cached, "
-        f"{descriptor_stats['extracted']} extracted"
-        + (f" at {descriptor_stats['images_per_second']} img/s" if descriptor_stats["images_per_second"] else "")
-        + ")",
-        f"- head: hidden {options.hidden or 'none (logistic regression)'}, dropout {options.dropout}, "
-        f"Adam lr {options.learning_rate}, batch {options.head_batch}, seed {options.seed}",
-        f"- epochs run: {trained.epochs_run} of {options.epochs}; weights kept from epoch {trained.best_epoch} "
-        "(lowest validation loss)",
-        f"- threshold on p_female: {threshold:.4f}, chosen on validation by maximising Youden's J "
-        f"(validation accuracy at it: {val_metrics['accuracy']:.4f})",
-    ]
-    sections = [("Data", data_lines), ("Training", head_lines), ("Test metrics", metrics_table(test_metrics))]
-    if classifier is not None:
-        sections.append(("Export", [
-            f"- fp32 classifier: `{classifier}`",
-            f"- agreement with the saved head on {export_check['images']} test images: "
-            f"max |Δ p_female| = {export_check['max_abs_diff_p_female']}",
-        ]))
-    sections.append(("Files", [f"- {name}: `{Path(p).name}`" for name, p in files.items()]))
-    return sections
+        checked += len(result.indices)
+        for name in outputs:
+            got = result.values[name]
+            want = expected[name][rows[result.indices]]
+            if name == PROBABILITIES:
+                got, want = got[:, 1], want[:, 1]
+            differences[name] = max(differences[name], float(np.max(np.abs(got - want), initial=0.0)))
+    check = {"images": checked}
+    if task.gender:
+        check.update({"max_abs_diff_p_female": differences[PROBABILITIES] if checked else None,
+                      "threshold_in_metadata": float(loaded.info.threshold), "threshold": gender["threshold"]})
+    if task.age:
+        check["max_abs_diff_age_years"] = differences[AGE] if checked else None
+    return path, check
