@@ -38,8 +38,8 @@ EXIT_INTERRUPTED = 130
     "--output",
     default="predictions.csv",
     show_default=True,
-    help="Where to write one row per file: path, label, p_<label> per label, error. "
-    "'-' writes to stdout.",
+    help="Where to write one row per file: path, label, p_<label> per label, age (graphs with "
+    "the age head), error. '-' writes to stdout.",
 )
 @click.option(
     "--format",

@@ -11,7 +11,7 @@ from gender_cli.cli.options import (
 )
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.cli.help_format import ERRORS, OK, epilog
-from gender_cli.cli.messages import age_summary_line, notice, using_model, warn_if_standin
+from gender_cli.cli.messages import age_summary_line, gender_summary_line, notice, using_model, warn_if_standin
 
 
 @click.command(
@@ -58,13 +58,9 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, worke
     warn_if_standin(result.standin)
     if result.unreadable and not quiet:
         click.echo(f"{len(result.unreadable)} unreadable image(s) left out (listed in metrics.json)", err=True)
-    m = result.metrics
-    if m is not None:
-        auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
-        click.echo(
-            f"{result.model_path.name} ({result.precision}): accuracy {m['accuracy']:.4f}, balanced "
-            f"{m['balanced_accuracy']:.4f}, AUC {auc} on {m['n']} images (threshold {m['threshold']:.4f})"
-        )
+    name = f"{result.model_path.name} ({result.precision})"
+    if result.metrics is not None:
+        click.echo(f"{name}: " + gender_summary_line(result.metrics))
     if result.age is not None:
-        click.echo(f"{result.model_path.name} ({result.precision}) " + age_summary_line(result.age["metrics"], "evaluated"))
+        click.echo(f"{name} " + age_summary_line(result.age["metrics"], "evaluated"))
     click.echo(f"report: {result.files['report']}")

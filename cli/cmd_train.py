@@ -14,7 +14,7 @@ from gender_cli.train.age_head import AGE_LOSSES, DEFAULT_AGE_LOSS, AgeHeadConfi
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.train.tasks import AUTO, TASK_CHOICES
 from gender_cli.cli.help_format import ERRORS, OK, epilog
-from gender_cli.cli.messages import age_summary_line, warn_if_standin
+from gender_cli.cli.messages import age_summary_line, gender_summary_line, warn_if_standin
 
 
 AGE_DEFAULTS = AgeHeadConfig()
@@ -138,11 +138,7 @@ def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_fi
     m = result.metrics
     warn_if_standin(result.standin)
     if m is not None:
-        auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
-        click.echo(
-            f"gender: test accuracy {m['accuracy']:.4f}, balanced {m['balanced_accuracy']:.4f}, AUC {auc} "
-            f"on {m['n']} images (threshold {result.threshold:.4f})"
-        )
+        click.echo("gender: test " + gender_summary_line(m))
     if result.age is not None:
         click.echo(age_summary_line(result.age["metrics"], "test"))
     click.echo(f"run folder:   {result.run_dir}")

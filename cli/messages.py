@@ -24,6 +24,13 @@ def notice(message: str | None, quiet: bool = False) -> None:
         click.echo(f"Notice: {message}", err=True)
 
 
+def gender_summary_line(metrics: dict) -> str:
+    """``accuracy 0.9750, balanced 0.9750, AUC 0.9900 on 80 images (threshold 0.5123)``."""
+    auc = f"{metrics['roc_auc']:.4f}" if metrics["roc_auc"] is not None else "n/a"
+    return (f"accuracy {metrics['accuracy']:.4f}, balanced {metrics['balanced_accuracy']:.4f}, AUC {auc} "
+            f"on {metrics['n']} images (threshold {metrics['threshold']:.4f})")
+
+
 def age_summary_line(metrics: dict | None, split: str) -> str:
     """``age: test MAE 3.12 years, RMSE 4.01, CS(5) 0.81 on 80 images`` (train and evaluate)."""
     from gender_cli.train.age_metrics import CS_YEARS

@@ -137,7 +137,7 @@ REQUIRED_KEYS = (
 
 STANDIN_WARNING = (
     "this model was made from STAND-IN (random) weights, not the real VGG-Face "
-    "weights: its predictions say nothing about gender"
+    "weights: its predictions say nothing about gender or age"
 )
 
 

@@ -27,34 +27,34 @@ AGE_PREFIX = f"{HEAD_PREFIX}age_"
 
 
 @dataclass
-class DenseHead:
-    """The built-in gender head: ``train``'s dense layers, read from a run folder."""
+class _BuiltInHead:
+    """A head ``train`` saved in a run folder: its spec and dense layers."""
 
-    task: ClassVar[str] = GENDER_HEAD
-    spec: HeadSpec
+    SPEC: ClassVar[type]
+    spec: HeadSpec | AgeHeadSpec
     kernels: list[np.ndarray]
     biases: list[np.ndarray]
 
     @classmethod
-    def load(cls, head_dir: Path, descriptor: str, descriptor_dim: int, backbone_sha256: str) -> "DenseHead":
-        return cls(*load_head(head_dir, descriptor, descriptor_dim, backbone_sha256))
+    def load(cls, head_dir: Path, descriptor: str, descriptor_dim: int, backbone_sha256: str):
+        return cls(*load_head(head_dir, descriptor, descriptor_dim, backbone_sha256, cls.SPEC))
+
+
+class DenseHead(_BuiltInHead):
+    """The built-in gender head: dense layers and a softmax over the labels."""
+
+    task: ClassVar[str] = GENDER_HEAD
+    SPEC: ClassVar[type] = HeadSpec
 
     def emit(self, g: GraphBuilder, descriptor: str) -> str:
         return emit_head(g, descriptor, self.kernels, self.biases)
 
 
-@dataclass
-class AgeDenseHead:
+class AgeDenseHead(_BuiltInHead):
     """The built-in age head (DEX): dense layers, a softmax over the ages, its expected value."""
 
     task: ClassVar[str] = AGE_HEAD
-    spec: AgeHeadSpec
-    kernels: list[np.ndarray]
-    biases: list[np.ndarray]
-
-    @classmethod
-    def load(cls, head_dir: Path, descriptor: str, descriptor_dim: int, backbone_sha256: str) -> "AgeDenseHead":
-        return cls(*load_head(head_dir, descriptor, descriptor_dim, backbone_sha256, AgeHeadSpec))
+    SPEC: ClassVar[type] = AgeHeadSpec
 
     def emit(self, g: GraphBuilder, descriptor: str) -> str:
         probabilities = emit_head(g, descriptor, self.kernels, self.biases, AGE_PREFIX)

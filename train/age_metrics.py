@@ -16,13 +16,6 @@ CS_YEARS = 5
 AGE_BANDS = (("0-19", 0, 20), ("20-39", 20, 40), ("40-59", 40, 60), ("60+", 60, None))  # [low, high)
 
 
-def band_of(age: float) -> str:
-    for name, low, high in AGE_BANDS:
-        if age >= low and (high is None or age < high):
-            return name
-    raise ValueError(f"age {age} is in no band")
-
-
 def age_metrics(true_age, predicted_age) -> dict:
     """JSON-ready metrics of ``predicted_age`` against ``true_age`` (years)."""
     true_age = np.asarray(true_age, np.float64)

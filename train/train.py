@@ -241,7 +241,7 @@ def train(
         spec.save(run_dir, gender["kernels"], gender["biases"])
         files["head"] = run_dir / HeadSpec.SPEC_FILE
         files["head_keras"] = save_keras_head(run_dir / "head.keras", spec, gender["kernels"], gender["biases"])
-        files["history"] = _write_history(run_dir / "history.json", gender["trained"])
+        files["history_json"] = _write_history(run_dir / "history.json", gender["trained"])
     if age:
         config = age["config"]
         age_spec = AgeHeadSpec(
@@ -252,7 +252,7 @@ def train(
         files["age_head"] = run_dir / AgeHeadSpec.SPEC_FILE
         files["age_head_keras"] = save_keras_age_head(run_dir / "age_head.keras", age_spec, age["kernels"],
                                                       age["biases"])
-        files["age_history"] = _write_history(run_dir / "age_history.json", age["trained"])
+        files["age_history_json"] = _write_history(run_dir / "age_history.json", age["trained"])
     config_json = {
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
         "task": {"task": task.task, "heads": list(task.heads), "reason": task.reason},
