@@ -124,6 +124,9 @@ def test_classify_columns_follow_the_heads(graphs, tmp_path):
         if "age" in header:
             got = [float(r["age"]) for r in sorted(rows, key=lambda r: r["path"]) if r["error"] == ""]
             assert got == pytest.approx(run(graphs[name].path, images)[AGE].tolist(), abs=0.005 + 1e-6)
+    resumed = classify([folder], load_classifier(graphs["both"].path, "cpu"), str(tmp_path / "both.csv"),
+                       batch_size=4, workers=1, resume=True)  # the header with its age column is recognised
+    assert resumed.skipped == 6 and resumed.classified == 0
 
 
 def test_evaluate_an_age_only_graph(graphs, tmp_path):
