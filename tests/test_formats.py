@@ -171,7 +171,7 @@ def test_full_size_files_of_every_format(tmp_path, fmt):
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["caffe", "deepface-gender"])
 def test_demo_runs_from_another_format(tmp_path, fmt):
-    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo"), "--format", fmt])
+    result = CliRunner().invoke(cli, ["demo", "-o", str(tmp_path / "demo"), "--format", fmt])
     assert result.exit_code == 0, result.output
     assert f"STAND-IN weights from {fmt}" in result.output
     assert (tmp_path / "demo" / FORMATS[fmt].default_file).is_file()
