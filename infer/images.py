@@ -1,5 +1,9 @@
 """Decode one image file into the uint8 RGB array the ONNX graph takes.
 
+``load_image`` applies every rule below; ``load_picture`` stops before the resize and
+returns the upright RGB picture (what face detection searches), with the factor that
+maps its pixels back to the original's.
+
 Every failure becomes an :class:`ImageError` whose ``category`` says what went wrong
 (see ``CATEGORIES``), so a caller can write one row per file and carry on.
 
@@ -41,6 +45,7 @@ import io
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +96,50 @@ def load_image(
     if resize not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {RESIZE_MODES}, not {resize!r}")
     height, width = size
+    return _decode(
+        path,
+        lambda image_wh: _draft_request(image_wh, (width, height), resize),
+        lambda rgb, scale: np.asarray(resize_image(rgb, (width, height), resize), dtype=np.uint8),
+    )
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A decoded picture, upright (EXIF orientation applied) and RGB.
+
+    ``scale`` is (x, y): pixels of the stored picture per pixel of ``pixels``; (1, 1)
+    unless JPEG draft mode decoded it smaller. ``pixels`` coordinates times ``scale``
+    are coordinates in the upright original.
+    """
+
+    pixels: np.ndarray  # (H, W, 3) uint8
+    scale: tuple[float, float]
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        """(width, height) of the upright original."""
+        height, width = self.pixels.shape[:2]
+        return round(width * self.scale[0]), round(height * self.scale[1])
+
+
+def load_picture(path: str | os.PathLike, long_side: int | None = None) -> Picture:
+    """Decode ``path`` upright and RGB at full size, or (``long_side``) JPEG-draft-reduced
+    as long as the long side stays at least ``long_side`` pixels."""
+    draft = None
+    if long_side is not None:
+        def draft(image_wh: tuple[int, int]) -> tuple[int, int]:
+            scale = min(1.0, long_side / max(image_wh))
+            return math.ceil(image_wh[0] * scale), math.ceil(image_wh[1] * scale)
+    return _decode(path, draft, lambda rgb, scale: Picture(np.asarray(rgb, dtype=np.uint8), scale))
+
+
+def _decode(path, draft, finish):
+    """Read, check, decode, orient and convert ``path`` to RGB, then ``finish(rgb, scale)``.
+
+    ``draft(image_wh)`` gives the smallest (w, h) a JPEG may be decoded at (None: full
+    size); ``scale`` is (x, y) stored pixels per decoded pixel, in the upright frame.
+    Every failure becomes an ImageError.
+    """
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -100,13 +149,16 @@ def load_image(
     try:
         with Image.open(io.BytesIO(data)) as img:
             _check_pixels(img)
-            if img.format == "JPEG":
-                img.draft(None, _draft_request(img.size, (width, height), resize))
+            stored = img.size
+            if img.format == "JPEG" and draft is not None:
+                img.draft(None, draft(img.size))
             img.load()
+            decoded = img.size
+            scale = (stored[0] / decoded[0], stored[1] / decoded[1])
             img = _apply_orientation(img)
-            rgb = _to_rgb(img)
-            rgb = _resize(rgb, (width, height), resize)
-            return np.asarray(rgb, dtype=np.uint8)
+            if img.size != decoded:  # a quarter turn swapped the axes
+                scale = scale[::-1]
+            return finish(_to_rgb(img), scale)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -182,7 +234,7 @@ def _grey_to_rgb(values: np.ndarray) -> Image.Image:
     return Image.fromarray(values.astype(np.uint8)).convert("RGB")
 
 
-def _resize(img: Image.Image, target_wh: tuple[int, int], resize: str) -> Image.Image:
+def resize_image(img: Image.Image, target_wh: tuple[int, int], resize: str) -> Image.Image:
     if img.size == target_wh:
         return img
     if resize == "stretch":

@@ -264,3 +264,27 @@ def test_unlistable_folder_simulated_even_as_root(tmp_path, monkeypatch):
     collected = []
     assert list_image_files([tmp_path], unlistable=collected) == [tmp_path / "open.jpg"]
     assert collected[0][0] == tmp_path / "locked"
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_load_picture_is_upright_and_maps_back_to_the_original(tmp_path, orientation):
+    from gender_cli.infer.images import load_picture
+
+    # stored 1600 x 800: a red left half and a blue right half; orientation 6 shows it
+    # turned clockwise, 800 x 1600 with red on top
+    stored = Image.new("RGB", (1600, 800), BLUE)
+    stored.paste(RED, (0, 0, 800, 800))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "big.jpg"
+    stored.save(path, quality=95, exif=exif.tobytes())
+    full = load_picture(path)
+    small = load_picture(path, long_side=300)  # JPEG draft: 1/4 keeps the long side >= 300
+    upright = (1600, 800) if orientation == 1 else (800, 1600)
+    assert full.scale == (1.0, 1.0) and full.original_size == upright
+    assert small.original_size == upright and max(small.pixels.shape[:2]) == 400
+    assert small.scale == (4.0, 4.0)
+    first = small.pixels[10, 10] if orientation == 1 else small.pixels[10, 100]
+    last = small.pixels[-10, -10]
+    assert first[0] > 200 and first[2] < 60  # red where the original's red is, upright
+    assert last[2] > 200 and last[0] < 60
