@@ -119,6 +119,12 @@ class Meta:
     HEADS = "heads"  # JSON list of HEADS names, in output order
     AGE_RANGE = "age_range"  # JSON [first, last] age of the age head's softmax
     AGE_METRICS = "age_metrics"  # JSON: the age head's test metrics, when known
+    # Present when the head was trained on detected faces (train --detect), so that
+    # classify --detect crops alike: infer.detect.FaceSettings reads and writes them.
+    FACE_DETECTOR = "face_detector"  # one of infer.detect.DETECTORS
+    FACE_MIN_SIZE = "face_min_size"  # smallest face searched, pixels of the original
+    FACE_MARGIN = "face_margin"  # the box grows by this fraction of its side before cropping
+    FACE_ALIGNMENT = "face_alignment"  # how the eyes were levelled (informative)
 
 
 REQUIRED_KEYS = (

@@ -4,14 +4,19 @@ Columns: ``path``, ``label``, one ``p_<label>`` per label in the model's output
 order, one column per value head (``age``, in years; ``ModelInfo.value_columns``),
 ``error`` (empty, or ``"category: message"``). A graph without a gender head has no
 ``label``/``p_<label>`` columns (``labels`` empty). A row for a file that failed has
-empty label, probabilities and values (``null`` in JSONL).
+empty label, probabilities and values (``null`` in JSONL). A caller may add columns
+after ``path`` (``extra``: the face columns of ``classify --detect``); their values
+are JSON numbers and lists in JSONL, and in CSV a list is written with spaces between
+its items, a missing value as an empty cell.
 
 Durability: each batch's rows are encoded first and written with one ``write`` on a
 file opened for appending, then flushed and fsync'ed. An interruption (Ctrl-C, a
 kill) therefore leaves only complete rows; a write that fails (a full disk) is cut
 back to the last complete row; a crash in the middle of a write can at worst leave
 one partial last row, which ``open_output(..., resume=True)`` cuts off before
-appending. Resuming reads the paths already present so they are skipped.
+appending. Resuming reads the paths already present so they are skipped; with
+``incomplete`` (rows that come in groups, as a photo's faces do) the rows of paths
+whose group is not whole are cut off too, so those files are done again.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +47,9 @@ def infer_format(output: str, fmt: str | None) -> str:
     return _EXTENSIONS.get(Path(output).suffix.lower(), "csv") if output != STDOUT else "csv"
 
 
-def columns(labels: Sequence[str], values: Sequence[str] = ()) -> list[str]:
+def columns(labels: Sequence[str], values: Sequence[str] = (), extra: Sequence[str] = ()) -> list[str]:
     gender = ["label", *[f"p_{label}" for label in labels]] if labels else []
-    return ["path", *gender, *values, "error"]
+    return ["path", *extra, *gender, *values, "error"]
 
 
 @dataclass
@@ -54,6 +59,19 @@ class Row:
     probabilities: Sequence[float] | None
     error: str | None
     values: dict[str, float] | None = None  # value column -> value (age in years)
+    extra: Sequence = ()  # values of the extra columns, in their order (fewer: the rest empty)
+
+
+def _extra_cells(row: Row, extra: Sequence[str]) -> list:
+    return [*row.extra, *[None] * (len(extra) - len(row.extra))]
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(item) for item in value)
+    return str(value)
 
 
 def _numbers(row: Row, labels: Sequence[str], values: Sequence[str]) -> list[tuple[float | None, int]]:
@@ -63,20 +81,23 @@ def _numbers(row: Row, labels: Sequence[str], values: Sequence[str]) -> list[tup
     return cells + [(row.values[name] if row.values else None, VALUE_DIGITS) for name in values]
 
 
-def encode_rows(rows: Iterable[Row], fmt: str, labels: Sequence[str], values: Sequence[str] = ()) -> str:
+def encode_rows(
+    rows: Iterable[Row], fmt: str, labels: Sequence[str], values: Sequence[str] = (), extra: Sequence[str] = ()
+) -> str:
     buffer = io.StringIO()
     if fmt == "csv":
         writer = csv.writer(buffer, lineterminator="\n")
         for row in rows:
+            cells = [_csv_cell(value) for value in _extra_cells(row, extra)]
             label = [row.label or ""] if labels else []
             numbers = ["" if v is None else f"{v:.{d}f}" for v, d in _numbers(row, labels, values)]
-            writer.writerow([row.path, *label, *numbers, row.error or ""])
+            writer.writerow([row.path, *cells, *label, *numbers, row.error or ""])
     else:
-        names = columns(labels, values)
+        names = columns(labels, values, extra)
         for row in rows:
             label = [row.label] if labels else []
             numbers = [None if v is None else round(float(v), d) for v, d in _numbers(row, labels, values)]
-            record = dict(zip(names, [row.path, *label, *numbers, row.error]))
+            record = dict(zip(names, [row.path, *_extra_cells(row, extra), *label, *numbers, row.error]))
             buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
     return buffer.getvalue()
 
@@ -87,22 +108,27 @@ class ExistingRows:
 
     categories: dict[str, str | None] = field(default_factory=dict)
     cut_bytes: int = 0  # size of a partial last row that was removed
+    redone: int = 0  # paths whose incomplete rows were removed (done again)
 
 
 class PredictionWriter:
     """Appends encoded batches to a file (durably) or to stdout."""
 
-    def __init__(self, output: str, fmt: str, labels: Sequence[str], fd: int | None, values: Sequence[str] = ()):
+    def __init__(
+        self, output: str, fmt: str, labels: Sequence[str], fd: int | None, values: Sequence[str] = (),
+        extra: Sequence[str] = (),
+    ):
         self.output = output
         self.fmt = fmt
         self.labels = list(labels)
         self.values = list(values)
+        self.extra = list(extra)
         self._fd = fd
 
     def write(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        text = encode_rows(rows, self.fmt, self.labels, self.values)
+        text = encode_rows(rows, self.fmt, self.labels, self.values, self.extra)
         if self._fd is None:
             _write_stdout(text)
             return
@@ -128,19 +154,27 @@ class PredictionWriter:
 
 
 def open_output(
-    output: str, fmt: str, labels: Sequence[str], resume: bool = False, values: Sequence[str] = ()
+    output: str,
+    fmt: str,
+    labels: Sequence[str],
+    resume: bool = False,
+    values: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    incomplete: Callable[[list[dict]], set[str]] | None = None,
 ) -> tuple[PredictionWriter, ExistingRows]:
     """Open ``output`` for writing predictions.
 
     Without ``resume`` the file is started afresh (header only). With ``resume`` an
     existing file is checked (same format and columns), a partial last row is cut
     off, and the rows already present are returned so their paths can be skipped.
+    ``incomplete(records)`` names the paths whose rows are not all there: their rows
+    (the last ones written) are cut off as well.
     """
     if fmt not in FORMATS:
         raise GenderCliError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    header = columns(labels, values)
+    header = columns(labels, values, extra)
     if output == STDOUT:
-        writer = PredictionWriter(output, fmt, labels, None, values)
+        writer = PredictionWriter(output, fmt, labels, None, values, extra)
         if fmt == "csv":
             _write_stdout(",".join(header) + "\n")
         return writer, ExistingRows()
@@ -148,9 +182,9 @@ def open_output(
     path = Path(output)
     existing = ExistingRows()
     if resume and path.is_file() and path.stat().st_size > 0:
-        existing = _read_existing(path, fmt, header)
+        existing = _read_existing(path, fmt, header, incomplete)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        return PredictionWriter(output, fmt, labels, fd, values), existing
+        return PredictionWriter(output, fmt, labels, fd, values, extra), existing
 
     if path.parent and not path.parent.is_dir():
         if path.parent.exists():
@@ -166,7 +200,7 @@ def open_output(
         with names_file(path):
             write_all(fd, _to_bytes(buffer.getvalue()))
             os.fsync(fd)
-    return PredictionWriter(output, fmt, labels, fd, values), existing
+    return PredictionWriter(output, fmt, labels, fd, values, extra), existing
 
 
 def _cut(fd: int, size: int) -> None:
@@ -191,10 +225,13 @@ def _write_stdout(text: str) -> None:
         stream.flush()
 
 
-def _read_existing(path: Path, fmt: str, header: list[str]) -> ExistingRows:
+def _read_existing(
+    path: Path, fmt: str, header: list[str], incomplete: Callable[[list[dict]], set[str]] | None = None
+) -> ExistingRows:
     data = path.read_bytes()
     text = data.decode("utf-8", errors="surrogateescape")  # byte-exact round trip
-    records, complete_chars = (_csv_records if fmt == "csv" else _jsonl_records)(text, header, path)
+    records, ends = (_csv_records if fmt == "csv" else _jsonl_records)(text, header, path)
+    complete_chars = ends[-1]
     if text[complete_chars:].endswith("\n"):
         # an interrupted write never ends with a newline: this is damage, not a cut
         line = text[:complete_chars].count("\n") + 1
@@ -203,15 +240,35 @@ def _read_existing(path: Path, fmt: str, header: list[str]) -> ExistingRows:
             "fix or remove it, or start over with --force"
         )
     existing = ExistingRows()
+    complete_bytes = len(text[:complete_chars].encode("utf-8", errors="surrogateescape"))
+    existing.cut_bytes = len(data) - complete_bytes
+    if incomplete is not None:
+        keep, existing.redone = _whole_groups(records, incomplete(records), path)
+        records = records[:keep]
+        complete_bytes = len(text[: ends[keep]].encode("utf-8", errors="surrogateescape"))
     for record in records:
         error = record.get("error") or None
         existing.categories[record["path"]] = error.split(":", 1)[0] if error else None
-    complete_bytes = len(text[:complete_chars].encode("utf-8", errors="surrogateescape"))
     if complete_bytes < len(data):
-        existing.cut_bytes = len(data) - complete_bytes
         with open(path, "r+b") as handle:
             handle.truncate(complete_bytes)
     return existing
+
+
+def _whole_groups(records: list[dict], incomplete: set[str], path: Path) -> tuple[int, int]:
+    """How many leading records to keep so that no incomplete path remains, and how many
+    paths that drops. Rows are written in order, so an incomplete path can only be among
+    the last ones written; anywhere else the file was edited and resuming would guess."""
+    if not incomplete:
+        return len(records), 0
+    first = next(i for i, record in enumerate(records) if record["path"] in incomplete)
+    stray = next((r["path"] for r in records[first:] if r["path"] not in incomplete), None)
+    if stray is not None:
+        raise GenderCliError(
+            f"cannot resume {path}: the rows of {records[first]['path']} are incomplete but are "
+            f"followed by rows of {stray}; fix or remove them, or start over with --force"
+        )
+    return first, len(incomplete)
 
 
 def _lines_with_offsets(text: str):
@@ -226,7 +283,9 @@ def _ends_line(text: str, offset: int) -> bool:
     return offset > 0 and text[offset - 1] == "\n"
 
 
-def _csv_records(text: str, header: list[str], path: Path) -> tuple[list[dict], int]:
+def _csv_records(text: str, header: list[str], path: Path) -> tuple[list[dict], list[int]]:
+    """The complete rows, and the character offset where each ends (``ends[0]``: the
+    header's end; ``ends[i]``: row i-1's)."""
     state = {"offset": 0}
 
     def feed():
@@ -236,7 +295,6 @@ def _csv_records(text: str, header: list[str], path: Path) -> tuple[list[dict], 
 
     reader = csv.reader(feed(), strict=True)
     records: list[dict] = []
-    complete = 0
     try:
         first = next(reader)
     except (StopIteration, csv.Error):
@@ -246,7 +304,7 @@ def _csv_records(text: str, header: list[str], path: Path) -> tuple[list[dict], 
             f"cannot resume {path}: its header {first} differs from {header} "
             "(another model or format?); choose a new output or --force"
         )
-    complete = state["offset"] if _ends_line(text, state["offset"]) else 0
+    ends = [state["offset"] if _ends_line(text, state["offset"]) else 0]
     while True:
         try:
             fields = next(reader)
@@ -257,13 +315,13 @@ def _csv_records(text: str, header: list[str], path: Path) -> tuple[list[dict], 
         if len(fields) != len(header) or not _ends_line(text, state["offset"]):
             break
         records.append(dict(zip(header, fields)))
-        complete = state["offset"]
-    return records, complete
+        ends.append(state["offset"])
+    return records, ends
 
 
-def _jsonl_records(text: str, header: list[str], path: Path) -> tuple[list[dict], int]:
+def _jsonl_records(text: str, header: list[str], path: Path) -> tuple[list[dict], list[int]]:
     records: list[dict] = []
-    complete = 0
+    ends = [0]
     for number, (line, offset) in enumerate(_lines_with_offsets(text)):
         try:
             record = json.loads(line) if line.endswith("\n") else None
@@ -277,5 +335,5 @@ def _jsonl_records(text: str, header: list[str], path: Path) -> tuple[list[dict]
                 )
             break
         records.append(record)
-        complete = offset
-    return records, complete
+        ends.append(offset)
+    return records, ends

