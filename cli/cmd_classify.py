@@ -7,7 +7,10 @@ import sys
 
 import click
 
-from gender_cli.cli.options import batch_option, device_option, model_option, quiet_option, workers_option
+from gender_cli.cli.options import (
+    batch_option, check_output_location, detect_options, device_option, model_option, quiet_option, workers_option,
+)
+from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE
 from gender_cli.infer.images import RESIZE_MODES
 from gender_cli.infer.output import FORMATS, STDOUT
 from gender_cli.cli.help_format import epilog
@@ -26,7 +29,8 @@ EXIT_INTERRUPTED = 130
             0: "every file was classified",
             1: "the model is missing or invalid, or the output cannot be written",
             2: "usage error (bad option, output exists without --resume/--force)",
-            3: "some files could not be read or decoded (their rows say why)",
+            3: "some files could not be read or decoded (their rows say why); with --detect "
+               "--require-face, also files without a face",
             130: "interrupted: the rows written so far are complete; rerun with --resume",
         },
     ),
@@ -39,7 +43,8 @@ EXIT_INTERRUPTED = 130
     default="predictions.csv",
     show_default=True,
     help="Where to write one row per file: path, label, p_<label> per label, age (graphs with "
-    "the age head), error. '-' writes to stdout.",
+    "the age head), error (with --detect one row per face, with "
+    f"{', '.join(FACE_COLUMNS)} after path). '-' writes to stdout.",
 )
 @click.option(
     "--format",
@@ -71,10 +76,20 @@ EXIT_INTERRUPTED = 130
     help="Continue an interrupted run: keep the output's rows, skip their files, append the rest.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing output file instead of refusing.")
+@detect_options()
+@click.option("--require-face", is_flag=True,
+              help="With --detect: a file without a face fails the run (exit status 3) like an unreadable one.")
+@click.option("--save-crops", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="With --detect: write each aligned face crop (what the model saw) as PNG under this folder.")
+@click.option("--draw", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="With --detect: write each photo with its boxes and labels as JPEG under this folder.")
 @quiet_option
-def classify(folders, model_path, output, fmt, batch, device, workers, recursive, resize, resume, force, quiet):
-    """Classify every file under FOLDER... (one row per file; unreadable files get an error row)."""
+def classify(folders, model_path, output, fmt, batch, device, workers, recursive, resize, resume, force, detect,
+             require_face, save_crops, draw, quiet):
+    """Classify every file under FOLDER... (one row per file, or per face with --detect;
+    unreadable files get an error row)."""
     from gender_cli.infer.classify import classify, load_classifier
+    from gender_cli.infer.detect import settings_for_model, trained_on_faces_notice
 
     if resume and force:
         raise click.UsageError("--resume and --force contradict each other; choose one")
@@ -87,10 +102,20 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
             f"{output} already exists; pass --resume to continue it or --force to replace it"
         )
 
+    face_only = {"--require-face": require_face, "--save-crops": save_crops, "--draw": draw}
+    if detect is None and any(face_only.values()):
+        raise click.UsageError(f"{', '.join(k for k, v in face_only.items() if v)}: only with --detect")
+    for param, folder in (("--save-crops", save_crops), ("--draw", draw)):
+        if folder:
+            check_output_location(folder, param)
+
     model = load_classifier(model_path, device)
     using_model(model.path, model.info.precision, quiet)
     warn_if_standin(model.info.standin)
     notice(model.notice, quiet)
+    settings = settings_for_model(detect, model.info.raw)
+    if settings is None:
+        notice(trained_on_faces_notice(model.info.raw), quiet)
 
     bar = _ProgressBar(disabled=quiet)
     try:
@@ -106,6 +131,10 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
             resume=resume,
             on_start=bar.start,
             on_batch=bar.update,
+            detect=settings,
+            require_face=require_face,
+            save_crops=save_crops,
+            draw=draw,
         )
     except KeyboardInterrupt:
         bar.close()
@@ -163,6 +192,18 @@ def _format_summary(summary) -> str:
         )
     if summary.truncated_bytes:
         lines.append(f"resume: removed a partial last row ({summary.truncated_bytes} bytes)")
+    if summary.detection:
+        lines.insert(1, _format_faces(summary))
+    if summary.redone:
+        lines.append(f"resume: {summary.redone} file(s) had only part of their face rows; done again")
     destination = "stdout" if summary.output == STDOUT else summary.output
     lines.append(f"rows written to {destination}")
     return "\n".join(lines)
+
+
+def _format_faces(summary) -> str:
+    tolerated = " (not a failure without --require-face)" if summary.tolerated else ""
+    return (
+        f"faces: {summary.faces} in {summary.classified} files, no face: {summary.errors.get(NO_FACE, 0)}{tolerated}; "
+        f"{summary.detection.summary()} (eyes found for {summary.aligned} of {summary.faces})"
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import click
 
 from gender_cli.devices import DEFAULT_DEVICE, DEVICE_HELP, DEVICES
+from gender_cli.infer import detect as face_detect
 
 
 def device_option(fn):
@@ -73,3 +75,46 @@ def check_output_location(path: str | Path, param_hint: str) -> None:
         raise click.BadParameter(f"{existing} is a file; a folder is needed there", param_hint=param_hint)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise click.BadParameter(f"cannot write in {existing} (permission denied)", param_hint=param_hint)
+
+
+def detect_options(max_faces: bool = True):
+    """``--detect`` and the detection settings, handed to the command as one ``detect``
+    argument: None without --detect, else {detector, min_face, margin, max_faces} with
+    None for each value not given (the model's metadata or the defaults fill them).
+    ``max_faces=False`` leaves --max-faces out (training and evaluation use each
+    image's largest face)."""
+    specs = face_detect.DETECTORS.values()
+    options = [
+        click.option("--detect", is_flag=True,
+                     help="Find, align and crop every face first (for ordinary photos): one row per face."),
+        click.option("--detector", type=click.Choice(list(face_detect.DETECTORS)), default=None,
+                     help="Face detector (with --detect): " + "; ".join(f"{d.name}: {d.help}" for d in specs)
+                     + f". Default: the model's (train --detect), else {face_detect.DEFAULT_DETECTOR}."),
+        click.option("--min-face", type=click.IntRange(face_detect.MIN_FACE_FLOOR, None), default=None,
+                     help="Smallest face to look for, in pixels of the photo (with --detect). Default: the "
+                     "model's, else the detector's: " + ", ".join(f"{d.name} {d.min_face}" for d in specs) + "."),
+        click.option("--margin", type=click.FloatRange(*face_detect.MARGIN_RANGE), default=None,
+                     help="The detected box grows by this fraction of its side before the crop (with "
+                     f"--detect; {face_detect.DEFAULT_MARGIN} = {face_detect.DEFAULT_MARGIN * 50:g} % each way, the "
+                     "VGG convention). Default: the model's, else " + f"{face_detect.DEFAULT_MARGIN}."),
+    ]
+    if max_faces:
+        options.append(click.option("--max-faces", type=click.IntRange(1, None), default=None,
+                                    help="Keep only the N largest faces of each photo (with --detect). Default: all."))
+
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, detect, detector, min_face, margin, max_faces=None, **kwargs):
+            given = {"detector": detector, "min_face": min_face, "margin": margin, "max_faces": max_faces}
+            if not detect:
+                named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+                if named:
+                    raise click.UsageError(f"{', '.join(named)}: only with --detect")
+                return fn(*args, detect=None, **kwargs)
+            return fn(*args, detect=given, **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorator

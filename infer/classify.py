@@ -6,6 +6,8 @@ in background threads (``batches``), run the ONNX graph on fixed-shape batches
 is the exported one: ``labels[1]`` when ``probabilities[:, 1] >= threshold``, else
 ``labels[0]``. Every head of the graph runs in the same pass; the columns follow
 its metadata (``ModelInfo.gender_labels``, ``ModelInfo.value_columns``: ``age``).
+With ``detect`` (face detection settings) the rows are one per face instead, with the
+face columns (``faces``, ``face_rows``); OpenCV is imported only then.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from gender_cli import contract, workspace
 from gender_cli.errors import ModelFileError
 from gender_cli.infer.batches import iter_batches
+from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_available
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.output import Row, infer_format, open_output
 from gender_cli.infer.session import LoadedModel, open_session
@@ -41,6 +44,11 @@ class ClassifySummary:
     errors: Counter = field(default_factory=Counter)  # category -> count, every row for these files
     seconds: float = 0.0
     truncated_bytes: int = 0  # partial last row cut from a resumed output
+    detection: FaceSettings | None = None  # with detect: how faces were found and cropped
+    faces: int = 0  # with detect: faces classified in this run
+    aligned: int = 0  # with detect: faces whose eyes were found and levelled
+    redone: int = 0  # with detect and resume: files whose rows were incomplete, done again
+    tolerated: frozenset[str] = frozenset()  # error categories that do not fail the run
 
     @property
     def images_per_second(self) -> float:
@@ -48,7 +56,7 @@ class ClassifySummary:
 
     @property
     def all_classified(self) -> bool:
-        return not self.errors
+        return not any(category not in self.tolerated for category in self.errors)
 
 
 def load_classifier(model_path: str | os.PathLike | None, device: str, threads: int | None = None) -> LoadedModel:
@@ -88,12 +96,19 @@ def classify(
     resume: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    detect: FaceSettings | None = None,
+    require_face: bool = False,
+    save_crops: str | os.PathLike | None = None,
+    draw: str | os.PathLike | None = None,
 ) -> ClassifySummary:
     """Classify every file under ``folders`` into ``output`` ("-" for stdout).
 
     ``on_start(n)`` is called once with the number of files still to classify;
     ``on_batch(n)`` is called after each batch's rows are safely written, with the
     number of files in it (progress bars; tests use it to interrupt a run).
+    With ``detect``: one row per face, ``no_face`` rows fail the run only with
+    ``require_face``; ``save_crops`` and ``draw`` are folders for the aligned crops
+    and for the photos with their boxes and labels.
     """
     started = time.perf_counter()
     info = model.info
@@ -108,9 +123,18 @@ def classify(
         standin=info.standin,
         files=len(files) + len(unlistable),
     )
+    face_output = {}
+    if detect is not None:
+        from gender_cli.infer.faces import incomplete_paths
+
+        check_available(detect.detector)
+        face_output = {"extra": FACE_COLUMNS, "incomplete": incomplete_paths}
+        summary.detection = detect
+        summary.tolerated = frozenset() if require_face else frozenset({NO_FACE})
     writer, existing = open_output(output, infer_format(output, fmt), info.gender_labels, resume=resume,
-                                   values=info.value_columns)
+                                   values=info.value_columns, **face_output)
     summary.truncated_bytes = existing.cut_bytes
+    summary.redone = existing.redone
     with writer:
         unlisted_rows = [
             Row(str(path), None, None, f"unreadable: cannot list folder ({exc.strerror or exc})")
@@ -133,6 +157,14 @@ def classify(
         if on_start is not None:
             on_start(len(todo))
 
+        if detect is not None:
+            from gender_cli.infer.draw import FaceFiles
+            from gender_cli.infer.face_rows import classify_faces
+
+            files = FaceFiles(save_crops, draw, info.labels)
+            classify_faces(todo, model, writer, summary, detect, files, batch_size, workers, on_batch)
+            summary.seconds = time.perf_counter() - started
+            return summary
         for batch in iter_batches(
             todo, batch_size, size=info.image_size, resize=resize or info.resize, workers=workers,
             fixed_shape=model.fixed_batch is not None,

@@ -31,10 +31,10 @@ import cv2
 import numpy as np
 
 from gender_cli.infer.align import crop_face
-from gender_cli.infer.batches import default_workers
 from gender_cli.infer.detect import NO_FACE, Face, FaceSettings, detector_for_thread, eye_angle
 from gender_cli.infer.images import ImageError, load_picture
 from gender_cli.infer.output import Row
+from gender_cli.system import available_cpus
 
 SEARCH_SIDE = 1280  # larger pictures are searched at this long side (detection cost grows with pixels)
 DETECT_FAILED = "detect_failed"
@@ -170,16 +170,20 @@ def iter_face_batches(
     prefetch: int = 3,
     preview_side: int | None = None,
     on_crop: Callable[[Path, int, np.ndarray], None] | None = None,
+    fixed_shape: bool = False,
 ) -> Iterator[FaceBatch]:
-    """Yield batches of ``batch_size`` rows covering ``paths`` in order.
+    """Yield batches of ``batch_size`` rows covering ``paths`` in order (fewer for a job
+    of fewer files, unless ``fixed_shape``, as ``batches.iter_batches`` does).
 
     About ``prefetch * batch_size`` files are being worked on at any time. Stopping
     early cancels the queued files and joins the threads before returning.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if not fixed_shape:
+        batch_size = min(batch_size, max(1, len(paths)))
     height, width = size
-    executor = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="faces")
+    executor = ThreadPoolExecutor(max_workers=workers or available_cpus(), thread_name_prefix="faces")
     pending: deque[Future] = deque()
     queued = iter(enumerate(paths))
     ahead = max(1, prefetch) * batch_size
