@@ -4,7 +4,8 @@
   ``iters`` timed runs (by default as many as fit in about ``DEFAULT_SECONDS``).
 - End-to-end (``images``): decoding + preprocessing + inference through the same
   ``iter_batches`` pipeline ``classify`` uses, one pass over the folder; the decode
-  side alone is timed too, so the bottleneck is visible.
+  side alone is timed too, so the bottleneck is visible. With ``faces`` (detection
+  settings) the pipeline of ``classify --detect`` instead (``bench_faces``).
 - Side by side: the other precision variants stored next to the model
   (``classifier-<precision>.onnx``), each model-only with the same settings, as
   ratios to fp32; TensorFlow and PyTorch on the same weights live in ``tf_compare``
@@ -38,6 +39,7 @@ from gender_cli import __version__, contract
 from gender_cli.bench.machine import cpu_model
 from gender_cli.errors import ModelFileError
 from gender_cli.infer.batches import iter_batches
+from gender_cli.infer.detect import settings_for_model
 from gender_cli.system import available_cpus
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.session import LoadedModel, describe_model, open_session
@@ -155,14 +157,19 @@ def bench_two_passes(
 
 def bench_end_to_end(
     model: LoadedModel, folder: str | os.PathLike, batch: int, workers: int | None = None, resize: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, faces=None,
 ) -> dict[str, Any]:
-    """One pass over ``folder``: decode-only first, then decode + inference."""
+    """One pass over ``folder``: decode-only first, then decode + inference; with
+    ``faces`` (infer.detect.FaceSettings), the face pipeline's figures."""
     files = list_image_files([folder])
     if not files:
         from gender_cli.errors import GenderCliError
 
         raise GenderCliError(f"no files under {folder}")
+    if faces is not None:
+        from gender_cli.bench.bench_faces import bench_faces
+
+        return bench_faces(model, files, str(folder), batch, faces, workers, progress)
     size = model.info.image_size
     resize = resize or model.info.resize
 
@@ -257,8 +264,10 @@ def bench(
     target_seconds: float = DEFAULT_SECONDS,
     command: str | None = None,
     progress: Progress | None = None,
+    faces: dict | None = None,
 ) -> dict[str, Any]:
-    """Every figure ``gender-cli bench`` reports, as one JSON-ready dict."""
+    """Every figure ``gender-cli bench`` reports, as one JSON-ready dict. ``faces``:
+    detection settings given for the end-to-end pass (None: no detection)."""
     model_path = Path(model_path)
     model = open_session(model_path, device=device, threads=threads, allow_spinning=images is None)
     batch = model.fixed_batch or batch  # a graph exported with a static N
@@ -285,7 +294,8 @@ def bench(
         result["two_passes"] = bench_two_passes(model, batch, warmup, iters, target_seconds, progress, model_only)
 
     if images is not None:
-        e2e = bench_end_to_end(model, images, batch, workers=workers, progress=progress)
+        settings = settings_for_model(faces, model.info.raw)
+        e2e = bench_end_to_end(model, images, batch, workers=workers, progress=progress, faces=settings)
         e2e["ratio_to_model_only"] = e2e["images_per_second"] / model_only["images_per_second"]
         result["end_to_end"] = e2e
 

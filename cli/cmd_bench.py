@@ -7,7 +7,7 @@ import shlex
 import click
 
 from gender_cli.cli.options import (
-    batch_option, check_output_location, device_option, model_option, quiet_option, workers_option,
+    batch_option, check_output_location, detect_options, device_option, model_option, quiet_option, workers_option,
 )
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import notice, warn_if_standin
@@ -69,25 +69,31 @@ from gender_cli.cli.progress import StageProgress
     help="onnxruntime intra-op threads. Default: number of CPU cores.",
 )
 @workers_option
+@detect_options()
 @quiet_option
 def bench(
-    model_path, batch, device, warmup, iters, images, json_path, variants, compare_tf, compare_torch, threads, workers, quiet
+    model_path, batch, device, warmup, iters, images, json_path, variants, compare_tf, compare_torch, threads, workers,
+    detect, quiet
 ):
     """Measure img/s and per-batch latency (p50/p90/p99) of an exported classifier.
 
     For a graph with gender and age heads it also times each batch through the graph
     twice, one backbone pass per attribute as deepface's analyze(actions=["age",
     "gender"]) runs them, against the graph's single pass.
+    With --images DIR --detect, the end-to-end figures are those of 'classify --detect':
+    photos and faces per second and the share of the work spent in the detector.
     """
     from gender_cli import workspace
     from gender_cli.atomic import write_json_atomically
     from gender_cli.bench.bench import bench
 
+    if detect is not None and images is None:
+        raise click.UsageError("--detect measures the end-to-end pipeline: give --images DIR")
     if json_path:
         check_output_location(json_path, "--output")
     model_path = model_path or str(workspace.default_classifier())
     progress = StageProgress(quiet, {
-        **{stage: (stage, "img", False) for stage in ("decode only", "end-to-end")},
+        **{stage: (stage, "img", False) for stage in ("decode only", "detect only", "end-to-end")},
         "building the Keras model": ("building the Keras model", "model", False),
     })
     try:
@@ -105,6 +111,7 @@ def bench(
             workers=workers,
             command=_command_line(click.get_current_context()),
             progress=progress,
+            faces=detect,
         )
     finally:
         progress.close()
@@ -158,7 +165,9 @@ def format_report(result: dict) -> str:
         lines.append(_figures("two passes per batch", two)
                      + f"  one pass x{two['one_pass_speedup']:.2f} (deepface-style: a network per attribute)")
     e2e = result.get("end_to_end")
-    if e2e:
+    if e2e and "detection" in e2e:
+        lines += _face_lines(e2e)
+    elif e2e:
         lines.append(_figures(f"end-to-end ({e2e['files']} files)", e2e))
         lines.append(
             f"{'':<24} e2e/model-only {e2e['ratio_to_model_only']:.2f}; decode alone "
@@ -185,3 +194,17 @@ def format_report(result: dict) -> str:
     elif torch_figures and torch_figures.get("requested", True):
         lines.append(f"{'pytorch':<24} skipped: {torch_figures['skipped']}")
     return "\n".join(lines)
+
+
+def _face_lines(e2e: dict) -> list[str]:
+    stages = e2e["ms_per_image"]
+    counts = e2e["files_by_face_count"]
+    return [
+        _figures(f"end-to-end ({e2e['files']} files)", e2e),
+        f"{'':<24} {e2e['faces_per_second']:.1f} faces/s; {e2e['faces']} faces, photos with 0/1/2/3+ faces: "
+        + "/".join(str(counts[key]) for key in counts),
+        f"{'':<24} detector {e2e['detection']['detector']}: {100 * e2e['detection_share']:.0f} % of the work; "
+        "ms per photo " + ", ".join(f"{stage} {ms:.1f}" for stage, ms in stages.items())
+        + f"; decode + detect alone {e2e['detect_only_images_per_second']:.1f} img/s with "
+        f"{e2e['decode_workers']} workers",
+    ]

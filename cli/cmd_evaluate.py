@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.options import (
-    batch_option, check_output_location, device_option, model_option, quiet_option, workers_option,
+    batch_option, check_output_location, detect_options, device_option, model_option, quiet_option, workers_option,
 )
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.cli.help_format import ERRORS, OK, epilog
@@ -30,17 +30,20 @@ from gender_cli.cli.messages import age_summary_line, gender_summary_line, notic
               "all images. Default: test when split information exists, else all.")
 @click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="A training run's splits.csv: evaluate on that run's test images.")
+@detect_options(max_faces=False)
 @batch_option(32)
 @workers_option
 @device_option
 @quiet_option
-def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, workers, device, quiet):
+def evaluate(data, model_path, out_dir, layout, split, splits_file, detect, batch, workers, device, quiet):
     """Accuracy, per-class metrics, ROC AUC, confusion matrix and plots of a classifier on DATA.
 
     Runs the exported ONNX classifier (fp32, fp16 or int8) with onnxruntime and the
     decision threshold stored in it, so variants and data sets compare on equal terms.
     A graph with the age head also gets MAE, RMSE, CS(5), MAE per age band and the age
     plots on the images of DATA that have an age.
+    With --detect each image stands for its largest face, cropped as the model's
+    metadata says (train --detect) unless the options say otherwise.
     """
     from gender_cli import workspace
     from gender_cli.train.evaluate import evaluate
@@ -52,9 +55,10 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, batch, worke
     result = evaluate(
         data, model_path=model_path, out_dir=out_dir, layout=layout,
         split=split, splits_file=splits_file, batch_size=batch, workers=workers, device=device,
-        progress=not quiet,
+        progress=not quiet, faces=detect,
     )
-    notice(result.notice, quiet)
+    for message in result.notices:
+        notice(message, quiet)
     warn_if_standin(result.standin)
     if result.unreadable and not quiet:
         click.echo(f"{len(result.unreadable)} unreadable image(s) left out (listed in metrics.json)", err=True)

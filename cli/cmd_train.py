@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.options import (
-    batch_option, check_output_location, device_option, quiet_option, workers_option,
+    batch_option, check_output_location, detect_options, device_option, quiet_option, workers_option,
 )
 from gender_cli.contract import AGE_RANGE, DEFAULT_DESCRIPTOR, DESCRIPTORS
 from gender_cli.train.age_head import AGE_LOSSES, DEFAULT_AGE_LOSS, AgeHeadConfig
@@ -95,13 +95,14 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
               show_default=True, help="Adam learning rate (halved when validation loss stalls).")
 @click.option("--patience", type=click.IntRange(1, 10000), default=10, show_default=True,
               help="Epochs without validation-loss improvement before stopping (best weights kept).")
+@detect_options(max_faces=False)
 @batch_option(32)
 @workers_option
 @device_option
 @quiet_option
 def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_file, agegender_split, seed, epochs,
-          head_batch, hidden, dropout, age_hidden, age_dropout, age_loss, learning_rate, patience, batch, workers,
-          device, quiet):
+          head_batch, hidden, dropout, age_hidden, age_dropout, age_loss, learning_rate, patience, detect, batch,
+          workers, device, quiet):
     """Train the gender head (and the age head) on backbone descriptors of DATA (default ./data).
 
     \b
@@ -112,7 +113,10 @@ def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_fi
     ages, age; writes metrics, predictions and plots to the run folder, and
     exports the fp32 classifier, one graph with every head, so 'gender-cli
     classify' gives gender and age per file from one pass right away.
+    With --detect each image stands for its largest face, found, aligned and
+    cropped first; the settings travel in the model for 'classify --detect'.
     """
+    from gender_cli.infer.detect import FaceSettings
     from gender_cli.train.train import TrainOptions, train
 
     if run_dir is not None:
@@ -133,6 +137,7 @@ def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_fi
         epochs=epochs, head_batch=head_batch, hidden=hidden, dropout=dropout, age_hidden=age_hidden,
         age_dropout=age_dropout, age_loss=age_loss, learning_rate=learning_rate, patience=patience,
         extract_batch=batch, workers=workers, device=device, progress=not quiet,
+        faces=FaceSettings.resolve(None, **detect) if detect is not None else None,
     )
     result = train(options, log=log)
     m = result.metrics

@@ -97,6 +97,7 @@ class HeadSpec(DenseHeadFiles):
     standin: bool = False
     metrics: dict = field(default_factory=dict)  # test-split metrics, when known
     source: str = ""  # where a head not trained here came from (convert of a ready classifier)
+    faces: dict | None = None  # trained on detected faces: the metadata of their settings
 
 
 @dataclass
@@ -114,6 +115,7 @@ class AgeHeadSpec(DenseHeadFiles):
     backbone_sha256: str = ""
     standin: bool = False
     metrics: dict = field(default_factory=dict)
+    faces: dict | None = None  # as HeadSpec.faces (both heads see the same crops)
 
     def age_values(self) -> np.ndarray:
         """The age (years) of each softmax class: the weights of the expected value."""

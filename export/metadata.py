@@ -32,6 +32,7 @@ def build_metadata(
     head, age = specs.get(GENDER_HEAD), specs.get(AGE_HEAD)
     standin = bool(network.standin or any(spec.standin for spec in specs.values()))
     sha256 = next((spec.backbone_sha256 for spec in specs.values() if spec.backbone_sha256), "")
+    faces = next((spec.faces for spec in specs.values() if spec.faces), None)
     meta = {
         Meta.LABELS: json.dumps(list(head.labels) if head else list(contract.LABELS)),
         Meta.THRESHOLD: repr(float(head.threshold)) if head else "0.5",
@@ -52,6 +53,8 @@ def build_metadata(
         meta[Meta.SOURCE_PREPROCESSING] = json.dumps(network.preprocessing)
     if head is not None and head.source:
         meta[Meta.HEAD_SOURCE] = head.source
+    if faces:
+        meta.update(faces)  # how the training faces were found and cropped
     if head is not None and head.metrics:
         meta[Meta.METRICS] = json.dumps(head.metrics)
     if specs and list(specs) != [GENDER_HEAD]:

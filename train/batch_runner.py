@@ -3,7 +3,9 @@
 Images are decoded by ``infer.batches.iter_batches`` in threads ahead of inference;
 padded slots and images that failed to decode are dropped from the results, and the
 failures come back with their category. Shared by descriptor extraction (backbone
-graph) and ``evaluate`` (classifier graph).
+graph) and ``evaluate`` (classifier graph). With ``faces`` (detection settings) each
+image is represented by its largest face, found, aligned and cropped by
+``infer.faces``; an image without a face fails with the category ``no_face``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def run_over_paths(
     workers: int | None = None,
     progress: bool = True,
     desc: str = "images",
+    faces=None,
 ) -> Iterator[BatchResult]:
     """Yield one :class:`BatchResult` per batch of ``paths`` (in order), holding the
     graph's ``outputs`` (one name or several)."""
@@ -58,6 +61,11 @@ def run_over_paths(
                dynamic_ncols=True)
     offset = 0
     try:
+        if faces is not None:
+            for result in _over_faces(loaded, paths, names, batch_size, workers, faces):
+                yield result
+                bar.update(len(result.indices) + len(result.failures))
+            return
         for batch in iter_batches(
             list(paths), batch_size, size=model_image_size(loaded), resize=model_resize(loaded),
             workers=workers, fixed_shape=loaded.fixed_batch is not None,
@@ -78,3 +86,20 @@ def run_over_paths(
             bar.update(n)
     finally:
         bar.close()
+
+
+def _over_faces(loaded, paths: list[Path], names: list[str], batch_size: int, workers: int | None, faces):
+    """As run_over_paths, on the largest face of each image."""
+    from dataclasses import replace
+
+    from gender_cli.infer.faces import iter_face_batches
+
+    for batch in iter_face_batches(list(paths), batch_size, model_image_size(loaded), replace(faces, max_faces=1),
+                                   workers, fixed_shape=loaded.fixed_batch is not None):
+        good = [entry for entry in batch.entries if entry.slot is not None]
+        failures = {entry.file.index: entry.file.error for entry in batch.entries if entry.slot is None}
+        values = {name: np.zeros((0, 0), np.float32) for name in names}
+        if good:
+            ran = loaded.run_batch(batch.images, batch.used, names)
+            values = {name: np.asarray(ran[name][[entry.slot for entry in good]], np.float32) for name in names}
+        yield BatchResult([entry.file.index for entry in good], values, failures)

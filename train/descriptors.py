@@ -5,7 +5,9 @@ from the same source weights (metadata ``source_sha256``) for the same descripto
 otherwise it is (re)made with ``export.export.export(network, ..., head=None)``.
 No TensorFlow is involved.
 
-Cache (``workspace.descriptor_cache_dir()/<descriptor>-<backbone id>-<H>x<W>-<resize>/``):
+Cache (``workspace.descriptor_cache_dir()/<descriptor>-<backbone id>-<H>x<W>-<crop>/``,
+where ``<crop>`` is the resize mode, or the face detection settings' key with
+``faces``):
 
 * an image is identified by its resolved path, size in bytes and ``mtime_ns`` (cheap,
   no reading; an edited or replaced file gets a new identity and is extracted again);
@@ -183,12 +185,15 @@ def extract_descriptors(
     progress: bool = True,
     shard_batches: int = DEFAULT_SHARD_BATCHES,
     on_shard: Callable[[int], None] | None = None,
+    faces=None,
 ) -> DescriptorResult:
-    """Descriptors of ``paths`` (cached ones read, the rest extracted and cached)."""
+    """Descriptors of ``paths`` (cached ones read, the rest extracted and cached); with
+    ``faces`` (infer.detect.FaceSettings), of each image's largest face."""
     descriptor_spec(descriptor)
     loaded, backbone, exported = ensure_backbone(network, descriptor, device=device)
     size = model_image_size(loaded)
-    cache = DescriptorCache.open(cache_folder(network, descriptor, size, model_resize(loaded)))
+    crop = faces.key() if faces is not None else model_resize(loaded)
+    cache = DescriptorCache.open(cache_folder(network, descriptor, size, crop))
 
     keys = [image_key(p) for p in paths]
     failures: dict[int, tuple[str, str]] = {}
@@ -228,7 +233,7 @@ def extract_descriptors(
             unique_todo.append(i)
     todo_paths = [paths[i] for i in unique_todo]
     for result in run_over_paths(loaded, todo_paths, DESCRIPTOR, batch_size, workers, progress,
-                                 desc=f"descriptors {descriptor}"):
+                                 desc=f"descriptors {descriptor}", faces=faces):
         for local, (category, message) in result.failures.items():
             pending_failures[keys[unique_todo[local]]] = (category, message)
         if result.indices:

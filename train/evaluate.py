@@ -14,7 +14,7 @@ run (``split="all"``: every listed image); else the data's own split column
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from gender_cli import workspace
 from gender_cli.contract import AGE, AGE_HEAD, GENDER_HEAD, HEADS, LABELS, PROBABILITIES, STANDIN_WARNING
 from gender_cli.errors import GenderCliError, ModelFileError
+from gender_cli.infer.detect import FaceSettings, check_available, settings_for_model, trained_on_faces_notice
 from gender_cli.train.batch_runner import run_over_paths
 from gender_cli.train.datasets import age_summary, load_dataset
 from gender_cli.atomic import write_json_atomically
@@ -48,6 +49,14 @@ class EvaluateResult:
     providers: list[str]
     notice: str | None
     age: dict | None = None  # age head: metrics (None when the data has no usable age), images without one
+    faces: FaceSettings | None = None  # how faces were found and cropped, with --detect
+    raw_meta: dict = field(default_factory=dict)  # the model's metadata
+
+    @property
+    def notices(self) -> list[str]:
+        """One-line notes for the user: the provider fallback, a face model run on crops."""
+        trained = None if self.faces is not None else trained_on_faces_notice(self.raw_meta)
+        return [message for message in (self.notice, trained) if message]
 
 
 def default_out_dir(model_path: Path) -> Path:
@@ -99,7 +108,11 @@ def evaluate(
     workers: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    faces: dict | None = None,
 ) -> EvaluateResult:
+    """``faces``: None to use the images as they are; else detection settings given
+    (None values are filled from the model's metadata, then the defaults), and each
+    image stands for its largest face."""
     from gender_cli.infer.session import open_session
 
     model_path = Path(model_path) if model_path else workspace.default_classifier()
@@ -115,6 +128,9 @@ def evaluate(
         raise ModelFileError(f"{model_path} has labels {list(model_labels)}; expected {list(LABELS)}")
     threshold = float(info.threshold)
     standin = bool(info.standin)
+    settings = settings_for_model(faces, info.raw)
+    if settings is not None:
+        check_available(settings.detector)
 
     samples = [dataset.samples[i] for i in indices]
     paths = [s.path for s in samples]
@@ -125,7 +141,7 @@ def evaluate(
     unreadable = []
     started = time.perf_counter()
     for result in run_over_paths(loaded, paths, info.head_outputs, batch_size, workers, progress,
-                                 desc=f"evaluate {model_path.name}"):
+                                 desc=f"evaluate {model_path.name}", faces=settings):
         if result.indices:
             for name, values in result.values.items():
                 found[name][result.indices] = values
@@ -179,6 +195,7 @@ def evaluate(
         "unreadable": unreadable,
         "images_per_second": round(int(ok.sum()) / seconds, 1) if seconds > 0 else None,
         "providers": list(loaded.providers),
+        "faces": settings.describe() if settings is not None else None,
     })
     files["metrics"] = write_json_atomically(out_dir / METRICS_FILE, metrics)
     threshold_note = f", threshold {threshold:.4f} from metadata" if gender else ""
@@ -189,10 +206,12 @@ def evaluate(
             f"- data: `{dataset.root}` (layout {dataset.layout}); evaluated: {selection}",
             f"- images evaluated: {int(ok.sum())}; unreadable: {len(unreadable)}; "
             f"skipped while reading: {len(dataset.skipped)}",
+            *([f"- faces: the largest face of each image, {settings.summary()}; images without a face "
+               "count as unreadable (category no_face)"] if settings is not None else []),
         ]), *sections,
          ("Files", [f"- {name}: `{Path(p).name}`" for name, p in files.items()])],
         standin,
     )
     return EvaluateResult(out_dir, model_path, gender_metrics, files, unreadable, standin,
                           str(info.precision), metrics["images_per_second"], list(loaded.providers),
-                          loaded.notice, age_result)
+                          loaded.notice, age_result, settings, dict(info.raw))

@@ -31,6 +31,8 @@ def report_sections(dataset, task, plan, split_counts, unreadable, options, gend
     for name, row in split_counts.items():
         data_lines.append(f"| {name} | " + " | ".join(str(v) for v in row.values()) + f" | {sum(row.values())} |")
     head_lines = [
+        *([f"- faces: the largest face of each image, {options.faces.summary()}; images without "
+           "a face are left out (category no_face)"] if options.faces is not None else []),
         f"- descriptor: {options.descriptor} ({descriptor_stats['cached']} cached, "
         f"{descriptor_stats['extracted']} extracted"
         + (f" at {descriptor_stats['images_per_second']} img/s" if descriptor_stats["images_per_second"] else "")

@@ -39,6 +39,7 @@ from gender_cli.atomic import write_json_atomically
 from gender_cli.contract import AGE, LABELS, PROBABILITIES, STANDIN_WARNING, descriptor_spec
 from gender_cli.errors import GenderCliError
 from gender_cli.head_spec import AgeHeadSpec, HeadSpec
+from gender_cli.infer.detect import FaceSettings, check_available
 from gender_cli.tf_quiet import import_keras
 from gender_cli.train.age_head import AgeHeadConfig, age_estimates, save_keras_age_head, train_age_head
 from gender_cli.train.datasets import SPLITS, load_dataset
@@ -84,6 +85,7 @@ class TrainOptions:
     device: str = "auto"
     progress: bool = True
     export: bool = True
+    faces: FaceSettings | None = None  # train on each image's largest detected face (--detect)
 
     def head_config(self) -> HeadConfig:
         return HeadConfig(list(self.hidden), self.dropout, self.epochs, self.head_batch,
@@ -172,9 +174,12 @@ def train(
     aged = all_aged[used]
     true_ages = np.array([dataset.samples[i].age if dataset.samples[i].has_age else np.nan for i in used], float)
     splits = [plan.splits[i] for i in used]
+    if options.faces is not None:
+        check_available(options.faces.detector)
+        say(f"faces: the largest face of each image, {options.faces.summary()}")
     desc = extract_descriptors(
         paths, network, options.descriptor, options.extract_batch, options.workers, options.device,
-        options.progress, on_shard=on_shard,
+        options.progress, on_shard=on_shard, faces=options.faces,
     )
     if desc.notice:
         say(f"Notice: {desc.notice}")
@@ -231,7 +236,8 @@ def train(
     metrics.update({"split_counts": split_counts, "unreadable": unreadable, "descriptors": descriptor_stats})
     files["metrics"] = write_json_atomically(run_dir / METRICS_FILE, metrics)
 
-    common = dict(descriptor=options.descriptor, backbone_sha256=network.source_sha256, standin=standin)
+    common = dict(descriptor=options.descriptor, backbone_sha256=network.source_sha256, standin=standin,
+                  faces=options.faces.to_meta() if options.faces is not None else None)
     if gender:
         spec = HeadSpec(
             input_dim=int(gender["kernels"][0].shape[0]), hidden=list(options.hidden),
@@ -396,7 +402,7 @@ def _export_classifier(network, options: TrainOptions, run_dir: Path, preds: Pre
     expected = {PROBABILITIES: preds.probabilities, AGE: preds.predicted_ages}
     checked = 0
     for result in run_over_paths(loaded, [preds.paths[i] for i in rows], outputs,
-                                 options.extract_batch, options.workers, progress=False):
+                                 options.extract_batch, options.workers, progress=False, faces=options.faces):
         checked += len(result.indices)
         for name in outputs:
             got = result.values[name]
