@@ -1,13 +1,13 @@
 """End-to-end figures with face detection (``bench --images DIR --detect``).
 
-Two passes over the folder through ``infer.faces.iter_face_batches``, the pipeline
-``classify --detect`` uses: first decode + detect + crop alone, then with inference.
-The second pass gives img/s (files) and faces/s, and the share of the work spent in
-the detector: the decode threads time each stage of each file (decode, detect,
-crop), the main thread times each inference call, and the share is detector seconds
-over all of these seconds (thread-seconds: with several decode threads the stages
-overlap each other and inference, so the shares say where the CPU goes, not which
-stage the wall clock waits on).
+Two passes over the same files with the same classifier: the plain pipeline
+(``classify``: decode, resize, inference) and the face pipeline (``classify
+--detect``: decode, detect, align and crop, inference). Photos per second of both
+give the share of the end-to-end time that detection takes, ``1 - with / without``
+(wall clock, with decoding, detection and inference overlapped as they run). The
+decode threads also time each stage of each file in CPU seconds (decode, detect,
+crop; ``time.thread_time``, so waiting for the GIL or for a core is not counted),
+which says what each stage costs on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gender_cli.infer.batches import iter_batches
 from gender_cli.infer.detect import FaceSettings, check_available
 from gender_cli.infer.faces import STAGES, FileFaces, iter_face_batches
 from gender_cli.infer.session import LoadedModel
@@ -35,26 +36,30 @@ def bench_faces(
     workers: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     on_file: Callable[[FileFaces], None] | None = None,
+    plain_images_per_second: float | None = None,
 ) -> dict[str, Any]:
-    """Figures of one detect-only pass and one end-to-end pass over ``files``;
-    ``progress(stage, files done, files)``; ``on_file`` sees every file's result of the
-    end-to-end pass."""
-    from gender_cli.bench.bench import latency_stats
+    """Figures of the plain and the face pipeline over ``files`` (the plain one is not
+    run when its rate is given: it does not depend on the detector);
+    ``progress(stage, files done, files)``; ``on_file`` sees every file's faces."""
+    from gender_cli.bench.bench import pass_stats
 
     check_available(settings.detector)
     size = model.info.image_size
     fixed = model.fixed_batch is not None
     report = progress or (lambda stage, done, total: None)
 
-    started = time.perf_counter()
-    done = 0
-    report("detect only", 0, len(files))
-    for decoded in iter_face_batches(files, batch, size, settings, workers, fixed_shape=fixed):
-        done += decoded.files_done
-        report("detect only", done, len(files))
-    detect_only = time.perf_counter() - started
+    if plain_images_per_second is None:
+        started = time.perf_counter()
+        done = 0
+        report("without detection", 0, len(files))
+        for decoded in iter_batches(files, batch, size=size, resize=model.info.resize, workers=workers,
+                                    fixed_shape=fixed):
+            model.run_batch(decoded.images, len(decoded))
+            done += len(decoded)
+            report("without detection", done, len(files))
+        plain_images_per_second = len(files) / (time.perf_counter() - started)
 
-    stage_seconds = dict.fromkeys(STAGES, 0.0)
+    cpu_seconds = dict.fromkeys(STAGES, 0.0)
     inference_seconds = 0.0
     counts: Counter = Counter()
     errors: Counter = Counter()
@@ -73,8 +78,8 @@ def bench_faces(
             if not entry.last:
                 continue
             file = entry.file
-            for stage, seconds in file.seconds.items():
-                stage_seconds[stage] += seconds
+            for stage, seconds in file.cpu_seconds.items():
+                cpu_seconds[stage] += seconds
             faces += len(file.faces)
             counts[FACE_COUNT_BINS[min(len(file.faces), len(FACE_COUNT_BINS) - 1)]] += 1
             if file.error:
@@ -87,10 +92,7 @@ def bench_faces(
         done += decoded.files_done
         report("end-to-end", done, len(files))
     total = time.perf_counter() - started
-    work = sum(stage_seconds.values()) + inference_seconds
-    stats = latency_stats(per_batch, batch)
-    stats["images_per_second"] = len(files) / total
-    stats["seconds"] = total
+    stats = pass_stats(per_batch, batch, len(files), total)
     return {
         "mode": "end-to-end with face detection",
         "input": str(folder),
@@ -101,11 +103,9 @@ def bench_faces(
         "detection": settings.describe(),
         "decode_workers": workers or available_cpus(),
         "faces_per_second": faces / total,
-        "detect_only_images_per_second": len(files) / detect_only,
-        "ms_per_image": {
-            **{stage: 1000 * seconds / len(files) for stage, seconds in stage_seconds.items()},
-            "inference": 1000 * inference_seconds / len(files),
-        },
-        "detection_share": stage_seconds["detect"] / work if work > 0 else 0.0,
+        "plain_images_per_second": plain_images_per_second,
+        "detection_share": max(0.0, 1 - stats["images_per_second"] / plain_images_per_second),
+        "cpu_ms_per_image": {stage: 1000 * seconds / len(files) for stage, seconds in cpu_seconds.items()},
+        "inference_ms_per_image": 1000 * inference_seconds / len(files),
         **stats,
     }

@@ -84,9 +84,11 @@ def detect_options(max_faces: bool = True):
     ``max_faces=False`` leaves --max-faces out (training and evaluation use each
     image's largest face)."""
     specs = face_detect.DETECTORS.values()
+    what = ("Find, align and crop every face first (for ordinary photos): one row per face." if max_faces else
+            "Find, align and crop each image's largest face first (for ordinary photos); images without one "
+            "are left out.")
     options = [
-        click.option("--detect", is_flag=True,
-                     help="Find, align and crop every face first (for ordinary photos): one row per face."),
+        click.option("--detect", is_flag=True, help=what),
         click.option("--detector", type=click.Choice(list(face_detect.DETECTORS)), default=None,
                      help="Face detector (with --detect): " + "; ".join(f"{d.name}: {d.help}" for d in specs)
                      + f". Default: the model's (train --detect), else {face_detect.DEFAULT_DETECTOR}."),

@@ -125,9 +125,12 @@ def classify(
     )
     face_output = {}
     if detect is not None:
+        from gender_cli.infer.draw import outside
         from gender_cli.infer.faces import incomplete_paths
 
         check_available(detect.detector)
+        files = outside(files, (save_crops, draw))
+        summary.files = len(files) + len(unlistable)
         face_output = {"extra": FACE_COLUMNS, "incomplete": incomplete_paths}
         summary.detection = detect
         summary.tolerated = frozenset() if require_face else frozenset({NO_FACE})

@@ -17,7 +17,9 @@ centres used to level the face (None when they were not found).
 Nothing is downloaded. Importing this module imports neither OpenCV nor dlib (the
 ``--help`` of every verb reads the table); a detector loads its library when made.
 Detector objects are not shared between threads: :func:`detector_for_thread` keeps
-one per thread and name.
+one per thread and name. Making the OpenCV detector turns OpenCV's own thread pool
+off for the process (``cv2.setNumThreads(1)``): files are searched in parallel by the
+decode threads already, beside onnxruntime's threads.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class HaarDetector:
     def __init__(self) -> None:
         import cv2
 
+        cv2.setNumThreads(1)
         self._cv2 = cv2
         self._face = _cascade(cv2, HAAR_FACE)
         self._eye = _cascade(cv2, HAAR_EYE)

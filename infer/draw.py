@@ -30,6 +30,13 @@ def mirrored(folder: Path, path: Path, suffix: str) -> Path:
     return target.with_name(target.name + suffix)
 
 
+def outside(paths: list[Path], folders) -> list[Path]:
+    """``paths`` less those inside any of ``folders`` (crops and drawings written into a
+    folder being classified must not become inputs of the next run)."""
+    roots = [os.path.join(os.path.realpath(folder), "") for folder in folders if folder]
+    return [p for p in paths if not any(os.path.realpath(p).startswith(root) for root in roots)]
+
+
 class FaceFiles:
     """Writes crops (from any thread) and drawings for the files of one run."""
 

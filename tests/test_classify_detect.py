@@ -3,10 +3,10 @@ drawings; without --detect nothing changes and OpenCV is not even imported."""
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from helpers_faces import centre, frontal_faces, write_photo  # noqa: E402
+from helpers_train import read_csv  # noqa: E402
 from helpers_infer import reference_forward, write_tiny_classifier  # noqa: E402
 
 from gender_cli.cli.main import cli
@@ -50,11 +51,6 @@ def photos(tmp_path, utkface_sample):
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_one_row_per_face_in_left_to_right_order(model, photos, tmp_path):
@@ -100,6 +96,10 @@ def test_probabilities_are_those_of_the_saved_crops(model, photos, tmp_path):
         expected, _ = reference_forward(crop[None])
         assert float(row["p_female"]) == pytest.approx(float(expected[0, 1]), abs=2e-6)
     assert len(list(crops.rglob("*.png"))) == len(rows) == 6
+    for _ in range(2):  # crops written inside the classified folder do not become its inputs next time
+        again = run("classify", root, "--model", model, "-o", tmp_path / "again.csv", "--detect", "--force",
+                    "--save-crops", root / "crops")
+        assert "files: 5 " in again.output and len(read_csv(tmp_path / "again.csv")) == 8
     drawings = sorted(p.name for p in drawn.rglob("*.jpg"))
     assert drawings == ["none.jpg.boxes.jpg", "one.jpg.boxes.jpg", "three.jpg.boxes.jpg", "two.jpg.boxes.jpg"]
     with Image.open(drawn.rglob("three.jpg.boxes.jpg").__next__()) as picture:
@@ -154,6 +154,7 @@ def test_a_multi_face_file_cut_short_is_done_again(model, photos, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         classify([root], loaded, str(out), batch_size=1, detect=settings, on_batch=stop_inside_three)
+    assert not [t for t in threading.enumerate() if t.name.startswith("faces")]  # stopped and joined
     cut = read_csv(out)
     assert [r["face"] for r in cut if Path(r["path"]).name == "three.jpg"] == ["0"]
 
