@@ -40,8 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     limits = {name: int(count) for name, count in (item.split("=") for item in args.limit)}
 
-    from gender_cli.bench.machine import cpu_model, package_versions
-    from gender_cli.bench.record import record
     from gender_cli.bench.standin_models import standin_classifier
     from gender_cli.photos import write_photos
 
@@ -60,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
                 plain[count] = run["plain_images_per_second"]
                 runs.append(run)
                 print(_row(run), flush=True)
+                _record(args, argv, placements, runs)  # after every run: a late failure keeps the others
+    print(_markdown(_record(args, argv, placements, runs)))
+    return 0
+
+
+def _record(args, argv, placements: dict, runs: list[dict]) -> dict:
+    from gender_cli.bench.machine import cpu_model, package_versions
+    from gender_cli.bench.record import record
 
     report = {
         "what": "classify --detect pipeline over the shared faces pasted into 640x480 photos, per detector "
@@ -74,17 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     record(args.out, "detect", report, _markdown(report))
-    print(_markdown(report))
-    return 0
+    return report
 
 
 def _first(photos: Path, folder: Path, count: int) -> Path:
     names = sorted(p.name for p in photos.iterdir())
     if count >= len(names):
         return photos
-    folder.mkdir(exist_ok=True)
-    for name in names[:count]:
-        (folder / name).symlink_to(photos / name)
+    if not folder.is_dir():  # made once, for the first classifier
+        folder.mkdir()
+        for name in names[:count]:
+            (folder / name).symlink_to(photos / name)
     return folder
 
 
