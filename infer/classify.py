@@ -84,6 +84,30 @@ def decide(probabilities: np.ndarray, labels: Sequence[str], threshold: float) -
     return [labels[1] if p >= threshold else labels[0] for p in probabilities[:, 1]]
 
 
+@dataclass
+class HeadOutputs:
+    """Every head's answer for the images of one batch, from one pass of the graph."""
+
+    labels: list[str] | None  # gender head: decided labels
+    probabilities: np.ndarray | None  # gender head: (N, 2)
+    values: dict[str, np.ndarray]  # value column (age) -> (N,)
+
+    @classmethod
+    def run(cls, model: LoadedModel, images: np.ndarray, count: int) -> HeadOutputs:
+        """The heads' outputs for the first ``count`` images of a batch array."""
+        info = model.info
+        outputs = model.run_batch(images, count, info.head_outputs)
+        probabilities = outputs.get(contract.PROBABILITIES)
+        labels = decide(probabilities, info.labels, info.threshold) if probabilities is not None else None
+        return cls(labels, probabilities, {name: outputs[name] for name in info.value_columns})
+
+    def row(self, path: Path, index: int, extra: Sequence = ()) -> Row:
+        """The output row of image ``index``."""
+        return Row(str(path), self.labels[index] if self.labels else None,
+                   None if self.probabilities is None else self.probabilities[index].tolist(), None,
+                   {name: float(v[index]) for name, v in self.values.items()}, extra)
+
+
 def classify(
     folders: Sequence[str | os.PathLike],
     model: LoadedModel,
@@ -164,27 +188,22 @@ def classify(
             from gender_cli.infer.draw import FaceFiles
             from gender_cli.infer.face_rows import classify_faces
 
-            files = FaceFiles(save_crops, draw, info.labels)
-            classify_faces(todo, model, writer, summary, detect, files, batch_size, workers, on_batch)
+            face_files = FaceFiles(save_crops, draw, info.labels)
+            classify_faces(todo, model, writer, summary, detect, face_files, batch_size, workers, on_batch)
             summary.seconds = time.perf_counter() - started
             return summary
         for batch in iter_batches(
             todo, batch_size, size=info.image_size, resize=resize or info.resize, workers=workers,
             fixed_shape=model.fixed_batch is not None,
         ):
-            probabilities, labels, values = None, None, None
+            heads = None
             if len(batch.errors) < len(batch.paths):
-                outputs = model.run_batch(batch.images, len(batch.paths), info.head_outputs)
-                probabilities = outputs.get(contract.PROBABILITIES)
-                labels = decide(probabilities, info.labels, info.threshold) if probabilities is not None else None
-                values = {name: outputs[name] for name in info.value_columns}
+                heads = HeadOutputs.run(model, batch.images, len(batch.paths))
             rows = []
             for index, path in enumerate(batch.paths):
                 error = batch.errors.get(index)
                 if error is None:
-                    rows.append(Row(str(path), labels[index] if labels else None,
-                                    None if probabilities is None else probabilities[index].tolist(), None,
-                                    {name: float(v[index]) for name, v in values.items()}))
+                    rows.append(heads.row(path, index))
                     summary.classified += 1
                 else:
                     rows.append(Row(str(path), None, None, f"{error.category}: {error}"))

@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from gender_cli.infer.output import Row
+
 DRAW_SIDE = 1024
 DRAW_QUALITY = 90
 LABEL_COLOURS = ((40, 120, 255), (255, 60, 140))  # by label index (model output order)
+VALUE_COLOUR = (40, 170, 90)  # a graph without the gender head
 NO_FACE_COLOUR = (255, 200, 0)
 
 
@@ -54,26 +57,33 @@ class FaceFiles:
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(crop).save(target)
 
-    def draw(self, file, results: Sequence[tuple[str, float]]) -> Path | None:
-        """Draw ``file``'s boxes with (label, probability of that label) per face; None
-        when there is nothing to draw on (an unreadable file)."""
+    def draw(self, file, rows: Sequence[Row]) -> Path | None:
+        """Draw ``file``'s boxes, each with its face's row (label and its probability,
+        value columns such as age); None when there is nothing to draw on (an
+        unreadable file)."""
         if self.draw_dir is None or file.preview is None:
             return None
         image = Image.fromarray(file.preview)
         pen = ImageDraw.Draw(image)
         width = max(2, round(max(image.size) / 300))
         font = ImageFont.load_default(size=max(12, round(max(image.size) / 40)))
-        for number, (face, (label, probability)) in enumerate(zip(file.faces, results)):
+        for number, (face, row) in enumerate(zip(file.faces, rows)):
             x, y, w, h = (value / file.preview_scale for value in face.box)
-            colour = LABEL_COLOURS[self.labels.index(label) % len(LABEL_COLOURS)]
+            colour = LABEL_COLOURS[self.labels.index(row.label)] if row.label else VALUE_COLOUR
             pen.rectangle((x, y, x + w, y + h), outline=colour, width=width)
-            _caption(pen, (x, y), f"{number} {label} {probability:.2f}", colour, font)
+            _caption(pen, (x, y), " ".join([str(number), *_results(row, self.labels)]), colour, font)
         if not file.faces:
             _caption(pen, (0, 0), "no face", NO_FACE_COLOUR, font)
         target = mirrored(self.draw_dir, file.path, ".boxes.jpg")
         target.parent.mkdir(parents=True, exist_ok=True)
         image.save(target, quality=DRAW_QUALITY)
         return target
+
+
+def _results(row: Row, labels: Sequence[str]) -> list[str]:
+    """``female 0.93``, ``age 31``: the row's label with its probability, and its values."""
+    shown = [f"{row.label} {row.probabilities[list(labels).index(row.label)]:.2f}"] if row.label else []
+    return shown + [f"{name} {value:.0f}" for name, value in (row.values or {}).items()]
 
 
 def _caption(pen: ImageDraw.ImageDraw, corner: tuple[float, float], text: str, colour, font) -> None:

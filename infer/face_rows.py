@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gender_cli import contract
-from gender_cli.infer.classify import ClassifySummary, decide
+from gender_cli.infer.classify import ClassifySummary, HeadOutputs
 from gender_cli.infer.detect import FaceSettings
 from gender_cli.infer.draw import FaceFiles
-from gender_cli.infer.faces import FileFaces, face_row, iter_face_batches
-from gender_cli.infer.output import PredictionWriter
+from gender_cli.infer.faces import FileFaces, error_row, face_columns, iter_face_batches
+from gender_cli.infer.output import PredictionWriter, Row
 from gender_cli.infer.session import LoadedModel
 
 
@@ -33,23 +32,19 @@ def classify_faces(
     on_batch: Callable[[int], None] | None = None,
 ) -> None:
     """Detect, classify and write the rows of ``paths``, counting them in ``summary``."""
-    info = model.info
-    so_far: dict[int, list[tuple[str, float]]] = {}  # file index -> (label, its probability) per face
+    so_far: dict[int, list[Row]] = {}  # file index -> the rows of its faces so far (for drawings)
     for batch in iter_face_batches(
-        paths, batch_size, info.image_size, settings, workers, preview_side=files.preview_side,
+        paths, batch_size, model.info.image_size, settings, workers, preview_side=files.preview_side,
         on_crop=files.save_crop if files.crops else None, fixed_shape=model.fixed_batch is not None,
     ):
-        if batch.used:
-            probabilities = model.run_batch(batch.images, batch.used, [contract.PROBABILITIES])[contract.PROBABILITIES]
-            labels = decide(probabilities, info.labels, info.threshold)
+        heads = HeadOutputs.run(model, batch.images, batch.used) if batch.used else None
         rows, finished = [], []
         for entry in batch.entries:
             if entry.slot is None:
-                rows.append(face_row(entry))
+                rows.append(error_row(entry))
             else:
-                label, values = labels[entry.slot], probabilities[entry.slot]
-                rows.append(face_row(entry, label, values.tolist()))
-                so_far.setdefault(entry.file.index, []).append((label, float(values[info.labels.index(label)])))
+                rows.append(heads.row(entry.file.path, entry.slot, face_columns(entry)))
+                so_far.setdefault(entry.file.index, []).append(rows[-1])
             if entry.last:
                 finished.append(entry.file)
         writer.write(rows)

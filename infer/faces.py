@@ -224,15 +224,18 @@ def iter_face_batches(
 
 
 # --------------------------------------------------------------------------- rows
-def face_row(entry: FaceEntry, label: str | None = None, probabilities: Sequence[float] | None = None) -> Row:
-    """The output row of ``entry``; ``FACE_COLUMNS`` values go in ``Row.extra``."""
+def face_columns(entry: FaceEntry) -> tuple:
+    """The ``FACE_COLUMNS`` values of ``entry``'s row."""
     file = entry.file
     if entry.face is None:
-        faces = 0 if file.error and file.error[0] == NO_FACE else None
-        return Row(str(file.path), None, None, file.error_text, extra=(None, faces, None, None))
+        return None, 0 if file.error and file.error[0] == NO_FACE else None, None, None
     face = file.faces[entry.face]
-    extra = (entry.face, len(file.faces), list(face.box), round(face.score, SCORE_DIGITS))
-    return Row(str(file.path), label, probabilities, None, extra=extra)
+    return entry.face, len(file.faces), list(face.box), round(face.score, SCORE_DIGITS)
+
+
+def error_row(entry: FaceEntry) -> Row:
+    """The row of a file without a crop (no face, or unreadable)."""
+    return Row(str(entry.file.path), None, None, entry.file.error_text, extra=face_columns(entry))
 
 
 def incomplete_paths(records: list[dict]) -> set[str]:

@@ -229,3 +229,35 @@ def test_a_model_trained_on_faces_names_its_detector(tmp_path):
     model = write_tiny_classifier(tmp_path / "m.onnx", size=SIZE, **FaceSettings("dlib-hog").to_meta())
     raw = load_classifier(model, "cpu").info.raw
     assert raw[Meta.FACE_DETECTOR] == "dlib-hog" and raw[Meta.FACE_MIN_SIZE] == "80"
+
+
+@pytest.mark.parametrize("heads", ["both", "age"])
+def test_every_head_answers_per_face(heads, tiny_network, photos, tmp_path):
+    """A graph with the age head (beside the gender head or alone) gives its columns per
+    face too, the values of the saved crops through the graph."""
+    import onnxruntime as ort
+
+    from helpers_export import save_age_head, save_head  # noqa: E402
+
+    from gender_cli.export.export import export
+
+    head_dir = tmp_path / "heads"
+    if heads == "both":
+        save_head(head_dir, "relu7", 16, seed=3)
+    save_age_head(head_dir, "relu7", 16, seed=4)
+    graph = export(tiny_network, tmp_path / "graph.onnx", head=head_dir).path
+    root, _ = photos
+    out, crops, drawn = tmp_path / "out.csv", tmp_path / "crops", tmp_path / "drawn"
+    result = run("classify", root / "two.jpg", root / "none.jpg", "--model", graph, "-o", out, "--detect",
+                 "--save-crops", crops, "--draw", drawn, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out)
+    gender = ["label", "p_male", "p_female"] if heads == "both" else []
+    assert list(rows[0]) == ["path", "face", "faces", "box", "detector_score", *gender, "age", "error"]
+    faces = [r for r in rows if r["face"] != ""]
+    assert len(faces) == 2 and [r for r in rows if r["face"] == ""][0]["age"] == ""
+    pictures = np.stack([np.asarray(Image.open(p)) for p in sorted(crops.rglob("*.png"))])
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    expected = session.run(["age"], {"images": pictures})[0]
+    assert [float(r["age"]) for r in faces] == pytest.approx(expected.tolist(), abs=0.005 + 1e-6)
+    assert len(list(drawn.rglob("*.boxes.jpg"))) == 2
