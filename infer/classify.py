@@ -6,6 +6,10 @@ in background threads (``batches``), run the ONNX graph on fixed-shape batches
 is the exported one: ``labels[1]`` when ``probabilities[:, 1] >= threshold``, else
 ``labels[0]``. Every head of the graph runs in the same pass; the columns follow
 its metadata (``ModelInfo.gender_labels``, ``ModelInfo.value_columns``: ``age``).
+
+``split_done`` (what a resumed output already holds) and ``classify_batch`` (one
+decoded batch -> its rows) are shared with the Ray engine (``classify_ray``), so both
+engines skip, decide and word errors alike.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import numpy as np
 
 from gender_cli import contract, workspace
 from gender_cli.errors import ModelFileError
-from gender_cli.infer.batches import iter_batches
+from gender_cli.infer.batches import Batch, iter_batches
 from gender_cli.infer.files import list_image_files
-from gender_cli.infer.output import Row, infer_format, open_output
+from gender_cli.infer.output import ExistingRows, Row, infer_format, open_output
 from gender_cli.infer.session import LoadedModel, open_session
 
 
@@ -50,6 +54,15 @@ class ClassifySummary:
     def all_classified(self) -> bool:
         return not self.errors
 
+    def count(self, rows: Sequence[Row]) -> None:
+        """Add rows written in this run."""
+        for row in rows:
+            if row.error is None:
+                self.classified += 1
+            else:
+                self.failed += 1
+                self.errors[row.category] += 1
+
 
 def load_classifier(model_path: str | os.PathLike | None, device: str, threads: int | None = None) -> LoadedModel:
     """Open the given classifier, or the workspace's latest export; refuse a backbone."""
@@ -74,6 +87,51 @@ def _without_output(files: list[Path], output: str) -> list[Path]:
 
 def decide(probabilities: np.ndarray, labels: Sequence[str], threshold: float) -> list[str]:
     return [labels[1] if p >= threshold else labels[0] for p in probabilities[:, 1]]
+
+
+def classify_batch(model: LoadedModel, batch: Batch) -> list[Row]:
+    """One row per path of a decoded batch, every head from one pass; the graph runs
+    unless every file of the batch failed."""
+    info = model.info
+    probabilities, labels, values = None, None, {}
+    if len(batch.errors) < len(batch.paths):
+        outputs = model.run_batch(batch.images, len(batch.paths), info.head_outputs)
+        probabilities = outputs.get(contract.PROBABILITIES)
+        labels = decide(probabilities, info.labels, info.threshold) if probabilities is not None else None
+        values = {name: outputs[name] for name in info.value_columns}
+    rows = []
+    for index, path in enumerate(batch.paths):
+        error = batch.errors.get(index)
+        if error is None:
+            rows.append(Row(str(path), labels[index] if labels else None,
+                            None if probabilities is None else probabilities[index].tolist(), None,
+                            {name: float(v[index]) for name, v in values.items()}))
+        else:
+            rows.append(Row(str(path), None, None, f"{error.category}: {error}"))
+    return rows
+
+
+def split_done(
+    files: Sequence, unlistable: Sequence[tuple[Path, OSError]], existing: ExistingRows, summary: ClassifySummary
+) -> tuple[list[Row], list]:
+    """(rows for folders that could not be listed, files still to classify), leaving out
+    what a resumed output already holds; what it holds is counted into ``summary``."""
+    unlisted_rows = [
+        Row(str(path), None, None, f"unreadable: cannot list folder ({exc.strerror or exc})")
+        for path, exc in unlistable
+        if str(path) not in existing.categories
+    ]
+    summary.errors.update("unreadable" for path, _ in unlistable if str(path) in existing.categories)
+    todo = []
+    for path in files:
+        if str(path) in existing.categories:
+            summary.skipped += 1
+            category = existing.categories[str(path)]
+            if category:
+                summary.errors[category] += 1
+        else:
+            todo.append(path)
+    return unlisted_rows, todo
 
 
 def classify(
@@ -112,24 +170,9 @@ def classify(
                                    values=info.value_columns)
     summary.truncated_bytes = existing.cut_bytes
     with writer:
-        unlisted_rows = [
-            Row(str(path), None, None, f"unreadable: cannot list folder ({exc.strerror or exc})")
-            for path, exc in unlistable
-            if str(path) not in existing.categories
-        ]
+        unlisted_rows, todo = split_done(files, unlistable, existing, summary)
         writer.write(unlisted_rows)
-        summary.failed += len(unlisted_rows)
-        summary.errors.update("unreadable" for _ in unlistable)
-
-        todo = []
-        for path in files:
-            if str(path) in existing.categories:
-                summary.skipped += 1
-                category = existing.categories[str(path)]
-                if category:
-                    summary.errors[category] += 1
-            else:
-                todo.append(path)
+        summary.count(unlisted_rows)
         if on_start is not None:
             on_start(len(todo))
 
@@ -137,24 +180,8 @@ def classify(
             todo, batch_size, size=info.image_size, resize=resize or info.resize, workers=workers,
             fixed_shape=model.fixed_batch is not None,
         ):
-            probabilities, labels, values = None, None, None
-            if len(batch.errors) < len(batch.paths):
-                outputs = model.run_batch(batch.images, len(batch.paths), info.head_outputs)
-                probabilities = outputs.get(contract.PROBABILITIES)
-                labels = decide(probabilities, info.labels, info.threshold) if probabilities is not None else None
-                values = {name: outputs[name] for name in info.value_columns}
-            rows = []
-            for index, path in enumerate(batch.paths):
-                error = batch.errors.get(index)
-                if error is None:
-                    rows.append(Row(str(path), labels[index] if labels else None,
-                                    None if probabilities is None else probabilities[index].tolist(), None,
-                                    {name: float(v[index]) for name, v in values.items()}))
-                    summary.classified += 1
-                else:
-                    rows.append(Row(str(path), None, None, f"{error.category}: {error}"))
-                    summary.failed += 1
-                    summary.errors[error.category] += 1
+            rows = classify_batch(model, batch)
+            summary.count(rows)
             writer.write(rows)
             if on_batch is not None:
                 on_batch(len(batch.paths))

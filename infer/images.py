@@ -6,7 +6,8 @@ Every failure becomes an :class:`ImageError` whose ``category`` says what went w
 The rules, in the order they are applied:
 
 1. The file is read into memory once (no file handle stays open; an empty file is
-   told apart from a damaged one). OSError on reading -> ``unreadable``.
+   told apart from a damaged one). OSError on reading -> ``unreadable``. ``read``
+   replaces the local read (the Ray engine reads object-store files through pyarrow).
 2. Size check before decoding: more than ``MAX_PIXELS`` pixels -> ``too_large``
    (a small file can declare a huge canvas: a decompression bomb). Pillow's own
    ``Image.MAX_IMAGE_PIXELS`` is set to the same limit and its
@@ -41,6 +42,7 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,13 +88,14 @@ def load_image(
     path: str | os.PathLike,
     size: tuple[int, int] = (224, 224),
     resize: str = "stretch",
+    read: Callable[[str | os.PathLike], bytes] | None = None,
 ) -> np.ndarray:
     """Decode ``path`` into a uint8 array of shape (size[0], size[1], 3), RGB."""
     if resize not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {RESIZE_MODES}, not {resize!r}")
     height, width = size
     try:
-        data = Path(path).read_bytes()
+        data = read(path) if read is not None else Path(path).read_bytes()
     except OSError as exc:
         raise ImageError("unreadable", f"cannot read file ({exc.strerror or exc})") from None
     if not data:
