@@ -1,5 +1,8 @@
 """Prediction files (CSV or JSONL) that are valid at every moment, and can be resumed.
 
+(``parquet`` output, a folder of part files, lives in ``output_parquet``; ``open_output``
+hands it over.)
+
 Columns: ``path``, ``label``, one ``p_<label>`` per label in the model's output
 order, one column per value head (``age``, in years; ``ModelInfo.value_columns``),
 ``error`` (empty, or ``"category: message"``). A graph without a gender head has no
@@ -29,8 +32,9 @@ from gender_cli.atomic import names_file, write_all
 from gender_cli.errors import GenderCliError
 
 STDOUT = "-"
-FORMATS = ("csv", "jsonl")
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+FORMATS = ("csv", "jsonl", "parquet")
+FOLDER_FORMATS = ("parquet",)  # written as a folder of part files, never to stdout
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 PROBABILITY_DIGITS = 6
 VALUE_DIGITS = 2  # age in years: a hundredth of a year is under four days
 
@@ -54,6 +58,15 @@ class Row:
     probabilities: Sequence[float] | None
     error: str | None
     values: dict[str, float] | None = None  # value column -> value (age in years)
+
+    @property
+    def category(self) -> str | None:
+        return category_of(self.error)
+
+
+def category_of(error: str | None) -> str | None:
+    """The category of an ``error`` cell (``"category: message"``), None when empty."""
+    return error.split(":", 1)[0] if error else None
 
 
 def _numbers(row: Row, labels: Sequence[str], values: Sequence[str]) -> list[tuple[float | None, int]]:
@@ -138,6 +151,10 @@ def open_output(
     """
     if fmt not in FORMATS:
         raise GenderCliError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt in FOLDER_FORMATS:
+        from gender_cli.infer.output_parquet import open_parquet_output
+
+        return open_parquet_output(output, labels, resume=resume, values=values)
     header = columns(labels, values)
     if output == STDOUT:
         writer = PredictionWriter(output, fmt, labels, None, values)
@@ -205,7 +222,7 @@ def _read_existing(path: Path, fmt: str, header: list[str]) -> ExistingRows:
     existing = ExistingRows()
     for record in records:
         error = record.get("error") or None
-        existing.categories[record["path"]] = error.split(":", 1)[0] if error else None
+        existing.categories[record["path"]] = category_of(error)
     complete_bytes = len(text[:complete_chars].encode("utf-8", errors="surrogateescape"))
     if complete_bytes < len(data):
         existing.cut_bytes = len(data) - complete_bytes

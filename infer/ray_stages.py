@@ -1,0 +1,141 @@
+"""The Ray Data stages of ``classify --engine ray``, and how the model reaches them.
+
+- ``decode`` runs as a CPU task per block of file names. It fills a uint8 image array
+  with ``batches.decode_into``, the local engine's decode (same ``load_image``, same
+  error categories); a file that fails becomes ``(category, message)`` columns and
+  never an exception, so a broken file costs its own row and nothing else.
+- ``Classifier`` is an actor holding one onnxruntime session, opened by
+  ``classify.load_classifier`` (the same checks as locally) on CUDA when the actor was
+  given a GPU, else on CPU. Its rows come from ``classify.classify_batch``, the local
+  engine's per-batch function; the batch is padded to the fixed batch shape on CUDA
+  (cuDNN chooses its algorithms once) and for graphs exported with a static N.
+- The model travels through the object store (``ship_model``): the driver puts the
+  graph's bytes (and its external-data side file, if any) once; each actor writes them
+  into a private temporary folder, opens the session and removes the folder. Nothing
+  assumes a disk shared with the driver, and a restarted actor fetches them again.
+
+Rows travel back to the driver as columns (``rows_to_columns`` / ``columns_to_rows``):
+``path``, ``label`` ("" for a failed file), ``probabilities`` (float64, the float32
+outputs exactly), ``error`` ("" when classified) and ``provider`` (the execution
+provider that ran the batch, for the summary). File names travel as bytes
+(``encode_names``), UTF-8 with surrogate escapes, because Arrow strings must be valid
+UTF-8 and a file name need not be.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gender_cli import contract
+from gender_cli.infer.batches import Batch, decode_into
+from gender_cli.infer.classify import classify_batch, load_classifier
+from gender_cli.infer.images import ImageError
+from gender_cli.infer.output import Row
+
+
+def encode_names(names: Sequence[str]) -> list[bytes]:
+    return [name.encode("utf-8", errors="surrogateescape") for name in names]
+
+
+def decode_names(column: Sequence[bytes]) -> list[str]:
+    return [bytes(name).decode("utf-8", errors="surrogateescape") for name in column]
+
+
+def decode(batch: dict[str, np.ndarray], size: tuple[int, int], resize: str, reader=None) -> dict[str, np.ndarray]:
+    """File names -> images (zeros where a file failed) and per-file error columns."""
+    paths = decode_names(batch["path"])
+    decoded = Batch(paths=paths, images=np.zeros((len(paths), size[0], size[1], 3), dtype=np.uint8))
+    for index in range(len(paths)):
+        decode_into(decoded, index, size, resize, read=reader)
+    failed = [decoded.errors.get(index) for index in range(len(paths))]
+    return {
+        "path": np.array(batch["path"], dtype=object),
+        "image": decoded.images,
+        "error_category": np.array([e.category if e else "" for e in failed], dtype=object),
+        "error_message": np.array([e.message if e else "" for e in failed], dtype=object),
+    }
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A classifier's files in the object store: (file name, reference to its bytes)."""
+
+    name: str
+    parts: tuple[tuple[str, object], ...]
+
+    def open(self, device: str, threads: int):
+        """Fetch the files, open the session, remove the files (the session keeps what it needs)."""
+        import ray
+
+        folder = tempfile.mkdtemp(prefix="gender-cli-model-")
+        try:
+            for name, ref in self.parts:
+                np.asarray(ray.get(ref)).tofile(os.path.join(folder, name))
+            return load_classifier(os.path.join(folder, self.name), device, threads=threads)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def ship_model(path: str | os.PathLike) -> ShippedModel:
+    """Put the graph (and its external-data side file) into the object store, once."""
+    import ray
+
+    path = Path(path)
+    side = path.with_name(contract.external_data_name(path.name))
+    files = [path, side] if side.is_file() else [path]
+    return ShippedModel(path.name, tuple((f.name, ray.put(np.fromfile(f, dtype=np.uint8))) for f in files))
+
+
+class Classifier:
+    """One inference actor: a session, and the local engine's rows for each batch."""
+
+    def __init__(self, model: ShippedModel, device: str, threads: int, batch_size: int):
+        self.model = model.open(device, threads)
+        fixed = self.model.fixed_batch
+        self.pad_to = fixed or (batch_size if self.model.device == "cuda" else None)
+        self.provider = self.model.providers[0]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        paths = decode_names(batch["path"])
+        images = batch["image"]
+        errors = {
+            index: ImageError(category, message)
+            for index, (category, message) in enumerate(zip(batch["error_category"], batch["error_message"]))
+            if category
+        }
+        if self.pad_to and len(paths) < self.pad_to:
+            padded = np.zeros((self.pad_to, *images.shape[1:]), dtype=np.uint8)
+            padded[: len(paths)] = images
+            images = padded
+        rows = classify_batch(self.model, Batch(paths=paths, images=images, errors=errors))
+        columns = rows_to_columns(rows, len(self.model.info.labels))
+        columns["provider"] = np.array([self.provider] * len(rows), dtype=object)
+        return columns
+
+
+def rows_to_columns(rows: Sequence[Row], labels: int) -> dict[str, np.ndarray]:
+    missing = [float("nan")] * labels
+    return {
+        "path": np.array(encode_names([row.path for row in rows]), dtype=object),
+        "label": np.array([row.label or "" for row in rows], dtype=object),
+        "probabilities": np.array(
+            [row.probabilities if row.probabilities is not None else missing for row in rows], dtype=np.float64
+        ).reshape(len(rows), labels),
+        "error": np.array([row.error or "" for row in rows], dtype=object),
+    }
+
+
+def columns_to_rows(batch: dict[str, np.ndarray]) -> list[Row]:
+    return [
+        Row(path, None, None, str(error)) if error else Row(path, str(label), probabilities.tolist(), None)
+        for path, label, probabilities, error in zip(
+            decode_names(batch["path"]), batch["label"], batch["probabilities"], batch["error"]
+        )
+    ]
