@@ -1,0 +1,264 @@
+"""Measure ``classify --engine ray`` against the local engine on one machine, in one run.
+
+    python bench/measure_ray.py [--images ../shared/data/utkface-sample] [--files 200] [--batch 8] [--rounds 2]
+
+Builds the full-size stand-in classifier (fp32, ``standin_models.standin_classifier``), takes ``--files`` evenly spread faces, and
+then, for each round, classifies them with the local engine and with a fresh local Ray
+(2 CPUs here), alternating so that a change in the machine's load hits both:
+
+- img/s of each engine as its summary reports it (the local engine's time excludes
+  loading the model, which the CLI does first; the Ray engine's time includes shipping
+  the model and the actor loading it, which cannot be done before) and, for both,
+  img/s with the model loading included;
+- the steady rate (files after the first batch / time from the first batch to the
+  last), which leaves start-up costs out of both;
+- Ray's start-up (``ray.init``) and shutdown seconds, reported apart;
+- decoding alone: ``load_image`` over the same files in one thread (img/s per core)
+  and in as many threads as cores;
+- the driver's share: rows per second it turns from result blocks into durable CSV
+  and Parquet output (blocks of ``DRIVER_BLOCK_ROWS`` rows, one fsync per block for
+  CSV), the ceiling of the whole cluster's rate since every row passes through it.
+
+Writes ``bench/results/ray-engine.json`` and ``ray-engine.md``. The weights are a
+STAND-IN: the figures are about speed only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from gender_cli.bench.machine import package_versions
+from gender_cli.bench.measure_convert import machine_info
+from gender_cli.bench.record import record
+from gender_cli.bench.run_matrix import DEFAULT_IMAGES
+from gender_cli.bench.standin_models import standin_classifier, subset
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DRIVER_BLOCK_ROWS = 64  # classify's default --batch: one result block per batch
+GOAL = 0.8  # Ray img/s at least this share of the local engine's (issue: Ray must not eat the machine)
+PACKAGES = ("gender-cli", "ray", "onnxruntime", "onnxruntime-gpu", "pyarrow", "numpy", "pillow")
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+class Clock:
+    """Timestamps of the batches an engine reports (``on_batch``)."""
+
+    def __init__(self):
+        self.marks: list[tuple[float, int]] = []
+
+    def __call__(self, count: int) -> None:
+        self.marks.append((time.perf_counter(), count))
+
+    def steady_rate(self) -> float | None:
+        if len(self.marks) < 2:
+            return None
+        files = sum(count for _, count in self.marks[1:])
+        return files / (self.marks[-1][0] - self.marks[0][0])
+
+
+def run_local(model_path: Path, folder: Path, out: Path, batch: int) -> dict:
+    from gender_cli.infer.classify import classify, load_classifier
+
+    started = time.perf_counter()
+    model = load_classifier(model_path, "auto")
+    loaded = time.perf_counter() - started
+    clock = Clock()
+    summary = classify([folder], model, str(out), batch_size=batch, on_batch=clock)
+    return {
+        "files": summary.files,
+        "failed": summary.failed,
+        "providers": summary.providers,
+        "model_load_s": loaded,
+        "seconds": summary.seconds,
+        "images_per_second": summary.images_per_second,
+        "images_per_second_with_model_load": summary.files / (summary.seconds + loaded),
+        "steady_images_per_second": clock.steady_rate(),
+    }
+
+
+def run_ray(model_path: Path, folder: Path, out: Path, batch: int) -> dict:
+    from gender_cli.infer.classify_ray import check_classifier, classify_ray
+
+    started = time.perf_counter()
+    model = check_classifier(model_path)
+    checked = time.perf_counter() - started
+    clock = Clock()
+    started = time.perf_counter()
+    summary = classify_ray([folder], model, str(out), batch_size=batch, on_batch=clock)
+    total = time.perf_counter() - started  # start-up + pipeline + shutdown
+    return {
+        "files": summary.files,
+        "failed": summary.failed,
+        "providers": summary.providers,
+        "cluster": summary.cluster,
+        "plan": summary.plan,
+        "driver_model_check_s": checked,
+        "startup_s": summary.startup_seconds,
+        "seconds": summary.seconds,
+        "shutdown_s": total - summary.startup_seconds - summary.seconds,
+        "images_per_second": summary.images_per_second,
+        "images_per_second_with_model_load": summary.images_per_second,  # loading is inside the run
+        "steady_images_per_second": clock.steady_rate(),
+    }
+
+
+def decode_rates(folder: Path, size: tuple[int, int]) -> dict:
+    from gender_cli.infer.batches import default_workers
+    from gender_cli.infer.files import list_image_files
+    from gender_cli.infer.images import load_image
+
+    files = list_image_files([folder])
+    load_image(files[0], size=size)  # warm the decoder and the page cache
+    for path in files:
+        path.read_bytes()
+    started = time.perf_counter()
+    for path in files:
+        load_image(path, size=size)
+    one = len(files) / (time.perf_counter() - started)
+    cores = default_workers()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(cores) as pool:
+        list(pool.map(lambda p: load_image(p, size=size), files))
+    many = len(files) / (time.perf_counter() - started)
+    return {"files": len(files), "one_core_images_per_second": one, "threads": cores, "all_cores_images_per_second": many}
+
+
+def driver_rates(batch: int, rows: int = 50_000) -> dict:
+    from gender_cli import contract
+    from gender_cli.infer.output import Row, open_output
+    from gender_cli.infer.ray_stages import columns_to_rows, rows_to_columns
+
+    sample = [Row(f"s3://bucket/faces/{i:07d}.jpg", "female", [0.25, 0.75], None) for i in range(batch)]
+    block = rows_to_columns(sample, len(contract.LABELS))
+    rates = {}
+    with tempfile.TemporaryDirectory(prefix="measure-ray-driver-") as tmp:
+        for fmt, name in (("csv", "rows.csv"), ("parquet", "rows")):
+            writer, _ = open_output(str(Path(tmp) / name), fmt, contract.LABELS)
+            started = time.perf_counter()
+            with writer:
+                for _ in range(rows // batch):
+                    writer.write(columns_to_rows(block))
+            rates[f"{fmt}_rows_per_second"] = (rows // batch) * batch / (time.perf_counter() - started)
+    return {"block_rows": batch, **rates}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="face crops to classify")
+    parser.add_argument("--files", type=int, default=200, help="how many of them (evenly spread)")
+    parser.add_argument("--batch", type=int, default=8, help="batch size, both engines")
+    parser.add_argument("--rounds", type=int, default=2, help="local + Ray pairs, alternating")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    args = parser.parse_args(argv)
+    machine = machine_info()
+
+    with tempfile.TemporaryDirectory(prefix="measure-ray-") as tmp:
+        work = Path(tmp)
+        log("building the full-size stand-in classifier (fp32)")
+        model_path = standin_classifier("full", work / "home")
+        folder = subset(args.images, work / "faces", args.files)
+        log("decoding alone")
+        decode = decode_rates(folder, (224, 224))
+        log("the driver's rows/s")
+        driver = driver_rates(DRIVER_BLOCK_ROWS)
+        rounds = []
+        for index in range(args.rounds):
+            pair = {}
+            for engine, run in (("local", run_local), ("ray", run_ray)):
+                log(f"round {index + 1}: {engine}")
+                pair[engine] = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
+                pair[engine].update(run(model_path, folder, work / f"{engine}-{index}.csv", args.batch))
+                log(f"  {pair[engine]['images_per_second']:.2f} img/s")
+            pair["ratio"] = pair["ray"]["images_per_second"] / pair["local"]["images_per_second"]
+            pair["ratio_with_model_load"] = (
+                pair["ray"]["images_per_second_with_model_load"] / pair["local"]["images_per_second_with_model_load"]
+            )
+            pair["steady_ratio"] = pair["ray"]["steady_images_per_second"] / pair["local"]["steady_images_per_second"]
+            rounds.append(pair)
+
+    result = {
+        "what": "classify --engine ray vs --engine local, full-size fp32 stand-in classifier, same machine, same run",
+        "command": "python bench/measure_ray.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "versions": package_versions(PACKAGES),
+        "input": {"folder": str(args.images), "files": args.files, "batch": args.batch},
+        "goal_ratio": GOAL,
+        "decode": decode,
+        "driver": driver,
+        "rounds": rounds,
+        "median_ratio": statistics.median(r["ratio"] for r in rounds),
+        "median_ratio_with_model_load": statistics.median(r["ratio_with_model_load"] for r in rounds),
+        "median_steady_ratio": statistics.median(r["steady_ratio"] for r in rounds),
+        "median_ray_startup_s": statistics.median(r["ray"]["startup_s"] for r in rounds),
+    }
+    record(args.out, "ray-engine", result, markdown(result))
+    print(markdown(result))
+    return 0
+
+
+def markdown(r: dict) -> str:
+    m, d = r["machine"], r["decode"]
+    lines = [
+        "# classify --engine ray vs --engine local (one machine)",
+        "",
+        f"`{r['command'].strip()}` at {r['timestamp']}. Full-size (145 M parameter) fp32 classifier "
+        f"from STAND-IN weights, {r['input']['files']} UTKFace crops, batch {r['input']['batch']}; "
+        "the engines alternate, each Ray round starts and stops its own local Ray.",
+        "",
+        f"Machine: {m['cpu_model']}, {m['usable_cores']} cores, {m['ram_gib']} GiB; load average "
+        f"{m['load_average_at_start']} at start, {r['load_average_at_end']} at the end (the machine "
+        f"is shared: compare the engines within a round). Versions: "
+        + ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v)
+        + ".",
+        "",
+        "| round | engine | img/s (summary) | img/s incl. model load | steady img/s | Ray start-up s | shutdown s | load avg before |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for index, pair in enumerate(r["rounds"], 1):
+        for engine in ("local", "ray"):
+            e = pair[engine]
+            lines.append(
+                f"| {index} | {engine} | {e['images_per_second']:.2f} | {e['images_per_second_with_model_load']:.2f} | "
+                f"{e['steady_images_per_second']:.2f} | {e.get('startup_s', 0):.1f} | {e.get('shutdown_s', 0):.1f} | "
+                f"{e['load_average_before'][0]} |"
+            )
+        lines.append(
+            f"| {index} | ray ÷ local | ×{pair['ratio']:.2f} | ×{pair['ratio_with_model_load']:.2f} | ×{pair['steady_ratio']:.2f} | | | |"
+        )
+    ray_plan = r["rounds"][0]["ray"]
+    lines += [
+        "",
+        f"Median ray ÷ local: ×{r['median_ratio']:.2f} as the summaries report it (goal ≥ ×{r['goal_ratio']}), "
+        f"×{r['median_ratio_with_model_load']:.2f} with model loading counted on both sides, "
+        f"×{r['median_steady_ratio']:.2f} in steady state. Ray start-up (not in img/s): "
+        f"{r['median_ray_startup_s']:.1f} s median.",
+        "",
+        f"Ray used: {ray_plan['cluster']}; {ray_plan['plan']}.",
+        "",
+        f"Decoding alone (`load_image`, JPEG 200×200 → 224×224, {d['files']} files): "
+        f"{d['one_core_images_per_second']:.0f} img/s on one core, {d['all_cores_images_per_second']:.0f} img/s "
+        f"with {d['threads']} threads.",
+        "",
+        f"The driver turns result blocks of {r['driver']['block_rows']} rows into durable output at "
+        f"{r['driver']['csv_rows_per_second']:,.0f} rows/s (CSV, one fsync per block) and "
+        f"{r['driver']['parquet_rows_per_second']:,.0f} rows/s (Parquet parts).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
