@@ -2,8 +2,8 @@
 
     python bench/measure_ray.py [--images ../shared/data/utkface-sample] [--files 200] [--batch 8] [--rounds 2]
 
-Builds the full-size stand-in classifier (fp32, ``standin_models.standin_classifier``), takes ``--files`` evenly spread faces, and
-then, for each round, classifies them with the local engine and with a fresh local Ray
+Builds the full-size stand-in classifier (fp32, ``standin_models.standin_classifier``),
+takes ``--files`` evenly spread faces, and then, for each round, classifies them with the local engine and with a fresh local Ray
 (2 CPUs here), alternating so that a change in the machine's load hits both:
 
 - img/s of each engine as its summary reports it (the local engine's time excludes

@@ -244,7 +244,7 @@ def test_bench_reports_the_ray_engine_beside_local(local_ray, model, tmp_path):
     report = tmp_path / "bench.json"
     result = run(
         "bench", "--model", model, "--images", folder, "--engine", "ray", "--batch", 4, "--iters", 3,
-        "--no-variants", "--json", report, "-q",
+        "--no-variants", "-o", report, "-q",
     )
     assert result.exit_code == 0, result.output
     figures = json.loads(report.read_text())
