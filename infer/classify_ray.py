@@ -31,7 +31,8 @@ from gender_cli.errors import GenderCliError
 from gender_cli.infer.classify import ClassifySummary, load_classifier, split_done
 from gender_cli.infer.output import infer_format, open_output
 from gender_cli.infer.ray_cluster import Connection, Plan, cluster_shape, connect, disconnect, plan
-from gender_cli.infer.ray_stages import Classifier, columns_to_rows, decode, encode_names, ship_model
+from gender_cli.infer.ray_stages import Classifier, decode, ship_model
+from gender_cli.infer.row_columns import columns_to_rows, encode_names
 from gender_cli.infer.session import ModelInfo
 from gender_cli.infer.sources import Reader, list_sources
 
@@ -105,12 +106,11 @@ def classify_ray(
                 summary.plan = run_plan.describe()
                 dataset = _pipeline(todo, model, info, run_plan, batch_size, resize or info.resize, Reader(listing.roots))
                 for block in _run(dataset):
-                    rows = columns_to_rows(block)
                     providers.update(str(p) for p in block["provider"])
-                    summary.count(rows)
-                    writer.write(rows)
+                    summary.count(columns_to_rows(block))
+                    writer.write_columns(block)
                     if on_batch is not None:
-                        on_batch(len(rows))
+                        on_batch(len(block["path"]))
                 summary.providers = sorted(providers)
         summary.seconds = time.perf_counter() - started
     finally:

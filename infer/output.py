@@ -128,6 +128,12 @@ class PredictionWriter:
             _cut(self._fd, before)  # a full disk leaves no torn row behind
             raise
 
+    def write_columns(self, columns) -> None:
+        """Rows given as columns (``row_columns``)."""
+        from gender_cli.infer.row_columns import columns_to_rows
+
+        self.write(columns_to_rows(columns))
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -26,11 +26,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gender_cli.errors import GenderCliError
 from gender_cli.infer.output import STDOUT, ExistingRows, Row, category_of, columns
+from gender_cli.infer.row_columns import decode_names, rows_to_columns
 
 ROWS_PER_PART = 100_000
 SECONDS_PER_PART = 60.0
@@ -45,7 +47,9 @@ def schema(labels: Sequence[str]) -> pa.Schema:
 
 
 class ParquetWriter:
-    """Buffers rows and writes them as numbered, atomically renamed part files."""
+    """Buffers rows and writes them as numbered, atomically renamed part files. Rows come
+    as ``Row`` objects (``write``) or as columns (``write_columns``, the Ray engine's
+    blocks, turned into Arrow arrays without a Python object per row)."""
 
     def __init__(
         self,
@@ -63,20 +67,27 @@ class ParquetWriter:
         self.rows_per_part = rows_per_part
         self.seconds_per_part = seconds_per_part
         self._next_part = next_part
-        self._pending: list[Row] = []
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
         self._since = time.monotonic()
 
     def write(self, rows: Sequence[Row]) -> None:
-        self._pending.extend(rows)
-        if len(self._pending) >= self.rows_per_part or (
-            self._pending and time.monotonic() - self._since >= self.seconds_per_part
+        if rows:
+            self.write_columns(rows_to_columns(rows, len(self.labels)))
+
+    def write_columns(self, columns) -> None:
+        table = self._table(columns)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self.rows_per_part or (
+            self._pending_rows and time.monotonic() - self._since >= self.seconds_per_part
         ):
             self.flush()
 
     def flush(self) -> None:
-        if not self._pending:
+        if not self._pending_rows:
             return
-        table = self._table(self._pending)
+        table = pa.concat_tables(self._pending)
         name = f"part-{self._next_part:05d}.parquet"
         temporary = self.folder / f".{name}.tmp"
         with open(temporary, "wb") as handle:
@@ -87,18 +98,20 @@ class ParquetWriter:
         _fsync_folder(self.folder)
         self._next_part += 1
         self._pending = []
+        self._pending_rows = 0
         self._since = time.monotonic()
 
-    def _table(self, rows: Sequence[Row]) -> pa.Table:
-        data: dict[str, list] = {
-            "path": [_utf8(row.path) for row in rows],
-            "label": [row.label for row in rows],
-        }
+    def _table(self, columns) -> pa.Table:
+        failed = np.asarray(columns["error"] != "", dtype=bool)
+        names = pa.array(list(columns["path"]), pa.binary())
+        try:
+            paths = names.cast(pa.string())  # checks that every name is UTF-8
+        except pa.ArrowInvalid:
+            paths = pa.array([_utf8(name) for name in decode_names(columns["path"])], pa.string())
+        data = {"path": paths, "label": pa.array(columns["label"], pa.string(), mask=failed)}
         for index, label in enumerate(self.labels):
-            data[f"p_{label}"] = [
-                float(row.probabilities[index]) if row.probabilities is not None else None for row in rows
-            ]
-        data["error"] = [row.error for row in rows]
+            data[f"p_{label}"] = pa.array(columns["probabilities"][:, index], pa.float64(), mask=failed)
+        data["error"] = pa.array(columns["error"], pa.string(), mask=~failed)
         return pa.Table.from_pydict(data, schema=self.schema)
 
     def close(self) -> None:

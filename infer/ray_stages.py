@@ -14,12 +14,8 @@
   into a private temporary folder, opens the session and removes the folder. Nothing
   assumes a disk shared with the driver, and a restarted actor fetches them again.
 
-Rows travel back to the driver as columns (``rows_to_columns`` / ``columns_to_rows``):
-``path``, ``label`` ("" for a failed file), ``probabilities`` (float64, the float32
-outputs exactly), ``error`` ("" when classified) and ``provider`` (the execution
-provider that ran the batch, for the summary). File names travel as bytes
-(``encode_names``), UTF-8 with surrogate escapes, because Arrow strings must be valid
-UTF-8 and a file name need not be.
+Rows travel back to the driver as columns (``row_columns``), plus ``provider`` (the
+execution provider that ran the batch, for the summary); file names travel as bytes.
 """
 
 from __future__ import annotations
@@ -27,7 +23,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +32,7 @@ from gender_cli import contract
 from gender_cli.infer.batches import Batch, decode_into
 from gender_cli.infer.classify import classify_batch, load_classifier
 from gender_cli.infer.images import ImageError
-from gender_cli.infer.output import Row
-
-
-def encode_names(names: Sequence[str]) -> list[bytes]:
-    return [name.encode("utf-8", errors="surrogateescape") for name in names]
-
-
-def decode_names(column: Sequence[bytes]) -> list[str]:
-    return [bytes(name).decode("utf-8", errors="surrogateescape") for name in column]
+from gender_cli.infer.row_columns import decode_names, rows_to_columns
 
 
 def decode(batch: dict[str, np.ndarray], size: tuple[int, int], resize: str, reader=None) -> dict[str, np.ndarray]:
@@ -118,24 +105,3 @@ class Classifier:
         columns = rows_to_columns(rows, len(self.model.info.labels))
         columns["provider"] = np.array([self.provider] * len(rows), dtype=object)
         return columns
-
-
-def rows_to_columns(rows: Sequence[Row], labels: int) -> dict[str, np.ndarray]:
-    missing = [float("nan")] * labels
-    return {
-        "path": np.array(encode_names([row.path for row in rows]), dtype=object),
-        "label": np.array([row.label or "" for row in rows], dtype=object),
-        "probabilities": np.array(
-            [row.probabilities if row.probabilities is not None else missing for row in rows], dtype=np.float64
-        ).reshape(len(rows), labels),
-        "error": np.array([row.error or "" for row in rows], dtype=object),
-    }
-
-
-def columns_to_rows(batch: dict[str, np.ndarray]) -> list[Row]:
-    return [
-        Row(path, None, None, str(error)) if error else Row(path, str(label), probabilities.tolist(), None)
-        for path, label, probabilities, error in zip(
-            decode_names(batch["path"]), batch["label"], batch["probabilities"], batch["error"]
-        )
-    ]

@@ -98,3 +98,15 @@ def test_parquet_output_usage_errors(model, faces, tmp_path):
     assert result.exit_code == 2 and "--resume" in result.output
     assert run("classify", faces, "--model", model, "-o", busy, "--format", "parquet", "--force").exit_code == 3
     assert sorted(p.name for p in busy.iterdir()) == ["keep.txt", "part-00000.parquet"]
+
+
+def test_a_name_that_is_not_utf8_keeps_its_row_with_escaped_bytes(tmp_path):
+    import os
+
+    odd = os.fsdecode(b"faces/odd-\xff.jpg")  # how Python hands over such a file name
+    writer, _ = open_parquet_output(str(tmp_path / "out"), contract.LABELS)
+    with writer:
+        writer.write([Row(odd, "male", [0.75, 0.25], None), Row("faces/ok.jpg", None, None, "empty: file is empty")])
+    rows = pq.read_table(tmp_path / "out").to_pylist()
+    assert [r["path"] for r in rows] == ["faces/odd-\\xff.jpg", "faces/ok.jpg"]
+    assert rows[0]["p_male"] == 0.75 and rows[1]["label"] is None and rows[1]["error"] == "empty: file is empty"
