@@ -12,10 +12,13 @@ takes ``--files`` evenly spread faces, and then, for each round, classifies them
   img/s with the model loading included (a steady-state rate is not taken: the driver
   receives Ray's blocks in bursts, so its clock says little about the actor's pace);
 - Ray's start-up (``ray.init``) and shutdown seconds, reported apart;
-- CPU seconds per image, by role: what the local engine's process used, and for Ray
-  the inference actor, the worker processes (decode tasks, idle workers), Ray's own
-  services (raylet, GCS, agents) and the driver. CPU time depends far less on the
-  other jobs of a shared machine than wall time does;
+- CPU seconds per image, by role: what the local engine's process used during
+  ``classify``, and for Ray the inference actor, the worker processes (decode tasks,
+  idle workers), Ray's own services (raylet, GCS, agents) and the driver, over the whole
+  run and over the pipeline alone (first ``on_start`` to the last row). CPU time depends
+  far less on the other jobs of a shared machine than wall time does, so local CPU ÷
+  Ray pipeline CPU is also given: what the img/s ratio would be on an idle machine if
+  both engines kept its cores equally busy (an estimate, not a measurement);
 - decoding alone: ``load_image`` over the same files in one thread (img/s per core)
   and in as many threads as cores;
 - the driver's share: rows per second it turns from result blocks into durable CSV
@@ -66,24 +69,32 @@ ROLES = (
 
 class CpuSampler:
     """CPU seconds of this process and its descendants by role, sampled twice a second
-    (a process that exits keeps the last figure seen for it)."""
+    (a process that exits keeps the last figure seen for it). ``mark(name)`` takes a
+    snapshot now; ``by_role(since, until)`` gives the seconds between two snapshots."""
 
     def __init__(self):
         import threading
 
         self.seen: dict[int, tuple[str, float]] = {}
+        self.marks: dict[str, tuple[float, dict[int, tuple[str, float]]]] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> CpuSampler:
-        self._self_start = _own_cpu()
         self._thread.start()
+        self.mark("enter")
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.driver = _own_cpu() - self._self_start
+        self.mark("exit")
+
+    def mark(self, name: str) -> None:
+        self._sample()
+        with self._lock:
+            self.marks[name] = (_own_cpu(), dict(self.seen))
 
     def _run(self) -> None:
         while True:
@@ -93,6 +104,10 @@ class CpuSampler:
                 return
 
     def _sample(self) -> None:
+        with self._lock:
+            self._sample_locked()
+
+    def _sample_locked(self) -> None:
         me = os.getpid()
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == me:
@@ -105,14 +120,16 @@ class CpuSampler:
             if not _descends_from(int(entry), me):
                 continue
             role = next((name for key, name in ROLES if key in command), "other")
-            if role == "workers (decode tasks, idle)" and self.seen.get(int(entry), ("",))[0] == "inference actor":
-                role = "inference actor"  # an actor between calls shows a plain worker title
+            before = self.seen.get(int(entry), ("other",))[0]
+            if before == "inference actor" or role == "other":
+                role = before  # an actor keeps its role between calls and while it exits
             self.seen[int(entry)] = (role, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
 
-    def by_role(self) -> dict[str, float]:
-        roles: dict[str, float] = {"driver": self.driver}
-        for role, seconds in self.seen.values():
-            roles[role] = roles.get(role, 0.0) + seconds
+    def by_role(self, since: str = "enter", until: str = "exit") -> dict[str, float]:
+        (own_before, before), (own_after, after) = self.marks[since], self.marks[until]
+        roles: dict[str, float] = {"driver": own_after - own_before}
+        for pid, (role, seconds) in after.items():
+            roles[role] = roles.get(role, 0.0) + seconds - before.get(pid, (role, 0.0))[1]
         return roles
 
 
@@ -161,7 +178,18 @@ def run_ray(model_path: Path, folder: Path, out: Path, batch: int) -> dict:
     checked = time.perf_counter() - started
     started = time.perf_counter()
     with CpuSampler() as cpu:
-        summary = classify_ray([folder], model, str(out), batch_size=batch)
+        window = {"done": 0, "total": 0}
+
+        def on_start(total: int) -> None:
+            window["total"] = total
+            cpu.mark("pipeline start")
+
+        def on_batch(count: int) -> None:
+            window["done"] += count
+            if window["done"] == window["total"]:
+                cpu.mark("pipeline end")
+
+        summary = classify_ray([folder], model, str(out), batch_size=batch, on_start=on_start, on_batch=on_batch)
     total = time.perf_counter() - started  # start-up + pipeline + shutdown
     return {
         "files": summary.files,
@@ -176,6 +204,9 @@ def run_ray(model_path: Path, folder: Path, out: Path, batch: int) -> dict:
         "images_per_second": summary.images_per_second,
         "images_per_second_with_model_load": summary.images_per_second,  # loading is inside the run
         "cpu_seconds_per_image": {role: seconds / summary.files for role, seconds in cpu.by_role().items()},
+        "cpu_seconds_per_image_pipeline": {
+            role: seconds / summary.files for role, seconds in cpu.by_role("pipeline start", "pipeline end").items()
+        },
     }
 
 
@@ -250,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
                 pair[engine].update(run(model_path, folder, work / f"{engine}-{index}.csv", args.batch))
                 log(f"  {pair[engine]['images_per_second']:.2f} img/s")
             pair["ratio"] = pair["ray"]["images_per_second"] / pair["local"]["images_per_second"]
+            pair["cpu_ratio"] = sum(pair["local"]["cpu_seconds_per_image"].values()) / sum(
+                pair["ray"]["cpu_seconds_per_image_pipeline"].values()
+            )
             pair["ratio_with_model_load"] = (
                 pair["ray"]["images_per_second_with_model_load"] / pair["local"]["images_per_second_with_model_load"]
             )
@@ -269,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "median_ratio": statistics.median(r["ratio"] for r in rounds),
         "median_ratio_with_model_load": statistics.median(r["ratio_with_model_load"] for r in rounds),
+        "median_cpu_ratio": statistics.median(r["cpu_ratio"] for r in rounds),
         "median_ray_startup_s": statistics.median(r["ray"]["startup_s"] for r in rounds),
     }
     record(args.out, "ray-engine", result, markdown(result))
@@ -309,21 +344,26 @@ def markdown(r: dict) -> str:
         )
     lines += [
         "",
-        "CPU seconds per image (start-up to shutdown for Ray, model load excluded locally), by role:",
+        "CPU seconds per image by role (local: `classify` without loading the model; Ray: from "
+        "start-up to shutdown, and the pipeline alone):",
         "",
-        "| round | engine | " + " | ".join(CPU_COLUMNS) + " | total |",
+        "| round | run | " + " | ".join(CPU_COLUMNS) + " | total |",
         "|---|---|" + "---|" * (len(CPU_COLUMNS) + 1),
     ]
     for index, pair in enumerate(r["rounds"], 1):
-        for engine in ("local", "ray"):
-            cpu = pair[engine]["cpu_seconds_per_image"]
+        for name, cpu in (
+            ("local", pair["local"]["cpu_seconds_per_image"]),
+            ("ray, whole run", pair["ray"]["cpu_seconds_per_image"]),
+            ("ray, pipeline", pair["ray"]["cpu_seconds_per_image_pipeline"]),
+        ):
             cells = [f"{cpu[c]:.3f}" if c in cpu else "—" for c in CPU_COLUMNS]
-            lines.append(f"| {index} | {engine} | " + " | ".join(cells) + f" | {sum(cpu.values()):.3f} |")
+            lines.append(f"| {index} | {name} | " + " | ".join(cells) + f" | {sum(cpu.values()):.3f} |")
     ray_plan = r["rounds"][0]["ray"]
     lines += [
         "",
         f"Median ray ÷ local: ×{r['median_ratio']:.2f} as the summaries report it (goal ≥ ×{r['goal_ratio']}), "
-        f"×{r['median_ratio_with_model_load']:.2f} with model loading counted on both sides. "
+        f"×{r['median_ratio_with_model_load']:.2f} with model loading counted on both sides; "
+        f"local CPU ÷ Ray pipeline CPU per image ×{r['median_cpu_ratio']:.2f} (the idle-machine estimate). "
         "Ray start-up (not in img/s): "
         f"{r['median_ray_startup_s']:.1f} s median.",
         "",

@@ -30,7 +30,6 @@ import numpy as np
 
 from gender_cli import contract
 from gender_cli.infer.batches import Batch, decode_into
-from gender_cli.infer.classify import classify_batch, load_classifier
 from gender_cli.infer.images import ImageError
 from gender_cli.infer.row_columns import decode_names, rows_to_columns
 
@@ -61,6 +60,8 @@ class ShippedModel:
         """Fetch the files, open the session, remove the files (the session keeps what it needs)."""
         import ray
 
+        from gender_cli.infer.classify import load_classifier
+
         folder = tempfile.mkdtemp(prefix="gender-cli-model-")
         try:
             for name, ref in self.parts:
@@ -84,6 +85,9 @@ class Classifier:
     """One inference actor: a session, and the local engine's rows for each batch."""
 
     def __init__(self, model: ShippedModel, device: str, threads: int, batch_size: int):
+        from gender_cli.infer.classify import classify_batch  # here: decode tasks need no onnxruntime
+
+        self.classify_batch = classify_batch
         self.model = model.open(device, threads)
         fixed = self.model.fixed_batch
         self.pad_to = fixed or (batch_size if self.model.device == "cuda" else None)
@@ -101,7 +105,7 @@ class Classifier:
             padded = np.zeros((self.pad_to, *images.shape[1:]), dtype=np.uint8)
             padded[: len(paths)] = images
             images = padded
-        rows = classify_batch(self.model, Batch(paths=paths, images=images, errors=errors))
+        rows = self.classify_batch(self.model, Batch(paths=paths, images=images, errors=errors))
         columns = rows_to_columns(rows, len(self.model.info.labels))
         columns["provider"] = np.array([self.provider] * len(rows), dtype=object)
         return columns
