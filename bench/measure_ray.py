@@ -41,7 +41,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gender_cli.bench.machine import package_versions
+from gender_cli.bench.machine import descends_from, package_versions
 from gender_cli.bench.measure_convert import machine_info
 from gender_cli.bench.record import record
 from gender_cli.bench.run_matrix import DEFAULT_IMAGES
@@ -117,7 +117,7 @@ class CpuSampler:
                 fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if not _descends_from(int(entry), me):
+            if not descends_from(int(entry), me):
                 continue
             role = next((name for key, name in ROLES if key in command), "other")
             before = self.seen.get(int(entry), ("other",))[0]
@@ -136,17 +136,6 @@ class CpuSampler:
 def _own_cpu() -> float:
     times = os.times()
     return times.user + times.system
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return False
-        if pid == ancestor:
-            return True
-    return False
 
 
 def run_local(model_path: Path, folder: Path, out: Path, batch: int) -> dict:

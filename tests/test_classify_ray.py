@@ -22,6 +22,7 @@ from click.testing import CliRunner
 ray = pytest.importorskip("ray", reason="the [ray] extra (ray[data]) is not installed")
 pq = pytest.importorskip("pyarrow.parquet")
 
+from gender_cli.bench.machine import descends_from  # noqa: E402
 from gender_cli.cli.main import cli  # noqa: E402
 from gender_cli.infer import classify_ray as classify_ray_module  # noqa: E402
 from gender_cli.infer.classify import classify, load_classifier  # noqa: E402
@@ -108,20 +109,9 @@ def _descendants_titled(title: bytes) -> list[int]:
             command = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if title in command and _descends_from(int(entry), me):
+        if title in command and descends_from(int(entry), me):
             found.append(int(entry))
     return found
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return False
-        if pid == ancestor:
-            return True
-    return False
 
 
 def test_an_actor_killed_mid_run_still_leaves_one_row_per_file(local_ray, tmp_path):
