@@ -91,7 +91,9 @@ def classify_ray(
     try:
         run_plan = _plan(connection, summary, device, actors, gpus_per_actor, cpus_per_actor) if connection else None
         started = time.perf_counter()
-        writer, existing = open_output(output, infer_format(output, fmt), info.labels, resume=resume)
+        writer, existing = open_output(
+            output, infer_format(output, fmt), info.gender_labels, resume=resume, values=info.value_columns
+        )
         summary.truncated_bytes = existing.cut_bytes
         with writer:
             unlisted_rows, todo = split_done(files, listing.unlistable, existing, summary)
@@ -107,7 +109,7 @@ def classify_ray(
                 dataset = _pipeline(todo, model, info, run_plan, batch_size, resize or info.resize, Reader(listing.roots))
                 for block in _run(dataset):
                     providers.update(str(p) for p in block["provider"])
-                    summary.count(columns_to_rows(block))
+                    summary.count(columns_to_rows(block, info.value_columns))
                     writer.write_columns(block)
                     if on_batch is not None:
                         on_batch(len(block["path"]))

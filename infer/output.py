@@ -132,7 +132,7 @@ class PredictionWriter:
         """Rows given as columns (``row_columns``)."""
         from gender_cli.infer.row_columns import columns_to_rows
 
-        self.write(columns_to_rows(columns))
+        self.write(columns_to_rows(columns, self.values))
 
     def close(self) -> None:
         if self._fd is not None:

@@ -2,8 +2,9 @@
 
 Layout: ``OUTPUT/part-00000.parquet``, ``part-00001.parquet``, ... Each part is a
 complete Parquet file with the columns of the CSV/JSONL output: ``path`` and ``label``
-(strings), ``p_<label>`` (doubles, unrounded), ``error`` (string); a failed file has
-nulls where CSV has empty cells. Any reader of a Parquet folder reads it whole
+(strings), ``p_<label>`` (doubles, unrounded), ``age`` for a graph with the age head
+(double, unrounded years), ``error`` (string); a failed file has nulls where CSV has
+empty cells. Any reader of a Parquet folder reads it whole
 (pyarrow.dataset, pandas, DuckDB, Spark, Ray Data). Parquet strings are UTF-8: a file
 name that is not valid UTF-8 is stored with its stray bytes as ``\\xNN`` escapes, and a
 resumed run does not recognise it (that file gets a second row; CSV/JSONL keep the
@@ -40,9 +41,9 @@ _PART = re.compile(r"^part-(\d+)\.parquet$")
 _TEMPORARY = re.compile(r"^\.part-\d+\.parquet\.tmp$")
 
 
-def schema(labels: Sequence[str]) -> pa.Schema:
-    names = columns(labels)
-    types = [pa.string(), pa.string(), *[pa.float64()] * len(labels), pa.string()]
+def schema(labels: Sequence[str], values: Sequence[str] = ()) -> pa.Schema:
+    names = columns(labels, values)
+    types = [pa.string(), *([pa.string()] if labels else []), *[pa.float64()] * (len(labels) + len(values)), pa.string()]
     return pa.schema(list(zip(names, types)))
 
 
@@ -55,6 +56,7 @@ class ParquetWriter:
         self,
         folder: Path,
         labels: Sequence[str],
+        values: Sequence[str] = (),
         next_part: int = 0,
         rows_per_part: int = ROWS_PER_PART,
         seconds_per_part: float = SECONDS_PER_PART,
@@ -62,8 +64,9 @@ class ParquetWriter:
         self.output = str(folder)
         self.fmt = "parquet"
         self.labels = list(labels)
+        self.values = list(values)
         self.folder = folder
-        self.schema = schema(labels)
+        self.schema = schema(labels, values)
         self.rows_per_part = rows_per_part
         self.seconds_per_part = seconds_per_part
         self._next_part = next_part
@@ -73,7 +76,7 @@ class ParquetWriter:
 
     def write(self, rows: Sequence[Row]) -> None:
         if rows:
-            self.write_columns(rows_to_columns(rows, len(self.labels)))
+            self.write_columns(rows_to_columns(rows, len(self.labels), self.values))
 
     def write_columns(self, columns) -> None:
         table = self._table(columns)
@@ -108,9 +111,13 @@ class ParquetWriter:
             paths = names.cast(pa.string())  # checks that every name is UTF-8
         except pa.ArrowInvalid:
             paths = pa.array([_utf8(name) for name in decode_names(columns["path"])], pa.string())
-        data = {"path": paths, "label": pa.array(columns["label"], pa.string(), mask=failed)}
+        data = {"path": paths}
+        if self.labels:
+            data["label"] = pa.array(columns["label"], pa.string(), mask=failed)
         for index, label in enumerate(self.labels):
             data[f"p_{label}"] = pa.array(columns["probabilities"][:, index], pa.float64(), mask=failed)
+        for name in self.values:
+            data[name] = pa.array(columns[name], pa.float64(), mask=failed)
         data["error"] = pa.array(columns["error"], pa.string(), mask=~failed)
         return pa.Table.from_pydict(data, schema=self.schema)
 
@@ -124,7 +131,9 @@ class ParquetWriter:
         self.close()
 
 
-def open_parquet_output(output: str, labels: Sequence[str], resume: bool = False) -> tuple[ParquetWriter, ExistingRows]:
+def open_parquet_output(
+    output: str, labels: Sequence[str], resume: bool = False, values: Sequence[str] = ()
+) -> tuple[ParquetWriter, ExistingRows]:
     """Open the folder ``output`` for Parquet parts; with ``resume``, read what it holds.
 
     Without ``resume`` the parts already there are removed (the CLI asks for --force
@@ -144,7 +153,7 @@ def open_parquet_output(output: str, labels: Sequence[str], resume: bool = False
     parts = sorted((int(m.group(1)), folder / m.group(0)) for m in map(_PART.match, os.listdir(folder)) if m)
     existing = ExistingRows()
     if resume:
-        expected = schema(labels).names
+        expected = schema(labels, values).names
         for _, part in parts:
             try:
                 names = pq.read_schema(part).names
@@ -163,7 +172,7 @@ def open_parquet_output(output: str, labels: Sequence[str], resume: bool = False
             part.unlink()
         parts = []
     next_part = parts[-1][0] + 1 if parts else 0
-    return ParquetWriter(folder, labels, next_part=next_part), existing
+    return ParquetWriter(folder, labels, values, next_part=next_part), existing
 
 
 def _utf8(name: str) -> str:

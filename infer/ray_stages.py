@@ -106,6 +106,7 @@ class Classifier:
             padded[: len(paths)] = images
             images = padded
         rows = self.classify_batch(self.model, Batch(paths=paths, images=images, errors=errors))
-        columns = rows_to_columns(rows, len(self.model.info.labels))
+        info = self.model.info
+        columns = rows_to_columns(rows, len(info.gender_labels), info.value_columns)
         columns["provider"] = np.array([self.provider] * len(rows), dtype=object)
         return columns

@@ -5,9 +5,11 @@ Columns of ``n`` rows:
 
 - ``path``: bytes, the file name in UTF-8 with surrogate escapes (Arrow strings must be
   valid UTF-8; a file name need not be, and must come back exactly);
-- ``label``: str, "" for a file that failed;
-- ``probabilities``: float64 ``[n, labels]``, NaN for a file that failed (the graph's
-  float32 outputs, exactly);
+- ``label``: str, "" for a file that failed or a graph without the gender head;
+- ``probabilities``: float64 ``[n, labels]`` (``labels`` is 0 without the gender head),
+  NaN for a file that failed (the graph's float32 outputs, exactly);
+- one float64 column per value head, named as its output column (``age``), NaN for a
+  file that failed;
 - ``error``: str, "" when the file was classified.
 """
 
@@ -28,22 +30,30 @@ def decode_names(column: Sequence[bytes]) -> list[str]:
     return [bytes(name).decode("utf-8", errors="surrogateescape") for name in column]
 
 
-def rows_to_columns(rows: Sequence[Row], labels: int) -> dict[str, np.ndarray]:
-    missing = [float("nan")] * labels
+def rows_to_columns(rows: Sequence[Row], labels: int, values: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    nan = float("nan")
     return {
         "path": np.array(encode_names([row.path for row in rows]), dtype=object),
         "label": np.array([row.label or "" for row in rows], dtype=object),
         "probabilities": np.array(
-            [row.probabilities if row.probabilities is not None else missing for row in rows], dtype=np.float64
+            [row.probabilities if row.probabilities is not None else [nan] * labels for row in rows], dtype=np.float64
         ).reshape(len(rows), labels),
+        **{
+            name: np.array([row.values[name] if row.values else nan for row in rows], dtype=np.float64)
+            for name in values
+        },
         "error": np.array([row.error or "" for row in rows], dtype=object),
     }
 
 
-def columns_to_rows(columns: dict[str, np.ndarray]) -> list[Row]:
-    return [
-        Row(path, None, None, str(error)) if error else Row(path, str(label), probabilities.tolist(), None)
-        for path, label, probabilities, error in zip(
-            decode_names(columns["path"]), columns["label"], columns["probabilities"], columns["error"]
-        )
-    ]
+def columns_to_rows(columns: dict[str, np.ndarray], values: Sequence[str] = ()) -> list[Row]:
+    gender = columns["probabilities"].shape[1] > 0
+    rows = []
+    for index, (path, label, error) in enumerate(zip(decode_names(columns["path"]), columns["label"], columns["error"])):
+        if error:
+            rows.append(Row(path, None, None, str(error)))
+        else:
+            probabilities = columns["probabilities"][index].tolist() if gender else None
+            value = {name: float(columns[name][index]) for name in values}
+            rows.append(Row(path, str(label) if gender else None, probabilities, None, value))
+    return rows

@@ -99,6 +99,31 @@ def test_ray_gives_the_local_rows_on_the_bad_input_corpus(local_ray, model, corp
     assert "2 CPUs and 0 GPUs on 1 node" in ray_line and "1 inference actor" in ray_line
 
 
+def test_ray_gives_the_local_rows_of_a_graph_with_gender_and_age(local_ray, tiny_network, tmp_path):
+    """A two-head export (gender and age from one pass): the age column comes through too."""
+    from gender_cli.export.export import export
+
+    from helpers_export import save_age_head, save_head, write_image_folder
+
+    dim = 16  # the tiny stand-in's relu7
+    save_head(tmp_path / "heads", "relu7", dim, seed=3)
+    save_age_head(tmp_path / "heads", "relu7", dim, seed=4)
+    model = export(tiny_network, tmp_path / "both.onnx", head=tmp_path / "heads").path
+    folder = write_image_folder(tmp_path / "faces", 5)
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    for engine in ("local", "ray"):
+        result = run("classify", folder, "--model", model, "-o", tmp_path / engine, "--format", "parquet",
+                     "--batch", 2, "--engine", engine)
+        assert result.exit_code == 3, result.output
+    local_rows, ray_rows = parquet_rows(tmp_path / "local"), parquet_rows(tmp_path / "ray")
+    assert list(next(iter(ray_rows.values()))) == ["path", "label", "p_male", "p_female", "age", "error"]
+    assert_same_rows(ray_rows, local_rows)
+    for path, row in ray_rows.items():
+        local_age = local_rows[path]["age"]
+        assert (row["age"] is None) if local_age is None else abs(row["age"] - local_age) <= 1e-4, path
+    assert sum(row["age"] is not None for row in ray_rows.values()) == 5
+
+
 def _descendants_titled(title: bytes) -> list[int]:
     """Processes started (at any depth) by this one whose command line holds ``title``."""
     me, found = os.getpid(), []
