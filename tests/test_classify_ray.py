@@ -226,9 +226,19 @@ def test_decoding_stays_in_its_own_tasks_even_when_resources_match(local_ray, mo
     assert "MapBatches(decode)" in stages and "MapBatches(decode)->" not in stages
 
 
-def test_the_model_reaches_the_actors_without_a_shared_disk(local_ray, model, tmp_path, monkeypatch):
-    """The actors get the model from the object store: its folder is gone before they start."""
-    folder = write_noise_images(tmp_path / "faces", 6)
+def test_the_model_reaches_the_actors_without_a_shared_disk(local_ray, tiny_network, tmp_path, monkeypatch):
+    """The actors get the model, its external-data side file included, from the object
+    store: the model's folder is gone before they start."""
+    from gender_cli.export.export import export
+
+    from helpers_export import save_head, write_image_folder
+
+    save_head(tmp_path / "head", "relu7", 16, seed=3)  # 16: the tiny stand-in's relu7
+    model = export(tiny_network, tmp_path / "models" / "split.onnx", head=tmp_path / "head", external_data=True).path
+    assert model.with_name(model.name + ".data").is_file()
+    folder = write_image_folder(tmp_path / "faces", 4)
+    local = tmp_path / "local.csv"
+    classify([folder], load_classifier(model, "cpu"), str(local), batch_size=4)
     real_ship = classify_ray_module.ship_model
 
     def ship_then_hide(path):
@@ -239,8 +249,9 @@ def test_the_model_reaches_the_actors_without_a_shared_disk(local_ray, model, tm
     monkeypatch.setattr(classify_ray_module, "ship_model", ship_then_hide)
     classified = check_classifier(model)
     summary = classify_ray([folder], classified, str(tmp_path / "rows.csv"), batch_size=4)
-    assert not model.exists()
-    assert summary.classified == 6 and summary.providers == ["CPUExecutionProvider"]
+    assert not model.parent.exists()
+    assert summary.classified == 4 and summary.providers == ["CPUExecutionProvider"]
+    assert sorted(read_csv(tmp_path / "rows.csv"), key=lambda r: r["path"]) == read_csv(local)
 
 
 def test_actors_that_cannot_fit_are_an_error_before_any_work(local_ray, model, tmp_path):
