@@ -6,6 +6,8 @@
   ``iter_batches`` pipeline ``classify`` uses, one pass over the folder; the decode
   side alone is timed too, so the bottleneck is visible. With ``faces`` (detection
   settings) the pipeline of ``classify --detect`` instead (``bench_faces``).
+- End-to-end on Ray (``engine="ray"``): one ``classify_ray`` pass over the same folder
+  (rows to a scratch file), beside the local figure; Ray's start-up is reported apart.
 - Side by side: the other precision variants stored next to the model
   (``classifier-<precision>.onnx``), each model-only with the same settings, as
   ratios to fp32; TensorFlow and PyTorch on the same weights live in ``tf_compare``
@@ -28,6 +30,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -217,6 +220,44 @@ def bench_end_to_end(
     }
 
 
+def bench_end_to_end_ray(
+    model_path: str | os.PathLike, folder: str | os.PathLike, batch: int, device: str = "auto",
+    progress: Progress | None = None, **ray_options,
+) -> dict[str, Any]:
+    """One ``classify_ray`` pass over ``folder``: img/s without Ray's start-up, which is reported apart."""
+    from gender_cli.infer.classify_ray import check_classifier, classify_ray
+
+    report = progress or (lambda stage, done, total: None)
+    counts = {"done": 0, "total": 0}
+
+    def started(total: int) -> None:
+        counts["total"] = total
+        report("end-to-end on Ray", 0, total)
+
+    def batch_done(count: int) -> None:
+        counts["done"] += count
+        report("end-to-end on Ray", counts["done"], counts["total"])
+
+    with tempfile.TemporaryDirectory(prefix="gender-cli-bench-") as scratch:
+        summary = classify_ray(
+            [folder], check_classifier(model_path), str(Path(scratch) / "rows.csv"), batch_size=batch,
+            device=device, on_start=started, on_batch=batch_done, **ray_options,
+        )
+    return {
+        "mode": "end-to-end on Ray",
+        "input": str(folder),
+        "files": summary.files,
+        "failed_files": summary.failed,
+        "images_per_second": summary.images_per_second,
+        "seconds": summary.seconds,
+        "startup_seconds": summary.startup_seconds,
+        "address": summary.address,
+        "cluster": summary.cluster,
+        "plan": summary.plan,
+        "providers": summary.providers,
+    }
+
+
 def sibling_variants(model_path: Path) -> dict[str, Path]:
     """classifier-<precision>.onnx files stored beside ``model_path`` (itself included)."""
     found = {}
@@ -271,9 +312,14 @@ def bench(
     command: str | None = None,
     progress: Progress | None = None,
     faces: dict | None = None,
+    engine: str = "local",
+    ray_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every figure ``gender-cli bench`` reports, as one JSON-ready dict. ``faces``:
-    detection settings given for the end-to-end pass (None: no detection)."""
+    """Every figure ``gender-cli bench`` reports, as one JSON-ready dict.
+
+    ``faces``: detection settings given for the end-to-end pass (None: no detection).
+    ``ray_options`` are ``classify_ray``'s cluster options (ray_address, actors, ...).
+    """
     model_path = Path(model_path)
     model = open_session(model_path, device=device, threads=threads, allow_spinning=images is None)
     batch = model.fixed_batch or batch  # a graph exported with a static N
@@ -304,6 +350,10 @@ def bench(
         e2e = bench_end_to_end(model, images, batch, workers=workers, progress=progress, faces=settings)
         e2e["ratio_to_model_only"] = e2e["images_per_second"] / model_only["images_per_second"]
         result["end_to_end"] = e2e
+        if engine == "ray":
+            on_ray = bench_end_to_end_ray(model_path, images, batch, device, progress, **(ray_options or {}))
+            on_ray["ratio_to_local"] = on_ray["images_per_second"] / e2e["images_per_second"]
+            result["end_to_end_ray"] = on_ray
 
     if variants:
         result["variants"] = _bench_variants(model_path, model, model_only, batch, device, warmup, iters, threads, target_seconds, progress)
@@ -376,7 +426,7 @@ def _pytorch_status() -> dict[str, Any]:
 
 def _model_bytes(path: Path) -> int:
     total = path.stat().st_size
-    data = path.with_name(path.name + ".data")  # external weights, when exported so
+    data = path.with_name(contract.external_data_name(path.name))  # external weights, when exported so
     if data.is_file():
         total += data.stat().st_size
     return total

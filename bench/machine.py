@@ -30,3 +30,15 @@ def package_versions(names) -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether process ``pid`` was started, at any depth, by ``ancestor`` (Linux /proc)."""
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == ancestor:
+            return True
+    return False

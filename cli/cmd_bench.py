@@ -7,7 +7,8 @@ import shlex
 import click
 
 from gender_cli.cli.options import (
-    batch_option, check_output_location, detect_options, device_option, model_option, quiet_option, workers_option,
+    DETECT_NOT_ON_RAY, RAY_OPTIONS, batch_option, check_output_location, detect_options, device_option, engine_option, model_option,
+    quiet_option, ray_options, workers_option,
 )
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import notice, warn_if_standin
@@ -70,10 +71,12 @@ from gender_cli.cli.progress import StageProgress
 )
 @workers_option
 @detect_options()
+@engine_option
+@ray_options
 @quiet_option
 def bench(
     model_path, batch, device, warmup, iters, images, json_path, variants, compare_tf, compare_torch, threads, workers,
-    detect, quiet
+    detect, engine, quiet, **ray,
 ):
     """Measure img/s and per-batch latency (p50/p90/p99) of an exported classifier.
 
@@ -82,6 +85,9 @@ def bench(
     "gender"]) runs them, against the graph's single pass.
     With --images DIR --detect, the end-to-end figures are those of 'classify --detect':
     photos and faces per second and the share of the work spent in the detector.
+
+    With --engine ray and --images, the end-to-end pass also runs on Ray (see classify
+    --engine ray) and is reported beside the local one.
     """
     from gender_cli import workspace
     from gender_cli.atomic import write_json_atomically
@@ -89,11 +95,22 @@ def bench(
 
     if detect is not None and images is None:
         raise click.UsageError("--detect measures the end-to-end pipeline: give --images DIR")
+    if engine == "ray":
+        if images is None:
+            raise click.UsageError("--engine ray measures the end-to-end pass; give --images FOLDER")
+        if detect is not None:
+            raise click.UsageError(DETECT_NOT_ON_RAY)
+        from gender_cli.infer.ray_cluster import require_ray
+
+        require_ray()
+    elif any(ray[name] is not None for name in RAY_OPTIONS):
+        raise click.UsageError("the Ray options apply to --engine ray")
     if json_path:
         check_output_location(json_path, "--output")
     model_path = model_path or str(workspace.default_classifier())
     progress = StageProgress(quiet, {
-        **{stage: (stage, "img", False) for stage in ("decode only", "without detection", "end-to-end")},
+        **{stage: (stage, "img", False)
+           for stage in ("decode only", "without detection", "end-to-end", "end-to-end on Ray")},
         "building the Keras model": ("building the Keras model", "model", False),
     })
     try:
@@ -112,6 +129,8 @@ def bench(
             command=_command_line(click.get_current_context()),
             progress=progress,
             faces=detect,
+            engine=engine,
+            ray_options=ray,
         )
     finally:
         progress.close()
@@ -174,6 +193,12 @@ def format_report(result: dict) -> str:
             f"{e2e['decode_only_images_per_second']:.1f} img/s with {e2e['decode_workers']} workers"
             + (f"; {e2e['failed_files']} of these files unreadable (still counted in img/s)"
                if e2e.get("failed_files") else "")
+        )
+    on_ray = result.get("end_to_end_ray")
+    if on_ray:
+        lines.append(
+            f"{'end-to-end on ray':<24} {on_ray['images_per_second']:>10.1f} img/s   x{on_ray['ratio_to_local']:.2f} "
+            f"of local; ray start-up {on_ray['startup_seconds']:.1f} s (not in img/s); {on_ray['plan']}"
         )
     for precision, entry in (result.get("variants") or {}).items():
         if "skipped" in entry:

@@ -33,11 +33,15 @@ COMMANDS = {
 }
 
 
-# Modules that only the [train] extra installs (module -> package); a verb that needs one
-# of them on an inference-only install gets an install hint instead of a traceback.
-TRAIN_EXTRA_MODULES = {
-    "tensorflow": "tensorflow", "keras": "keras", "tf2onnx": "tf2onnx", "onnx": "onnx", "scipy": "scipy",
-    "h5py": "h5py", "matplotlib": "matplotlib", "google": "protobuf",
+# Modules that only an extra installs: module -> (extra, the package that provides it). A
+# verb that needs one of them on an inference-only install gets an install hint instead
+# of a traceback.
+EXTRAS = {"train": "training", "ray": "Ray"}
+EXTRA_MODULES = {
+    "tensorflow": ("train", "tensorflow"), "keras": ("train", "keras"), "tf2onnx": ("train", "tf2onnx"),
+    "onnx": ("train", "onnx"), "scipy": ("train", "scipy"), "h5py": ("train", "h5py"),
+    "matplotlib": ("train", "matplotlib"), "google": ("train", "protobuf"),
+    "ray": ("ray", "ray"), "pyarrow": ("ray", "pyarrow"),
 }
 
 
@@ -69,11 +73,12 @@ class LazyGroup(click.Group):
             raise click.ClickException(_os_error_message(exc)) from exc
         except ModuleNotFoundError as exc:
             missing = (exc.name or "").split(".")[0]
-            if missing not in TRAIN_EXTRA_MODULES:
+            if missing not in EXTRA_MODULES:
                 raise
+            extra, package = EXTRA_MODULES[missing]
             raise click.ClickException(
-                f"'{ctx.invoked_subcommand}' needs {TRAIN_EXTRA_MODULES[missing]}, which the inference-only install "
-                "leaves out; install the training extra: pip install 'gender-cli[train]'"
+                f"'{ctx.invoked_subcommand}' needs {package}, which the inference-only install "
+                f"leaves out; install the {EXTRAS[extra]} extra: pip install 'gender-cli[{extra}]'"
             ) from exc
 
 

@@ -10,6 +10,10 @@ import click
 
 from gender_cli.devices import DEFAULT_DEVICE, DEVICE_HELP, DEVICES
 from gender_cli.infer import detect as face_detect
+from gender_cli.infer.ray_cluster import DECODE_CPUS, GPU_ACTOR_CPUS
+
+ENGINES = ("local", "ray")
+DETECT_NOT_ON_RAY = "--detect runs on the local engine (--engine local); Ray does not detect faces yet"
 
 
 def device_option(fn):
@@ -60,6 +64,58 @@ def workers_option(fn):
         default=None,
         help="Image decoding threads running beside inference. Default: number of CPU cores.",
     )(fn)
+
+
+def engine_option(fn):
+    return click.option(
+        "--engine",
+        type=click.Choice(ENGINES),
+        default="local",
+        show_default=True,
+        help="'local': decode threads and one onnxruntime session in this process. 'ray': the same "
+        "decode and graph as Ray Data stages (CPU decode tasks, inference actors) on a Ray "
+        "cluster; needs the [ray] extra.",
+    )(fn)
+
+
+# Options that only --engine ray reads: name -> the click option that declares it.
+RAY_OPTIONS = {
+    "ray_address": click.option(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="Ray cluster to run on (--engine ray). Default: $RAY_ADDRESS; without either, a local "
+        "Ray is started for the run and stopped after it.",
+    ),
+    "actors": click.option(
+        "--actors",
+        type=click.IntRange(1, 4096),
+        default=None,
+        help="Inference actors, each holding one onnxruntime session (--engine ray). Default: one "
+        "per GPU, or one per node on a cluster without GPUs.",
+    ),
+    "gpus_per_actor": click.option(
+        "--gpus-per-actor",
+        type=click.FloatRange(0, 64),
+        default=None,
+        help="GPUs each inference actor reserves; fractions share a GPU (--engine ray). Default: 1 "
+        "when the cluster has GPUs, else 0.",
+    ),
+    "cpus_per_actor": click.option(
+        "--cpus-per-actor",
+        type=click.FloatRange(0.1, 1024),
+        default=None,
+        help="CPUs each inference actor reserves, rounded up into onnxruntime threads (--engine "
+        f"ray). Default: {GPU_ACTOR_CPUS:g} with a GPU; on CPUs, a node's cores less one decode task "
+        f"({DECODE_CPUS:g} CPU).",
+    ),
+}
+
+
+def ray_options(fn):
+    for option in reversed(RAY_OPTIONS.values()):
+        fn = option(fn)
+    return fn
 
 
 def check_output_location(path: str | Path, param_hint: str) -> None:

@@ -45,6 +45,11 @@ HEADS = {
 GENDER_HEAD, AGE_HEAD = HEADS
 
 
+def external_data_name(graph_name: str) -> str:
+    """The side file holding a graph's weights when exported with --external-data."""
+    return graph_name + ".data"
+
+
 @dataclass(frozen=True)
 class DescriptorLayer:
     """A backbone layer whose output the head is trained on."""

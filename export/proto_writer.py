@@ -39,10 +39,6 @@ _GRAPH_INITIALIZER = b"\x2a"  # GraphProto.initializer = 5
 _TENSOR_RAW_DATA = b"\x4a"  # TensorProto.raw_data = 9
 
 
-def data_file_name(path: Path) -> str:
-    return Path(path).name + ".data"
-
-
 class _Slot:
     """One initializer's encoded header and where its bytes go."""
 
@@ -105,7 +101,7 @@ def write_model(
     """Write ``g`` to ``path`` (and ``<path>.data``); returns the files written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    location = data_file_name(path) if external_data else None
+    location = contract.external_data_name(path.name) if external_data else None
     slots, data_size = _plan(g.initializers, location)
 
     model_head = ModelProto(

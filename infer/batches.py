@@ -71,7 +71,7 @@ def iter_batches(
             images=np.zeros((batch_size, height, width, 3), dtype=np.uint8),
         )
         futures = [
-            executor.submit(_decode_into, batch, index, size, resize) for index in range(len(batch.paths))
+            executor.submit(decode_into, batch, index, size, resize) for index in range(len(batch.paths))
         ]
         pending.append((batch, futures))
 
@@ -91,9 +91,10 @@ def iter_batches(
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _decode_into(batch: Batch, index: int, size: tuple[int, int], resize: str) -> None:
+def decode_into(batch: Batch, index: int, size: tuple[int, int], resize: str, read=None) -> None:
+    """Decode ``batch.paths[index]`` into its slot, or record why it failed (never raises)."""
     try:
-        batch.images[index] = load_image(batch.paths[index], size=size, resize=resize)
+        batch.images[index] = load_image(batch.paths[index], size=size, resize=resize, read=read)
     except ImageError as exc:
         batch.errors[index] = exc
     except Exception as exc:  # a Pillow bug must cost one row, not the whole run

@@ -8,6 +8,10 @@ is the exported one: ``labels[1]`` when ``probabilities[:, 1] >= threshold``, el
 its metadata (``ModelInfo.gender_labels``, ``ModelInfo.value_columns``: ``age``).
 With ``detect`` (face detection settings) the rows are one per face instead, with the
 face columns (``faces``, ``face_rows``); OpenCV is imported only then.
+
+``split_done`` (what a resumed output already holds) and ``classify_batch`` (one
+decoded batch -> its rows) are shared with the Ray engine (``classify_ray``), so both
+engines skip, decide and word errors alike.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ import numpy as np
 
 from gender_cli import contract, workspace
 from gender_cli.errors import ModelFileError
-from gender_cli.infer.batches import iter_batches
+from gender_cli.infer.batches import Batch, iter_batches
 from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_available
 from gender_cli.infer.files import list_image_files
-from gender_cli.infer.output import Row, infer_format, open_output
+from gender_cli.infer.output import ExistingRows, Row, infer_format, open_output
 from gender_cli.infer.session import LoadedModel, open_session
 
 
@@ -57,6 +61,15 @@ class ClassifySummary:
     @property
     def all_classified(self) -> bool:
         return not any(category not in self.tolerated for category in self.errors)
+
+    def count(self, rows: Sequence[Row]) -> None:
+        """Add rows written in this run."""
+        for row in rows:
+            if row.error is None:
+                self.classified += 1
+            else:
+                self.failed += 1
+                self.errors[row.category] += 1
 
 
 def load_classifier(model_path: str | os.PathLike | None, device: str, threads: int | None = None) -> LoadedModel:
@@ -106,6 +119,40 @@ class HeadOutputs:
         return Row(str(path), self.labels[index] if self.labels else None,
                    None if self.probabilities is None else self.probabilities[index].tolist(), None,
                    {name: float(v[index]) for name, v in self.values.items()}, extra)
+
+
+def classify_batch(model: LoadedModel, batch: Batch) -> list[Row]:
+    """One row per path of a decoded batch, every head from one pass; the graph runs
+    unless every file of the batch failed."""
+    heads = HeadOutputs.run(model, batch.images, len(batch.paths)) if len(batch.errors) < len(batch.paths) else None
+    rows = []
+    for index, path in enumerate(batch.paths):
+        error = batch.errors.get(index)
+        rows.append(heads.row(path, index) if error is None else Row(str(path), None, None, f"{error.category}: {error}"))
+    return rows
+
+
+def split_done(
+    files: Sequence, unlistable: Sequence[tuple[Path, OSError]], existing: ExistingRows, summary: ClassifySummary
+) -> tuple[list[Row], list]:
+    """(rows for folders that could not be listed, files still to classify), leaving out
+    what a resumed output already holds; what it holds is counted into ``summary``."""
+    unlisted_rows = [
+        Row(str(path), None, None, f"unreadable: cannot list folder ({exc.strerror or exc})")
+        for path, exc in unlistable
+        if str(path) not in existing.categories
+    ]
+    summary.errors.update("unreadable" for path, _ in unlistable if str(path) in existing.categories)
+    todo = []
+    for path in files:
+        if str(path) in existing.categories:
+            summary.skipped += 1
+            category = existing.categories[str(path)]
+            if category:
+                summary.errors[category] += 1
+        else:
+            todo.append(path)
+    return unlisted_rows, todo
 
 
 def classify(
@@ -163,24 +210,9 @@ def classify(
     summary.truncated_bytes = existing.cut_bytes
     summary.redone = existing.redone
     with writer:
-        unlisted_rows = [
-            Row(str(path), None, None, f"unreadable: cannot list folder ({exc.strerror or exc})")
-            for path, exc in unlistable
-            if str(path) not in existing.categories
-        ]
+        unlisted_rows, todo = split_done(files, unlistable, existing, summary)
         writer.write(unlisted_rows)
-        summary.failed += len(unlisted_rows)
-        summary.errors.update("unreadable" for _ in unlistable)
-
-        todo = []
-        for path in files:
-            if str(path) in existing.categories:
-                summary.skipped += 1
-                category = existing.categories[str(path)]
-                if category:
-                    summary.errors[category] += 1
-            else:
-                todo.append(path)
+        summary.count(unlisted_rows)
         if on_start is not None:
             on_start(len(todo))
 
@@ -196,19 +228,8 @@ def classify(
             todo, batch_size, size=info.image_size, resize=resize or info.resize, workers=workers,
             fixed_shape=model.fixed_batch is not None,
         ):
-            heads = None
-            if len(batch.errors) < len(batch.paths):
-                heads = HeadOutputs.run(model, batch.images, len(batch.paths))
-            rows = []
-            for index, path in enumerate(batch.paths):
-                error = batch.errors.get(index)
-                if error is None:
-                    rows.append(heads.row(path, index))
-                    summary.classified += 1
-                else:
-                    rows.append(Row(str(path), None, None, f"{error.category}: {error}"))
-                    summary.failed += 1
-                    summary.errors[error.category] += 1
+            rows = classify_batch(model, batch)
+            summary.count(rows)
             writer.write(rows)
             if on_batch is not None:
                 on_batch(len(batch.paths))

@@ -10,7 +10,8 @@ Every failure becomes an :class:`ImageError` whose ``category`` says what went w
 The rules, in the order they are applied:
 
 1. The file is read into memory once (no file handle stays open; an empty file is
-   told apart from a damaged one). OSError on reading -> ``unreadable``.
+   told apart from a damaged one). OSError on reading -> ``unreadable``. ``read``
+   replaces the local read (the Ray engine reads object-store files through pyarrow).
 2. Size check before decoding: more than ``MAX_PIXELS`` pixels -> ``too_large``
    (a small file can declare a huge canvas: a decompression bomb). Pillow's own
    ``Image.MAX_IMAGE_PIXELS`` is set to the same limit and its
@@ -45,6 +46,7 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +93,7 @@ def load_image(
     path: str | os.PathLike,
     size: tuple[int, int] = (224, 224),
     resize: str = "stretch",
+    read: Callable[[str | os.PathLike], bytes] | None = None,
 ) -> np.ndarray:
     """Decode ``path`` into a uint8 array of shape (size[0], size[1], 3), RGB."""
     if resize not in RESIZE_MODES:
@@ -100,6 +103,7 @@ def load_image(
         path,
         lambda image_wh: _draft_request(image_wh, (width, height), resize),
         lambda rgb, scale: np.asarray(resize_image(rgb, (width, height), resize), dtype=np.uint8),
+        read,
     )
 
 
@@ -122,7 +126,11 @@ class Picture:
         return round(width * self.scale[0]), round(height * self.scale[1])
 
 
-def load_picture(path: str | os.PathLike, long_side: int | None = None) -> Picture:
+def load_picture(
+    path: str | os.PathLike,
+    long_side: int | None = None,
+    read: Callable[[str | os.PathLike], bytes] | None = None,
+) -> Picture:
     """Decode ``path`` upright and RGB at full size, or (``long_side``) JPEG-draft-reduced
     as long as the long side stays at least ``long_side`` pixels."""
     draft = None
@@ -130,18 +138,19 @@ def load_picture(path: str | os.PathLike, long_side: int | None = None) -> Pictu
         def draft(image_wh: tuple[int, int]) -> tuple[int, int]:
             scale = min(1.0, long_side / max(image_wh))
             return math.ceil(image_wh[0] * scale), math.ceil(image_wh[1] * scale)
-    return _decode(path, draft, lambda rgb, scale: Picture(np.asarray(rgb, dtype=np.uint8), scale))
+    return _decode(path, draft, lambda rgb, scale: Picture(np.asarray(rgb, dtype=np.uint8), scale), read)
 
 
-def _decode(path, draft, finish):
+def _decode(path, draft, finish, read=None):
     """Read, check, decode, orient and convert ``path`` to RGB, then ``finish(rgb, scale)``.
 
     ``draft(image_wh)`` gives the smallest (w, h) a JPEG may be decoded at (None: full
     size); ``scale`` is (x, y) stored pixels per decoded pixel, in the upright frame.
-    Every failure becomes an ImageError.
+    ``read(path)`` gives the file's bytes (default: read it from the local disk). Every
+    failure becomes an ImageError.
     """
     try:
-        data = Path(path).read_bytes()
+        data = read(path) if read is not None else Path(path).read_bytes()
     except OSError as exc:
         raise ImageError("unreadable", f"cannot read file ({exc.strerror or exc})") from None
     if not data:

@@ -1,5 +1,8 @@
 """Prediction files (CSV or JSONL) that are valid at every moment, and can be resumed.
 
+(``parquet`` output, a folder of part files, lives in ``output_parquet``; ``open_output``
+hands it over.)
+
 Columns: ``path``, ``label``, one ``p_<label>`` per label in the model's output
 order, one column per value head (``age``, in years; ``ModelInfo.value_columns``),
 ``error`` (empty, or ``"category: message"``). A graph without a gender head has no
@@ -34,8 +37,9 @@ from gender_cli.atomic import names_file, write_all
 from gender_cli.errors import GenderCliError
 
 STDOUT = "-"
-FORMATS = ("csv", "jsonl")
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+FORMATS = ("csv", "jsonl", "parquet")
+FOLDER_FORMATS = ("parquet",)  # written as a folder of part files, never to stdout
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 PROBABILITY_DIGITS = 6
 VALUE_DIGITS = 2  # age in years: a hundredth of a year is under four days
 
@@ -61,6 +65,10 @@ class Row:
     values: dict[str, float] | None = None  # value column -> value (age in years)
     extra: Sequence = ()  # values of the extra columns, in their order (fewer: the rest empty)
 
+    @property
+    def category(self) -> str | None:
+        return category_of(self.error)
+
 
 def _extra_cells(row: Row, extra: Sequence[str]) -> list:
     return [*row.extra, *[None] * (len(extra) - len(row.extra))]
@@ -72,6 +80,11 @@ def _csv_cell(value) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(str(item) for item in value)
     return str(value)
+
+
+def category_of(error: str | None) -> str | None:
+    """The category of an ``error`` cell (``"category: message"``), None when empty."""
+    return error.split(":", 1)[0] if error else None
 
 
 def _numbers(row: Row, labels: Sequence[str], values: Sequence[str]) -> list[tuple[float | None, int]]:
@@ -141,6 +154,12 @@ class PredictionWriter:
             _cut(self._fd, before)  # a full disk leaves no torn row behind
             raise
 
+    def write_columns(self, columns) -> None:
+        """Rows given as columns (``row_columns``)."""
+        from gender_cli.infer.row_columns import columns_to_rows
+
+        self.write(columns_to_rows(columns, self.values))
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -172,6 +191,12 @@ def open_output(
     """
     if fmt not in FORMATS:
         raise GenderCliError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt in FOLDER_FORMATS:
+        if extra:
+            raise GenderCliError(f"{fmt} output holds one row per file; write the face rows as CSV or JSONL")
+        from gender_cli.infer.output_parquet import open_parquet_output
+
+        return open_parquet_output(output, labels, resume=resume, values=values)
     header = columns(labels, values, extra)
     if output == STDOUT:
         writer = PredictionWriter(output, fmt, labels, None, values, extra)
@@ -248,7 +273,7 @@ def _read_existing(
         complete_bytes = len(text[: ends[keep]].encode("utf-8", errors="surrogateescape"))
     for record in records:
         error = record.get("error") or None
-        existing.categories[record["path"]] = error.split(":", 1)[0] if error else None
+        existing.categories[record["path"]] = category_of(error)
     if complete_bytes < len(data):
         with open(path, "r+b") as handle:
             handle.truncate(complete_bytes)

@@ -51,8 +51,11 @@ def write_tiny_classifier(
     standin: bool = True,
     kind: str = "classifier",
     drop_keys: tuple[str, ...] = (),
+    busy: int = 0,
     **extra_meta,
 ) -> Path:
+    """``busy`` > 0 adds that many (3*size*size)^2 MatMul+Tanh steps whose result is
+    multiplied by zero before it meets the logits: the same probabilities, slower."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -75,6 +78,8 @@ def write_tiny_classifier(
         ]
         outputs.insert(0, helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2]))
         initialisers += [numpy_helper.from_array(W_HEAD, "w_head"), numpy_helper.from_array(B_HEAD, "b_head")]
+    if busy and kind == "classifier":
+        nodes, initialisers = _with_busy_work(nodes, initialisers, size, busy)
     graph = helper.make_graph(
         nodes,
         "tiny_gender",
@@ -95,6 +100,36 @@ def write_tiny_classifier(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def _with_busy_work(nodes, initialisers, size: int, steps: int):
+    from onnx import helper, numpy_helper
+
+    features = 3 * size * size
+    rng = np.random.default_rng(0)
+    weight = (rng.standard_normal((features, features)) / np.sqrt(features)).astype(np.float32)
+    initialisers = initialisers + [
+        numpy_helper.from_array(weight, "w_busy"),
+        numpy_helper.from_array(np.array([-1, features], dtype=np.int64), "busy_shape"),
+        numpy_helper.from_array(np.zeros(1, dtype=np.float32), "zero"),
+    ]
+    busy = [helper.make_node("Reshape", ["x", "busy_shape"], ["busy_0"])]
+    for step in range(steps):
+        busy += [
+            helper.make_node("MatMul", [f"busy_{step}", "w_busy"], [f"busy_{step}_mm"]),
+            helper.make_node("Tanh", [f"busy_{step}_mm"], [f"busy_{step + 1}"]),
+        ]
+    busy += [
+        helper.make_node("ReduceSum", [f"busy_{steps}"], ["busy_sum"], keepdims=1),
+        helper.make_node("Mul", ["busy_sum", "zero"], ["busy_nothing"]),
+    ]
+    # the softmax now reads logits + 0 * (the busy branch)
+    softmax = nodes[-1]
+    nodes = nodes[:-1] + busy + [
+        helper.make_node("Add", ["logits", "busy_nothing"], ["logits_busy"]),
+        helper.make_node("Softmax", ["logits_busy"], list(softmax.output), axis=1),
+    ]
+    return nodes, initialisers
 
 
 def reference_forward(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,6 +251,31 @@ def build_corpus(root: Path) -> dict[str, str | None]:
     (root / "sub" / "dangling.jpg").symlink_to("does-not-exist.jpg")
     expected["sub/dangling.jpg"] = "unreadable"
     return expected
+
+
+def write_noise_images(folder: Path, count: int, seed: int = 7, sizes=(8, 60)) -> Path:
+    """``count`` PNGs of random pixels and random sizes: face_00.png, face_01.png, ..."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        width, height = (int(v) for v in rng.integers(*sizes, size=2))
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f"face_{i:02d}.png")
+    return folder
+
+
+def interrupt_after(calls: int):
+    """An ``on_batch`` callback that raises KeyboardInterrupt (as Ctrl-C would) on its ``calls``-th call."""
+    seen = []
+
+    def callback(count: int) -> None:
+        seen.append(count)
+        if len(seen) == calls:
+            raise KeyboardInterrupt
+
+    return callback
 
 
 # --------------------------------------------------------------------------- real exports

@@ -220,7 +220,7 @@ def test_batches_keep_order_shape_padding_and_errors(corpus):
 def test_batches_decode_ahead_of_the_consumer(tmp_path, monkeypatch):
     calls = []
 
-    def slow_load(path, size, resize):
+    def slow_load(path, size, resize, read=None):
         calls.append(path)
         time.sleep(0.02)
         return np.zeros((*size, 3), np.uint8)

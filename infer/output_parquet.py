@@ -1,0 +1,187 @@
+"""Predictions as a folder of Parquet part files (``--format parquet``, for very large runs).
+
+Layout: ``OUTPUT/part-00000.parquet``, ``part-00001.parquet``, ... Each part is a
+complete Parquet file with the columns of the CSV/JSONL output: ``path`` and ``label``
+(strings), ``p_<label>`` (doubles, unrounded), ``age`` for a graph with the age head
+(double, unrounded years), ``error`` (string); a failed file has nulls where CSV has
+empty cells. Any reader of a Parquet folder reads it whole
+(pyarrow.dataset, pandas, DuckDB, Spark, Ray Data). Parquet strings are UTF-8: a file
+name that is not valid UTF-8 is stored with its stray bytes as ``\\xNN`` escapes, and a
+resumed run does not recognise it (that file gets a second row; CSV/JSONL keep the
+exact bytes and have no such gap).
+
+Durability: rows are buffered and written as one part every ``rows_per_part`` rows or
+``seconds_per_part`` seconds, and at close (Ctrl-C included). A part is written under
+a hidden temporary name, fsync'ed, then renamed, so the folder only ever holds
+complete parts; a hard kill loses at most the rows buffered since the last part, and
+``--resume`` classifies those files again. Resuming reads the ``path`` and ``error``
+columns of the parts present (stray temporary files are removed) and appends parts
+numbered after them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gender_cli.errors import GenderCliError
+from gender_cli.infer.output import STDOUT, ExistingRows, Row, category_of, columns
+from gender_cli.infer.row_columns import decode_names, rows_to_columns
+
+ROWS_PER_PART = 100_000
+SECONDS_PER_PART = 60.0
+_PART = re.compile(r"^part-(\d+)\.parquet$")
+_TEMPORARY = re.compile(r"^\.part-\d+\.parquet\.tmp$")
+
+
+def schema(labels: Sequence[str], values: Sequence[str] = ()) -> pa.Schema:
+    names = columns(labels, values)
+    types = [pa.string(), *([pa.string()] if labels else []), *[pa.float64()] * (len(labels) + len(values)), pa.string()]
+    return pa.schema(list(zip(names, types)))
+
+
+class ParquetWriter:
+    """Buffers rows and writes them as numbered, atomically renamed part files. Rows come
+    as ``Row`` objects (``write``) or as columns (``write_columns``, the Ray engine's
+    blocks, turned into Arrow arrays without a Python object per row)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        labels: Sequence[str],
+        values: Sequence[str] = (),
+        next_part: int = 0,
+        rows_per_part: int = ROWS_PER_PART,
+        seconds_per_part: float = SECONDS_PER_PART,
+    ):
+        self.output = str(folder)
+        self.fmt = "parquet"
+        self.labels = list(labels)
+        self.values = list(values)
+        self.folder = folder
+        self.schema = schema(labels, values)
+        self.rows_per_part = rows_per_part
+        self.seconds_per_part = seconds_per_part
+        self._next_part = next_part
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._since = time.monotonic()
+
+    def write(self, rows: Sequence[Row]) -> None:
+        if rows:
+            self.write_columns(rows_to_columns(rows, len(self.labels), self.values))
+
+    def write_columns(self, columns) -> None:
+        table = self._table(columns)
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self.rows_per_part or (
+            self._pending_rows and time.monotonic() - self._since >= self.seconds_per_part
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending_rows:
+            return
+        table = pa.concat_tables(self._pending)
+        name = f"part-{self._next_part:05d}.parquet"
+        temporary = self.folder / f".{name}.tmp"
+        with open(temporary, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.folder / name)
+        _fsync_folder(self.folder)
+        self._next_part += 1
+        self._pending = []
+        self._pending_rows = 0
+        self._since = time.monotonic()
+
+    def _table(self, columns) -> pa.Table:
+        failed = np.asarray(columns["error"] != "", dtype=bool)
+        names = pa.array(list(columns["path"]), pa.binary())
+        try:
+            paths = names.cast(pa.string())  # checks that every name is UTF-8
+        except pa.ArrowInvalid:
+            paths = pa.array([_utf8(name) for name in decode_names(columns["path"])], pa.string())
+        data = {"path": paths}
+        if self.labels:
+            data["label"] = pa.array(columns["label"], pa.string(), mask=failed)
+        for index, label in enumerate(self.labels):
+            data[f"p_{label}"] = pa.array(columns["probabilities"][:, index], pa.float64(), mask=failed)
+        for name in self.values:
+            data[name] = pa.array(columns[name], pa.float64(), mask=failed)
+        data["error"] = pa.array(columns["error"], pa.string(), mask=~failed)
+        return pa.Table.from_pydict(data, schema=self.schema)
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> ParquetWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_parquet_output(
+    output: str, labels: Sequence[str], resume: bool = False, values: Sequence[str] = ()
+) -> tuple[ParquetWriter, ExistingRows]:
+    """Open the folder ``output`` for Parquet parts; with ``resume``, read what it holds.
+
+    Without ``resume`` the parts already there are removed (the CLI asks for --force
+    first); other files in the folder are left alone.
+    """
+    if output == STDOUT:
+        raise GenderCliError("parquet output is a folder of files; give a folder name, not '-'")
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise GenderCliError(f"{folder} is a file; parquet output is a folder")
+    if not folder.parent.is_dir():
+        raise GenderCliError(f"output folder does not exist: {folder.parent}")
+    folder.mkdir(exist_ok=True)
+    for entry in folder.iterdir():
+        if _TEMPORARY.match(entry.name):
+            entry.unlink()  # an interrupted part: its rows are not in any finished part
+    parts = sorted((int(m.group(1)), folder / m.group(0)) for m in map(_PART.match, os.listdir(folder)) if m)
+    existing = ExistingRows()
+    if resume:
+        expected = schema(labels, values).names
+        for _, part in parts:
+            try:
+                names = pq.read_schema(part).names
+                table = pq.read_table(part, columns=["path", "error"]) if names == expected else None
+            except (pa.ArrowException, OSError) as exc:
+                raise GenderCliError(f"cannot resume {folder}: {part.name} is not readable Parquet ({exc})") from None
+            if table is None:
+                raise GenderCliError(
+                    f"cannot resume {folder}: {part.name} has the columns {names}, not {expected} "
+                    "(another model?); choose a new output or --force"
+                )
+            for path, error in zip(table.column("path").to_pylist(), table.column("error").to_pylist()):
+                existing.categories[path] = category_of(error)
+    else:
+        for _, part in parts:
+            part.unlink()
+        parts = []
+    next_part = parts[-1][0] + 1 if parts else 0
+    return ParquetWriter(folder, labels, values, next_part=next_part), existing
+
+
+def _utf8(name: str) -> str:
+    return name.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,112 @@
+"""The Ray Data stages of ``classify --engine ray``, and how the model reaches them.
+
+- ``decode`` runs as a CPU task per block of file names. It fills a uint8 image array
+  with ``batches.decode_into``, the local engine's decode (same ``load_image``, same
+  error categories); a file that fails becomes ``(category, message)`` columns and
+  never an exception, so a broken file costs its own row and nothing else.
+- ``Classifier`` is an actor holding one onnxruntime session, opened by
+  ``classify.load_classifier`` (the same checks as locally) on CUDA when the actor was
+  given a GPU, else on CPU. Its rows come from ``classify.classify_batch``, the local
+  engine's per-batch function; the batch is padded to the fixed batch shape on CUDA
+  (cuDNN chooses its algorithms once) and for graphs exported with a static N.
+- The model travels through the object store (``ship_model``): the driver puts the
+  graph's bytes (and its external-data side file, if any) once; each actor writes them
+  into a private temporary folder, opens the session and removes the folder. Nothing
+  assumes a disk shared with the driver, and a restarted actor fetches them again.
+
+Rows travel back to the driver as columns (``row_columns``), plus ``provider`` (the
+execution provider that ran the batch, for the summary); file names travel as bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gender_cli import contract
+from gender_cli.infer.batches import Batch, decode_into
+from gender_cli.infer.images import ImageError
+from gender_cli.infer.row_columns import decode_names, rows_to_columns
+
+
+def decode(batch: dict[str, np.ndarray], size: tuple[int, int], resize: str, reader=None) -> dict[str, np.ndarray]:
+    """File names -> images (zeros where a file failed) and per-file error columns."""
+    paths = decode_names(batch["path"])
+    decoded = Batch(paths=paths, images=np.zeros((len(paths), size[0], size[1], 3), dtype=np.uint8))
+    for index in range(len(paths)):
+        decode_into(decoded, index, size, resize, read=reader)
+    failed = [decoded.errors.get(index) for index in range(len(paths))]
+    return {
+        "path": np.array(batch["path"], dtype=object),
+        "image": decoded.images,
+        "error_category": np.array([e.category if e else "" for e in failed], dtype=object),
+        "error_message": np.array([e.message if e else "" for e in failed], dtype=object),
+    }
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A classifier's files in the object store: (file name, reference to its bytes)."""
+
+    name: str
+    parts: tuple[tuple[str, object], ...]
+
+    def open(self, device: str, threads: int):
+        """Fetch the files, open the session, remove the files (the session keeps what it needs)."""
+        import ray
+
+        from gender_cli.infer.classify import load_classifier
+
+        folder = tempfile.mkdtemp(prefix="gender-cli-model-")
+        try:
+            for name, ref in self.parts:
+                np.asarray(ray.get(ref)).tofile(os.path.join(folder, name))
+            return load_classifier(os.path.join(folder, self.name), device, threads=threads)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def ship_model(path: str | os.PathLike) -> ShippedModel:
+    """Put the graph (and its external-data side file) into the object store, once."""
+    import ray
+
+    path = Path(path)
+    side = path.with_name(contract.external_data_name(path.name))
+    files = [path, side] if side.is_file() else [path]
+    return ShippedModel(path.name, tuple((f.name, ray.put(np.fromfile(f, dtype=np.uint8))) for f in files))
+
+
+class Classifier:
+    """One inference actor: a session, and the local engine's rows for each batch."""
+
+    def __init__(self, model: ShippedModel, device: str, threads: int, batch_size: int):
+        from gender_cli.infer.classify import classify_batch  # here: decode tasks need no onnxruntime
+
+        self.classify_batch = classify_batch
+        self.model = model.open(device, threads)
+        fixed = self.model.fixed_batch
+        self.pad_to = fixed or (batch_size if self.model.device == "cuda" else None)
+        self.provider = self.model.providers[0]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        paths = decode_names(batch["path"])
+        images = batch["image"]
+        errors = {
+            index: ImageError(category, message)
+            for index, (category, message) in enumerate(zip(batch["error_category"], batch["error_message"]))
+            if category
+        }
+        if self.pad_to and len(paths) < self.pad_to:
+            padded = np.zeros((self.pad_to, *images.shape[1:]), dtype=np.uint8)
+            padded[: len(paths)] = images
+            images = padded
+        rows = self.classify_batch(self.model, Batch(paths=paths, images=images, errors=errors))
+        info = self.model.info
+        columns = rows_to_columns(rows, len(info.gender_labels), info.value_columns)
+        columns["provider"] = np.array([self.provider] * len(rows), dtype=object)
+        return columns

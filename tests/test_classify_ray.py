@@ -1,0 +1,344 @@
+"""``classify --engine ray``: the local engine's rows from Ray Data stages, and nothing lost.
+
+One local Ray (2 CPUs) serves the whole module; the tiny stand-in classifier keeps each
+run to seconds. The two-raylet cluster test is marked slow.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ray = pytest.importorskip("ray", reason="the [ray] extra (ray[data]) is not installed")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from gender_cli.bench.machine import descends_from  # noqa: E402
+from gender_cli.cli.main import cli  # noqa: E402
+from gender_cli.infer import classify_ray as classify_ray_module  # noqa: E402
+from gender_cli.infer.classify import classify, load_classifier  # noqa: E402
+from gender_cli.infer.classify_ray import check_classifier, classify_ray  # noqa: E402
+
+from helpers_infer import build_corpus, interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
+
+SIZE = 32
+# as outside pytest: Pillow's decompression-bomb warning is an error (images.py sets it)
+pytestmark = pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
+ACTOR_TITLE = b"MapBatches(Classifier)"  # Ray names an actor's process after its class
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    return write_tiny_classifier(tmp_path / "models" / "tiny.onnx", size=SIZE)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    root = tmp_path / "corpus"
+    return root, build_corpus(root)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def parquet_rows(folder: Path) -> dict[str, dict]:
+    rows = pq.read_table(folder).to_pylist()  # pyarrow reads the folder of parts as one table
+    by_path = {r["path"]: r for r in rows}
+    assert len(by_path) == len(rows), "a file has more than one row"
+    return by_path
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def assert_same_rows(ray_rows: dict[str, dict], local_rows: dict[str, dict], rename=lambda p: p) -> None:
+    assert {rename(p) for p in ray_rows} == set(local_rows)
+    for path, row in ray_rows.items():
+        local = local_rows[rename(path)]
+        assert row["label"] == local["label"] and row["error"] == local["error"], path
+        for key in ("p_male", "p_female"):
+            if local[key] is None:
+                assert row[key] is None
+            else:
+                assert abs(row[key] - local[key]) <= 1e-6, (path, key)
+
+
+def test_ray_gives_the_local_rows_on_the_bad_input_corpus(local_ray, model, corpus, tmp_path):
+    root, expected = corpus
+    local = run("classify", root, "--model", model, "-o", tmp_path / "local", "--format", "parquet", "--batch", 4)
+    remote = run("classify", root, "--model", model, "-o", tmp_path / "ray", "--format", "parquet", "--batch", 4, "--engine", "ray")
+    assert local.exit_code == remote.exit_code == 3, remote.output
+    local_rows, ray_rows = parquet_rows(tmp_path / "local"), parquet_rows(tmp_path / "ray")
+    assert len(ray_rows) == len(expected)
+    assert_same_rows(ray_rows, local_rows)
+    for name, category in expected.items():
+        error = ray_rows[str(root / name)]["error"]
+        assert (error is None) if category is None else error.startswith(category + ": "), name
+    summary = remote.stderr.splitlines()
+    assert [l for l in summary if l.startswith("errors:")] == [l for l in local.stderr.splitlines() if l.startswith("errors:")]
+    ray_line = next(l for l in summary if l.startswith("ray: "))
+    assert "2 CPUs and 0 GPUs on 1 node" in ray_line and "1 inference actor" in ray_line
+
+
+def test_ray_gives_the_local_rows_of_a_graph_with_gender_and_age(local_ray, tiny_network, tmp_path):
+    """A two-head export (gender and age from one pass): the age column comes through too."""
+    from gender_cli.export.export import export
+
+    from helpers_export import save_age_head, save_head, write_image_folder
+
+    dim = 16  # the tiny stand-in's relu7
+    save_head(tmp_path / "heads", "relu7", dim, seed=3)
+    save_age_head(tmp_path / "heads", "relu7", dim, seed=4)
+    model = export(tiny_network, tmp_path / "both.onnx", head=tmp_path / "heads").path
+    folder = write_image_folder(tmp_path / "faces", 5)
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    for engine in ("local", "ray"):
+        result = run("classify", folder, "--model", model, "-o", tmp_path / engine, "--format", "parquet",
+                     "--batch", 2, "--engine", engine)
+        assert result.exit_code == 3, result.output
+    local_rows, ray_rows = parquet_rows(tmp_path / "local"), parquet_rows(tmp_path / "ray")
+    assert list(next(iter(ray_rows.values()))) == ["path", "label", "p_male", "p_female", "age", "error"]
+    assert_same_rows(ray_rows, local_rows)
+    for path, row in ray_rows.items():
+        local_age = local_rows[path]["age"]
+        assert (row["age"] is None) if local_age is None else abs(row["age"] - local_age) <= 1e-4, path
+    assert sum(row["age"] is not None for row in ray_rows.values()) == 5
+
+
+def _descendants_titled(title: bytes) -> list[int]:
+    """Processes started (at any depth) by this one whose command line holds ``title``."""
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if title in command and descends_from(int(entry), me):
+            found.append(int(entry))
+    return found
+
+
+def test_an_actor_killed_mid_run_still_leaves_one_row_per_file(local_ray, tmp_path):
+    slow = write_tiny_classifier(tmp_path / "slow.onnx", size=SIZE, busy=16)  # ~0.1 s a batch
+    folder = write_noise_images(tmp_path / "faces", 40)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    killed, seen_after = [], set()
+
+    def kill_the_actor(count):
+        actors = _descendants_titled(ACTOR_TITLE)
+        if not killed:
+            assert len(actors) == 1
+            os.kill(actors[0], signal.SIGKILL)
+            killed.append(actors[0])
+        else:
+            seen_after.update(actors)
+
+    out = tmp_path / "rows.jsonl"
+    summary = classify_ray([folder], check_classifier(slow), str(out), batch_size=2, actors=1, on_batch=kill_the_actor)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    files = sorted(str(p) for p in folder.iterdir())
+    assert sorted(r["path"] for r in records) == files  # each file exactly once
+    assert summary.classified == 40 and summary.failed == 1
+    assert seen_after - set(killed)  # the pool went on with a new actor while rows still came
+    local = tmp_path / "local.jsonl"
+    classify([folder], load_classifier(slow, "cpu"), str(local), batch_size=2)
+    local_rows = {r["path"]: r for r in map(json.loads, local.read_text().splitlines())}
+    assert_same_rows({r["path"]: r for r in records}, local_rows)
+
+
+def test_resume_after_an_interrupted_ray_run(local_ray, model, tmp_path):
+    folder = write_noise_images(tmp_path / "faces", 24)
+    out = tmp_path / "rows.csv"
+    with pytest.raises(KeyboardInterrupt):
+        classify_ray([folder], check_classifier(model), str(out), batch_size=4, on_batch=interrupt_after(2))
+    partial = read_csv(out)
+    assert len(partial) == 8  # two whole blocks, nothing half-written
+    result = run("classify", folder, "--model", model, "-o", out, "--resume", "--engine", "ray", "--batch", 4)
+    assert result.exit_code == 0, result.output
+    assert "already done (--resume): 8" in result.stderr
+    rows = read_csv(out)
+    assert rows[:8] == partial
+    assert sorted(r["path"] for r in rows) == sorted(str(p) for p in folder.iterdir())
+
+
+def test_file_uri_and_pyarrow_sources(local_ray, model, corpus, tmp_path):
+    """file:// lists and reads as the local engine does (links, loops, dangling links);
+    another pyarrow scheme (local://, pyarrow's LocalFileSystem) goes through pyarrow."""
+    root, expected = corpus
+    shutil.copy(root / "good.jpg", root / os.fsdecode(b"not-utf8-\xff.jpg"))  # a name that is not UTF-8
+    good = write_noise_images(tmp_path / "good", 6)
+    out = tmp_path / "uri.jsonl"
+    result = run(
+        "classify", f"file://{root}", f"local://{good}", "--model", model, "-o", out, "--engine", "ray", "--batch", 4
+    )
+    assert result.exit_code == 3, result.output
+    ray_rows = jsonl_rows(out)
+    local_out = tmp_path / "local.jsonl"
+    assert run("classify", root, good, "--model", model, "-o", local_out, "--batch", 4).exit_code == 3
+    local_rows = jsonl_rows(local_out)
+    assert len(ray_rows) == len(expected) + 1 + 6
+    assert_same_rows(ray_rows, local_rows, rename=lambda p: p.removeprefix("file://").removeprefix("local://"))
+    assert ray_rows[f"file://{root}/sub/dangling.jpg"]["error"].startswith("unreadable: ")
+    assert f"local://{good}/face_00.png" in ray_rows
+    assert ray_rows[f"file://{root}/" + os.fsdecode(b"not-utf8-\xff.jpg")]["label"]
+
+
+def jsonl_rows(path: Path) -> dict[str, dict]:
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")  # names that are not UTF-8 stay exact
+    return {r["path"]: r for r in map(json.loads, text.splitlines())}
+
+
+def test_decoding_stays_in_its_own_tasks_even_when_resources_match(local_ray, model, tmp_path):
+    """Ray Data fuses stages whose resource requests are equal; decoding inside the actor
+    would serialise it with inference, so the stages must stay apart."""
+    from gender_cli.infer.ray_cluster import DECODE_CPUS, ClusterShape, plan
+
+    folder = write_noise_images(tmp_path / "faces", 4)
+    classified = check_classifier(model)
+    same = plan(ClusterShape((2.0,), (0.0,)), cpus_per_actor=DECODE_CPUS)
+    dataset = classify_ray_module._pipeline(
+        [str(p) for p in sorted(folder.iterdir())], classified, classified.info, same, 2, "stretch",
+        classify_ray_module.Reader(),
+    )
+    assert sum(len(block["path"]) for block in dataset.iter_batches(batch_size=None)) == 4
+    stages = dataset.stats()
+    assert "MapBatches(decode)" in stages and "MapBatches(decode)->" not in stages
+
+
+def test_the_model_reaches_the_actors_without_a_shared_disk(local_ray, tiny_network, tmp_path, monkeypatch):
+    """The actors get the model, its external-data side file included, from the object
+    store: the model's folder is gone before they start."""
+    from gender_cli.export.export import export
+
+    from helpers_export import save_head, write_image_folder
+
+    save_head(tmp_path / "head", "relu7", 16, seed=3)  # 16: the tiny stand-in's relu7
+    model = export(tiny_network, tmp_path / "models" / "split.onnx", head=tmp_path / "head", external_data=True).path
+    assert model.with_name(model.name + ".data").is_file()
+    folder = write_image_folder(tmp_path / "faces", 4)
+    local = tmp_path / "local.csv"
+    classify([folder], load_classifier(model, "cpu"), str(local), batch_size=4)
+    real_ship = classify_ray_module.ship_model
+
+    def ship_then_hide(path):
+        shipped = real_ship(path)
+        shutil.move(str(Path(path).parent), str(tmp_path / "hidden"))
+        return shipped
+
+    monkeypatch.setattr(classify_ray_module, "ship_model", ship_then_hide)
+    classified = check_classifier(model)
+    summary = classify_ray([folder], classified, str(tmp_path / "rows.csv"), batch_size=4)
+    assert not model.parent.exists()
+    assert summary.classified == 4 and summary.providers == ["CPUExecutionProvider"]
+    assert sorted(read_csv(tmp_path / "rows.csv"), key=lambda r: r["path"]) == read_csv(local)
+
+
+def test_actors_that_cannot_fit_are_an_error_before_any_work(local_ray, model, tmp_path):
+    folder = write_noise_images(tmp_path / "faces", 2)
+    out = tmp_path / "rows.csv"
+    result = run("classify", folder, "--model", model, "-o", out, "--engine", "ray", "--actors", 3, "--cpus-per-actor", 1)
+    assert result.exit_code == 1
+    assert "need 3.5 CPUs; the Ray cluster has 2 CPUs and 0 GPUs on 1 node" in result.output
+    result = run("classify", folder, "--model", model, "-o", out, "--engine", "ray", "--gpus-per-actor", 1)
+    assert result.exit_code == 1 and "has 2 CPUs and 0 GPUs" in result.output
+    assert not out.exists()
+
+
+def test_bench_reports_the_ray_engine_beside_local(local_ray, model, tmp_path):
+    folder = write_noise_images(tmp_path / "faces", 8)
+    report = tmp_path / "bench.json"
+    result = run(
+        "bench", "--model", model, "--images", folder, "--engine", "ray", "--batch", 4, "--iters", 3,
+        "--no-variants", "-o", report, "-q",
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(report.read_text())
+    ray_figures = figures["end_to_end_ray"]
+    assert ray_figures["files"] == 8 and ray_figures["failed_files"] == 0
+    assert ray_figures["images_per_second"] > 0 and "1 inference actor" in ray_figures["plan"]
+    assert ray_figures["ratio_to_local"] == pytest.approx(
+        ray_figures["images_per_second"] / figures["end_to_end"]["images_per_second"]
+    )
+    assert "end-to-end on ray" in result.stdout
+
+
+@pytest.mark.slow
+def test_two_raylets_started_with_ray_start(model, tmp_path):
+    """A cluster as users have one: ``ray start --head`` and ``ray start --address``,
+    then ``RAY_ADDRESS=... gender-cli classify --engine ray`` in a fresh process."""
+    import tempfile
+
+    folder = write_noise_images(tmp_path / "faces", 20)
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    port = str(_free_port())
+    address = f"127.0.0.1:{port}"
+    # Ray 2.60 clusters from `ray start` require a token (~/.ray/auth_token); clients say so.
+    # A private temp dir keeps this cluster out of /tmp/ray (where plain ray.init() looks).
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    temp_dir = tempfile.mkdtemp(prefix="gcr-", dir="/tmp")  # Unix socket paths must stay short
+    common = ["--num-cpus", "1", "--block", "--disable-usage-stats", "--temp-dir", temp_dir]
+    nodes = [subprocess.Popen(
+        [ray_cli, "start", "--head", "--port", port, "--include-dashboard", "false", *common],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )]
+    try:
+        _wait_for_nodes(address, 1, env)
+        nodes.append(subprocess.Popen(
+            [ray_cli, "start", "--address", address, *common],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ))
+        _wait_for_nodes(address, 2, env)
+        out = tmp_path / "rows.csv"
+        result = subprocess.run(
+            [sys.executable, "-m", "gender_cli", "classify", str(folder), "--model", str(model), "-o", str(out),
+             "--engine", "ray", "--actors", "2", "--cpus-per-actor", "0.5", "--batch", "2"],
+            env={**env, "RAY_ADDRESS": address}, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "2 CPUs and 0 GPUs on 2 nodes" in result.stderr and "2 inference actors" in result.stderr
+        assert sorted(r["path"] for r in read_csv(out)) == sorted(str(p) for p in folder.iterdir())
+    finally:
+        for process in reversed(nodes):  # the worker node first; each drains, then stops what it started
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_nodes(address: str, count: int, env: dict, timeout: float = 120) -> None:
+    probe = f"import ray; ray.init(address={address!r}, logging_level='ERROR'); print(len([n for n in ray.nodes() if n['Alive']]))"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+        if result.returncode == 0 and result.stdout.strip().splitlines()[-1:] == [str(count)]:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the Ray cluster at {address} did not reach {count} nodes")
