@@ -33,8 +33,8 @@ def batch_option(default: int = 64):
             type=click.IntRange(1, 4096),
             default=default,
             show_default=True,
-            help="Images per inference batch (the batch shape is kept fixed; the last "
-            "batch is padded).",
+            help="Images per inference batch (fewer for a smaller job; on CUDA a short "
+            "last batch is padded to keep one shape, on the CPU it runs as it is).",
         )(fn)
 
     return decorator

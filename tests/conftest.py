@@ -1,7 +1,8 @@
 """Shared fixtures: an isolated workspace and in-memory stand-in networks.
 
-Files of every awkward kind are built by the fixtures of each test module; nothing
-is downloaded.
+``model`` (a tiny classifier graph) and ``corpus`` (the bad-input corpus) are shared
+by the inference tests of both engines; other files of every awkward kind are built
+by the fixtures of each test module. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -34,3 +35,20 @@ def utkface_sample() -> Path:
     if not UTKFACE_SAMPLE.is_dir():
         pytest.skip(f"real face sample not present at {UTKFACE_SAMPLE} (../shared/data is absent on a plain clone)")
     return UTKFACE_SAMPLE
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    """A tiny classifier graph with a 32x32 input that obeys the contract (helpers_infer)."""
+    from helpers_infer import write_tiny_classifier
+
+    return write_tiny_classifier(tmp_path / "models" / "tiny.onnx", size=32)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> tuple[Path, dict[str, str | None]]:
+    """The bad-input corpus under tmp_path/corpus: (root, file name -> expected category)."""
+    from helpers_infer import build_corpus
+
+    root = tmp_path / "corpus"
+    return root, build_corpus(root)

@@ -22,21 +22,11 @@ from gender_cli.infer.files import list_image_files
 from gender_cli.infer.images import load_image
 from gender_cli.infer.session import CUDA, open_session
 
-from helpers_infer import build_corpus, reference_forward, refuse_listing, write_tiny_classifier  # noqa: E402
+from helpers_train import read_csv  # noqa: E402
+from helpers_infer import reference_forward, refuse_listing, write_tiny_classifier  # noqa: E402
 
 SIZE = 32
 pytestmark = pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
-
-
-@pytest.fixture
-def model(tmp_path) -> Path:
-    return write_tiny_classifier(tmp_path / "models" / "tiny.onnx", size=SIZE)
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    root = tmp_path / "corpus"
-    return root, build_corpus(root)
 
 
 @pytest.fixture
@@ -62,11 +52,6 @@ def run(*args, cwd: Path | None = None):
         return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
     finally:
         os.chdir(old)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_one_row_per_file_with_the_right_error_category(model, corpus, tmp_path):

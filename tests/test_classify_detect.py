@@ -29,11 +29,6 @@ HEADER = ["path", "face", "faces", "box", "detector_score", "label", "p_male", "
 
 
 @pytest.fixture
-def model(tmp_path) -> Path:
-    return write_tiny_classifier(tmp_path / "models" / "tiny.onnx", size=SIZE)
-
-
-@pytest.fixture
 def photos(tmp_path, utkface_sample):
     """one.jpg (1 face), two.jpg (2), three.jpg (3), none.jpg (0), broken.jpg; placements by name."""
     root = tmp_path / "photos"
@@ -197,6 +192,17 @@ def test_face_options_need_detect(model, tmp_path):
     for option in (["--margin", "0.2"], ["--detector", "opencv"], ["--require-face"], ["--draw", str(tmp_path)]):
         result = run("classify", tmp_path, "--model", model, "-o", tmp_path / "o.csv", *option)
         assert result.exit_code == 2 and "only with --detect" in result.output
+
+
+@pytest.mark.parametrize("option, says", [
+    (["--engine", "ray"], "local engine"),
+    (["--format", "parquet"], "not --format parquet"),
+])
+def test_detect_refuses_ray_and_parquet_in_one_line(model, tmp_path, option, says):
+    out = tmp_path / "o.out"
+    result = run("classify", tmp_path, "--model", model, "-o", out, "--detect", *option)
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output
+    assert not out.exists()  # refused before anything was written
 
 
 def test_classify_without_detect_imports_no_opencv(model, tmp_path):

@@ -6,7 +6,6 @@ run to seconds. The two-raylet cluster test is marked slow.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -28,7 +27,8 @@ from gender_cli.infer import classify_ray as classify_ray_module  # noqa: E402
 from gender_cli.infer.classify import classify, load_classifier  # noqa: E402
 from gender_cli.infer.classify_ray import check_classifier, classify_ray  # noqa: E402
 
-from helpers_infer import build_corpus, interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
+from helpers_train import read_csv  # noqa: E402
+from helpers_infer import interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
 
 SIZE = 32
 # as outside pytest: Pillow's decompression-bomb warning is an error (images.py sets it)
@@ -43,17 +43,6 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture
-def model(tmp_path) -> Path:
-    return write_tiny_classifier(tmp_path / "models" / "tiny.onnx", size=SIZE)
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    root = tmp_path / "corpus"
-    return root, build_corpus(root)
-
-
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
@@ -63,11 +52,6 @@ def parquet_rows(folder: Path) -> dict[str, dict]:
     by_path = {r["path"]: r for r in rows}
     assert len(by_path) == len(rows), "a file has more than one row"
     return by_path
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def assert_same_rows(ray_rows: dict[str, dict], local_rows: dict[str, dict], rename=lambda p: p) -> None:

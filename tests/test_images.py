@@ -17,19 +17,13 @@ from gender_cli.infer.batches import iter_batches
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.images import MAX_PIXELS, ImageError, load_image
 
-from helpers_infer import BLUE, RED, build_corpus, png_declaring, refuse_listing  # noqa: E402
+from helpers_infer import BLUE, RED, png_declaring, refuse_listing  # noqa: E402
 
 SIZE = (32, 32)
 
 # Outside pytest, gender_cli.infer.images turns this warning into an error at import;
 # pytest resets warning filters per test, so say it here too.
 pytestmark = pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
-
-
-@pytest.fixture
-def corpus(tmp_path) -> tuple[Path, dict[str, str | None]]:
-    root = tmp_path / "corpus"
-    return root, build_corpus(root)
 
 
 def _category(path: Path) -> str | None:
