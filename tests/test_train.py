@@ -128,3 +128,44 @@ def test_same_seed_gives_identical_metrics(run, tmp_path_factory, tiny_network):
     assert again.metrics == first.metrics
     assert (again.run_dir / "predictions.csv").read_text() == (first.run_dir / "predictions.csv").read_text()
     assert (again.run_dir / "splits.csv").read_text() == (first.run_dir / "splits.csv").read_text()
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, MemoryError])
+def test_a_run_stopped_while_fitting_leaves_no_half_made_run_folder(failure, tmp_path, tiny_network, monkeypatch,
+                                                                     workspace):
+    from helpers_train import write_colour_dataset
+
+    from gender_cli.train import train as train_module
+
+    data = tmp_path / "data"
+    write_colour_dataset(data, per_class=6, seed=0)
+
+    def stop(*args, **kwargs):
+        raise failure()
+
+    monkeypatch.setattr(train_module, "_fit_gender", stop)
+    options = train_module.TrainOptions(data=data, device="cpu", progress=False, workers=2, epochs=1)
+    with pytest.raises(failure):
+        train_module.train(options, network=tiny_network)
+    runs = workspace / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # the splits it had written went with it
+    monkeypatch.undo()
+    monkeypatch.setenv("GENDER_CLI_HOME", str(workspace))
+    result = train_module.train(options, network=tiny_network)
+    assert result.run_dir == runs / "001"
+
+
+def test_a_given_run_folder_that_existed_is_kept_when_the_run_fails(tmp_path, tiny_network, monkeypatch):
+    from helpers_train import write_colour_dataset
+
+    from gender_cli.train import train as train_module
+
+    data, run_dir = tmp_path / "data", tmp_path / "mine"
+    write_colour_dataset(data, per_class=6, seed=0)
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("the user's own file")
+    monkeypatch.setattr(train_module, "_fit_gender", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(train_module.TrainOptions(data=data, run_dir=run_dir, device="cpu", progress=False,
+                                                     workers=2, epochs=1), network=tiny_network)
+    assert (run_dir / "notes.txt").read_text() == "the user's own file"

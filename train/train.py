@@ -27,7 +27,9 @@ messages).
 from __future__ import annotations
 
 import platform
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -197,101 +199,116 @@ def train(
 
     rows = {name: np.flatnonzero(np.array([s == name for s in splits]) & desc.ok) for name in SPLITS}
     _check_trainable(rows, labels, aged, task)
-    # made only now, so a failed or interrupted extraction leaves no half-made run folder
+    # made only now, so a failed or interrupted extraction leaves no half-made run folder;
+    # removed again if fitting, evaluating or exporting fails
+    made_here = not (options.run_dir and Path(options.run_dir).exists())
     run_dir = Path(options.run_dir) if options.run_dir else workspace.new_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_splits(run_dir / SPLITS_FILE, dataset, plan)
-    standin = bool(network.standin)
-    ok = np.flatnonzero(desc.ok)
-    preds = Predictions([paths[i] for i in ok], labels[ok], None, [splits[i] for i in ok], true_ages[ok])
-    files: dict[str, Path] = {"splits": run_dir / SPLITS_FILE}
-    metrics: dict = {"standin": standin, **({"warning": STANDIN_WARNING} if standin else {}),
-                     "task": task.task, "heads": list(task.heads)}
+    with _removed_on_failure(run_dir, made_here):
+        write_splits(run_dir / SPLITS_FILE, dataset, plan)
+        standin = bool(network.standin)
+        ok = np.flatnonzero(desc.ok)
+        preds = Predictions([paths[i] for i in ok], labels[ok], None, [splits[i] for i in ok], true_ages[ok])
+        files: dict[str, Path] = {"splits": run_dir / SPLITS_FILE}
+        metrics: dict = {"standin": standin, **({"warning": STANDIN_WARNING} if standin else {}),
+                         "task": task.task, "heads": list(task.heads)}
 
-    gender = _fit_gender(options, desc, rows, labels, preds, say) if task.gender else None
-    age = _fit_age(options, desc, rows, true_ages, aged, preds, say) if task.age else None
-    files["predictions"] = preds.write_csv(run_dir / PREDICTIONS_FILE, gender["threshold"] if gender else None)
-    if gender:
-        evaluation = write_evaluation(run_dir, preds, gender["threshold"], "test", standin,
-                                      gender["trained"].history, gender["trained"].best_epoch)
-        files.update(evaluation["files"])
-        gender["test"] = evaluation["metrics"]
-        metrics.update({
-            "threshold": {"value": gender["threshold"], "chosen_on": "val",
-                          "rule": "maximise Youden's J (TPR + TNR - 1) on the validation split"},
-            "test": gender["test"], "val": gender["val"], "train": gender["train"],
-        })
-    if age:
-        evaluation = write_age_evaluation(run_dir, preds, "test", standin, age["trained"].history,
-                                          age["trained"].best_epoch)
-        files.update(evaluation["files"])
-        age["by_split"] = age_metrics_by_split(preds)
-        metrics["age"] = {
-            **age["by_split"],
-            "estimate": "expected value of the softmax over the ages {}-{} (DEX)".format(*age["config"].ages),
-            "images_with_age": int(aged[ok].sum()),
-            "without_age": task.ages["without_age"],
+        gender = _fit_gender(options, desc, rows, labels, preds, say) if task.gender else None
+        age = _fit_age(options, desc, rows, true_ages, aged, preds, say) if task.age else None
+        files["predictions"] = preds.write_csv(run_dir / PREDICTIONS_FILE, gender["threshold"] if gender else None)
+        if gender:
+            evaluation = write_evaluation(run_dir, preds, gender["threshold"], "test", standin,
+                                          gender["trained"].history, gender["trained"].best_epoch)
+            files.update(evaluation["files"])
+            gender["test"] = evaluation["metrics"]
+            metrics.update({
+                "threshold": {"value": gender["threshold"], "chosen_on": "val",
+                              "rule": "maximise Youden's J (TPR + TNR - 1) on the validation split"},
+                "test": gender["test"], "val": gender["val"], "train": gender["train"],
+            })
+        if age:
+            evaluation = write_age_evaluation(run_dir, preds, "test", standin, age["trained"].history,
+                                              age["trained"].best_epoch)
+            files.update(evaluation["files"])
+            age["by_split"] = age_metrics_by_split(preds)
+            metrics["age"] = {
+                **age["by_split"],
+                "estimate": "expected value of the softmax over the ages {}-{} (DEX)".format(*age["config"].ages),
+                "images_with_age": int(aged[ok].sum()),
+                "without_age": task.ages["without_age"],
+            }
+        descriptor_stats = _descriptor_stats(desc)
+        metrics.update({"split_counts": split_counts, "unreadable": unreadable, "descriptors": descriptor_stats})
+        files["metrics"] = write_json_atomically(run_dir / METRICS_FILE, metrics)
+
+        common = dict(descriptor=options.descriptor, backbone_sha256=network.source_sha256, standin=standin,
+                      faces=options.faces.to_meta() if options.faces is not None else None)
+        if gender:
+            spec = HeadSpec(
+                input_dim=int(gender["kernels"][0].shape[0]), hidden=list(options.hidden),
+                dropout=float(options.dropout), labels=list(LABELS), threshold=float(gender["threshold"]),
+                metrics=_compact(gender["test"], gender["val"]), **common,
+            )
+            spec.save(run_dir, gender["kernels"], gender["biases"])
+            files["head"] = run_dir / HeadSpec.SPEC_FILE
+            files["head_keras"] = save_keras_head(run_dir / "head.keras", spec, gender["kernels"], gender["biases"])
+            files["history_json"] = _write_history(run_dir / "history.json", gender["trained"])
+        if age:
+            config = age["config"]
+            age_spec = AgeHeadSpec(
+                input_dim=int(age["kernels"][0].shape[0]), hidden=list(config.hidden), dropout=float(config.dropout),
+                ages=list(config.ages), loss=config.loss, metrics=_compact_age(age["by_split"]), **common,
+            )
+            age_spec.save(run_dir, age["kernels"], age["biases"])
+            files["age_head"] = run_dir / AgeHeadSpec.SPEC_FILE
+            files["age_head_keras"] = save_keras_age_head(run_dir / "age_head.keras", age_spec, age["kernels"],
+                                                          age["biases"])
+            files["age_history_json"] = _write_history(run_dir / "age_history.json", age["trained"])
+        config_json = {
+            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+            "task": {"task": task.task, "heads": list(task.heads), "reason": task.reason},
+            "dataset": dataset.summary(),
+            "split_method": plan.method,
+            "split_notes": plan.notes,
+            "backbone": {"sha256": network.source_sha256, "source_path": network.source_path,
+                         "standin": standin, "descriptor": options.descriptor,
+                         "onnx": str(desc.backbone_path)},
+            "versions": _versions(),
         }
-    descriptor_stats = _descriptor_stats(desc)
-    metrics.update({"split_counts": split_counts, "unreadable": unreadable, "descriptors": descriptor_stats})
-    files["metrics"] = write_json_atomically(run_dir / METRICS_FILE, metrics)
+        files["config"] = write_json_atomically(run_dir / "config.json", config_json)
 
-    common = dict(descriptor=options.descriptor, backbone_sha256=network.source_sha256, standin=standin,
-                  faces=options.faces.to_meta() if options.faces is not None else None)
-    if gender:
-        spec = HeadSpec(
-            input_dim=int(gender["kernels"][0].shape[0]), hidden=list(options.hidden),
-            dropout=float(options.dropout), labels=list(LABELS), threshold=float(gender["threshold"]),
-            metrics=_compact(gender["test"], gender["val"]), **common,
+        classifier, export_check = None, None
+        if options.export:
+            classifier, export_check = _export_classifier(network, options, run_dir, preds, gender, task)
+            say(f"exported {classifier}")
+        files["report"] = write_report(
+            run_dir / REPORT_FILE, f"Training run {run_dir.name}",
+            report_sections(dataset.summary(), task, plan, split_counts, unreadable, options, gender, age,
+                            descriptor_stats, classifier, export_check, files), standin,
         )
-        spec.save(run_dir, gender["kernels"], gender["biases"])
-        files["head"] = run_dir / HeadSpec.SPEC_FILE
-        files["head_keras"] = save_keras_head(run_dir / "head.keras", spec, gender["kernels"], gender["biases"])
-        files["history_json"] = _write_history(run_dir / "history.json", gender["trained"])
-    if age:
-        config = age["config"]
-        age_spec = AgeHeadSpec(
-            input_dim=int(age["kernels"][0].shape[0]), hidden=list(config.hidden), dropout=float(config.dropout),
-            ages=list(config.ages), loss=config.loss, metrics=_compact_age(age["by_split"]), **common,
+        return TrainResult(
+            run_dir=run_dir, files=files, metrics=gender["test"] if gender else None,
+            threshold=gender["threshold"] if gender else None,
+            dataset=dataset.summary(), split_counts=split_counts, unreadable=unreadable,
+            descriptor_stats=descriptor_stats, classifier_path=classifier, export_check=export_check,
+            standin=standin, best_epoch=gender["trained"].best_epoch if gender else None,
+            epochs_run=gender["trained"].epochs_run if gender else None,
+            seconds=time.perf_counter() - started, task=task.task,
+            age={"metrics": age["by_split"].get("test"), "best_epoch": age["trained"].best_epoch,
+                 "epochs_run": age["trained"].epochs_run, "without_age": task.ages["without_age"]} if age else None,
         )
-        age_spec.save(run_dir, age["kernels"], age["biases"])
-        files["age_head"] = run_dir / AgeHeadSpec.SPEC_FILE
-        files["age_head_keras"] = save_keras_age_head(run_dir / "age_head.keras", age_spec, age["kernels"],
-                                                      age["biases"])
-        files["age_history_json"] = _write_history(run_dir / "age_history.json", age["trained"])
-    config_json = {
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
-        "task": {"task": task.task, "heads": list(task.heads), "reason": task.reason},
-        "dataset": dataset.summary(),
-        "split_method": plan.method,
-        "split_notes": plan.notes,
-        "backbone": {"sha256": network.source_sha256, "source_path": network.source_path,
-                     "standin": standin, "descriptor": options.descriptor,
-                     "onnx": str(desc.backbone_path)},
-        "versions": _versions(),
-    }
-    files["config"] = write_json_atomically(run_dir / "config.json", config_json)
 
-    classifier, export_check = None, None
-    if options.export:
-        classifier, export_check = _export_classifier(network, options, run_dir, preds, gender, task)
-        say(f"exported {classifier}")
-    files["report"] = write_report(
-        run_dir / REPORT_FILE, f"Training run {run_dir.name}",
-        report_sections(dataset.summary(), task, plan, split_counts, unreadable, options, gender, age,
-                        descriptor_stats, classifier, export_check, files), standin,
-    )
-    return TrainResult(
-        run_dir=run_dir, files=files, metrics=gender["test"] if gender else None,
-        threshold=gender["threshold"] if gender else None,
-        dataset=dataset.summary(), split_counts=split_counts, unreadable=unreadable,
-        descriptor_stats=descriptor_stats, classifier_path=classifier, export_check=export_check,
-        standin=standin, best_epoch=gender["trained"].best_epoch if gender else None,
-        epochs_run=gender["trained"].epochs_run if gender else None,
-        seconds=time.perf_counter() - started, task=task.task,
-        age={"metrics": age["by_split"].get("test"), "best_epoch": age["trained"].best_epoch,
-             "epochs_run": age["trained"].epochs_run, "without_age": task.ages["without_age"]} if age else None,
-    )
+
+@contextmanager
+def _removed_on_failure(run_dir: Path, made_here: bool):
+    """Remove the run folder this run made when it fails or is interrupted (Ctrl-C
+    included), so the workspace never holds a half-made run."""
+    try:
+        yield
+    except BaseException:
+        if made_here:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _fit_gender(options: TrainOptions, desc: DescriptorResult, rows: dict, labels: np.ndarray,
