@@ -53,13 +53,14 @@ from gender_cli.cli.progress import StageProgress
 @click.option(
     "--compare-tf",
     is_flag=True,
-    help="Also time TensorFlow/Keras on the workspace's converted network and head "
-    "(needs TensorFlow and 'gender-cli convert'; skipped with a reason otherwise).",
+    help="Also time TensorFlow/Keras on the workspace's converted network and gender head "
+    "(an age head is left out, and the report says so; needs TensorFlow and 'gender-cli "
+    "convert'; skipped with a reason otherwise).",
 )
 @click.option(
     "--compare-torch",
     is_flag=True,
-    help="Also time PyTorch on the workspace's converted network and head, fed the same batch "
+    help="Also time PyTorch on the workspace's converted network and gender head, fed the same batch "
     "(fp32 on CPU; fp16 and channels_last on CUDA) and report onnxruntime's speed-up over it "
     "(needs torch and 'gender-cli convert'; skipped with a reason otherwise).",
 )

@@ -185,3 +185,29 @@ def test_stage_bars_end_at_their_final_count(capsys):
     last_timed = [line for line in lines if line.startswith("model-only fp32")][-1]
     assert "100%" in last_write and "1.00k/1.00k" in last_write
     assert "7batch" in last_timed
+
+
+def test_framework_comparisons_rebuild_only_a_gender_head_and_say_so(tiny_network):
+    from helpers_export import save_age_head, save_head
+
+    from gender_cli import workspace
+    from gender_cli.bench.same_weights import find_same_weights
+    from gender_cli.export.export import export
+    from gender_cli.infer.session import open_session
+
+    relu7 = 16  # the tiny stand-in's relu7 width
+    tiny_network.save(workspace.network_dir())
+    age_only = workspace.new_run_dir()
+    save_age_head(age_only, "relu7", relu7)
+    model = open_session(export(tiny_network, workspace.classifier_path("fp32"), descriptor="relu7",
+                                head=age_only).path, "cpu")
+    weights = find_same_weights(model)  # an age-only run: the backbone alone, not an error
+    assert weights.head is None
+    assert any("no gender head" in note for note in weights.notes)
+    assert any("age head is not rebuilt" in note for note in weights.notes)
+
+    both = workspace.new_run_dir()
+    save_head(both, "relu7", relu7)
+    save_age_head(both, "relu7", relu7)
+    weights = find_same_weights(model)
+    assert weights.head is not None and weights.head.spec.descriptor == "relu7"
