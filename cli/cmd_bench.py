@@ -7,7 +7,7 @@ import shlex
 import click
 
 from gender_cli.cli.options import (
-    DETECT_NOT_ON_RAY, RAY_OPTIONS, batch_option, check_output_location, detect_options, device_option, engine_option, model_option,
+    RAY_OPTIONS, batch_option, check_output_location, detect_options, device_option, engine_option, model_option,
     quiet_option, ray_options, workers_option,
 )
 from gender_cli.cli.help_format import ERRORS, OK, epilog
@@ -100,7 +100,7 @@ def bench(
         if images is None:
             raise click.UsageError("--engine ray measures the end-to-end pass; give --images FOLDER")
         if detect is not None:
-            raise click.UsageError(DETECT_NOT_ON_RAY)
+            raise click.UsageError("bench --detect measures the local engine's pipeline; leave out --engine ray")
         from gender_cli.infer.ray_cluster import require_ray
 
         require_ray()

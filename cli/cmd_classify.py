@@ -3,7 +3,8 @@
 Engines (``ENGINES``): ``local`` calls ``infer.classify.classify``; ``ray`` calls
 ``infer.classify_ray.classify_ray``. Both take the same output options and give the
 same rows; the summary of a Ray run adds the cluster and the actors it used. Face
-detection (``--detect``: one row per face) runs on the local engine.
+detection (``--detect``: one row per face) runs on both; ``--save-crops`` and ``--draw``
+write files beside the run, so they are local-engine options.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from gender_cli.atomic import FULL_DISK
 from gender_cli.cli.help_format import epilog
 from gender_cli.cli.messages import notice, using_model, warn_if_standin
 from gender_cli.cli.options import (
-    DETECT_NOT_ON_RAY, RAY_OPTIONS, batch_option, check_output_location, detect_options, device_option, engine_option, model_option,
+    RAY_OPTIONS, batch_option, check_output_location, detect_options, device_option, engine_option, model_option,
     quiet_option, ray_options, workers_option,
 )
-from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE
+from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, settings_for_model, trained_on_faces_notice
 from gender_cli.infer.images import RESIZE_MODES
 from gender_cli.infer.output import FOLDER_FORMATS, FORMATS, STDOUT, infer_format
 from gender_cli.infer.sources import is_uri
@@ -177,8 +178,8 @@ def _check_detect_options(detect, require_face, save_crops, draw, engine: str, f
         if any(face_only.values()):
             raise click.UsageError(f"{', '.join(k for k, v in face_only.items() if v)}: only with --detect")
         return {}
-    if engine != "local":
-        raise click.UsageError(DETECT_NOT_ON_RAY)
+    if engine != "local" and (save_crops or draw):
+        raise click.UsageError("--save-crops and --draw write beside the run: use them with --engine local")
     if fmt in FOLDER_FORMATS:
         raise click.UsageError(f"--detect writes one row per face as CSV or JSONL, not --format {fmt}")
     for param, folder in (("--save-crops", save_crops), ("--draw", draw)):
@@ -210,7 +211,6 @@ def _check_output(output: str, fmt: str, resume: bool, force: bool) -> None:
 
 def _run_local(sources, model_path, output, device, workers, quiet, ray, options, faces):
     from gender_cli.infer.classify import classify, load_classifier
-    from gender_cli.infer.detect import settings_for_model, trained_on_faces_notice
 
     model = load_classifier(model_path, device)
     using_model(model.path, model.info.precision, quiet)
@@ -230,7 +230,11 @@ def _run_ray(sources, model_path, output, device, workers, quiet, ray, options, 
     model = check_classifier(model_path)
     using_model(model.path, model.info.precision, quiet)
     warn_if_standin(model.info.standin)
-    return classify_ray(sources, model, output, device=device, **ray, **options)
+    detect = settings_for_model(faces.get("detect"), model.info.raw)
+    if detect is None:
+        notice(trained_on_faces_notice(model.info.raw), quiet)
+    return classify_ray(sources, model, output, device=device, detect=detect,
+                        require_face=faces.get("require_face", False), **ray, **options)
 
 
 ENGINES = {"local": _run_local, "ray": _run_ray}

@@ -13,7 +13,6 @@ from gender_cli.infer import detect as face_detect
 from gender_cli.infer.ray_cluster import DECODE_CPUS, GPU_ACTOR_CPUS
 
 ENGINES = ("local", "ray")
-DETECT_NOT_ON_RAY = "--detect runs on the local engine (--engine local); Ray does not detect faces yet"
 
 
 def device_option(fn):

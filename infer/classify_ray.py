@@ -12,7 +12,10 @@ locally, Parquet as atomic part files), so an interruption leaves a valid output
 ``resume`` completes.
 
 Each block of ``batch_size`` file names is one decode task and one actor call, so the
-batches are the local engine's. Rows arrive in completion order, not listing order;
+batches are the local engine's. With ``detect`` the decode tasks find and crop the faces
+(``ray_stages.decode_faces``), the actors classify crops, and the driver holds a
+file's face rows until all of them have arrived, so each file's rows are written
+together and a resumed output never holds part of a file. Rows arrive in completion order, not listing order;
 sort by ``path`` when order matters. Ray Data retries the work of an actor that dies
 (actors restart, their calls are retried); the driver only ever sees finished blocks,
 so every file still gets exactly one row.
@@ -29,9 +32,10 @@ from pathlib import Path
 
 from gender_cli.errors import GenderCliError
 from gender_cli.infer.classify import ClassifySummary, load_classifier, split_done
-from gender_cli.infer.output import infer_format, open_output
+from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_available
+from gender_cli.infer.output import Row, infer_format, open_output
 from gender_cli.infer.ray_cluster import Connection, Plan, cluster_shape, connect, disconnect, plan
-from gender_cli.infer.ray_stages import Classifier, decode, ship_model
+from gender_cli.infer.ray_stages import Classifier, decode, decode_faces, ship_model
 from gender_cli.infer.row_columns import columns_to_rows, encode_names
 from gender_cli.infer.session import ModelInfo
 from gender_cli.infer.sources import Reader, list_sources
@@ -75,10 +79,13 @@ def classify_ray(
     cpus_per_actor: float | None = None,
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    detect: FaceSettings | None = None,
+    require_face: bool = False,
 ) -> RaySummary:
     """Classify every file under ``sources`` on Ray into ``output``; see the module docstring.
 
-    ``on_start``/``on_batch`` are called as in ``classify.classify``.
+    ``on_start``/``on_batch`` are called as in ``classify.classify``; ``detect`` and
+    ``require_face`` as there (one row per face).
     """
     info = model.info
     listing = list_sources(sources, recursive=recursive)
@@ -91,10 +98,20 @@ def classify_ray(
     try:
         run_plan = _plan(connection, summary, device, actors, gpus_per_actor, cpus_per_actor) if connection else None
         started = time.perf_counter()
+        face_output = {}
+        if detect is not None:
+            from gender_cli.infer.faces import incomplete_paths
+
+            check_available(detect.detector)
+            face_output = {"extra": FACE_COLUMNS, "incomplete": incomplete_paths}
+            summary.detection = detect
+            summary.tolerated = frozenset() if require_face else frozenset({NO_FACE})
         writer, existing = open_output(
-            output, infer_format(output, fmt), info.gender_labels, resume=resume, values=info.value_columns
+            output, infer_format(output, fmt), info.gender_labels, resume=resume, values=info.value_columns,
+            **face_output,
         )
         summary.truncated_bytes = existing.cut_bytes
+        summary.redone = existing.redone
         with writer:
             unlisted_rows, todo = split_done(files, listing.unlistable, existing, summary)
             writer.write(unlisted_rows)
@@ -106,19 +123,64 @@ def classify_ray(
                 blocks = math.ceil(len(todo) / batch_size)
                 run_plan = replace(run_plan, actors=min(run_plan.actors, blocks))  # an idle actor only costs
                 summary.plan = run_plan.describe()
-                dataset = _pipeline(todo, model, info, run_plan, batch_size, resize or info.resize, Reader(listing.roots))
+                dataset = _pipeline(todo, model, info, run_plan, batch_size, resize or info.resize,
+                                    Reader(listing.roots), detect)
+                whole = _WholeFiles() if detect is not None else None
                 for block in _run(dataset):
                     providers.update(str(p) for p in block["provider"])
-                    summary.count(columns_to_rows(block, info.value_columns))
-                    writer.write_columns(block)
+                    if whole is None:
+                        summary.count(columns_to_rows(block, info.value_columns))
+                        writer.write_columns(block)
+                        done = len(block["path"])
+                    else:
+                        files_rows = whole.add(columns_to_rows(block, info.value_columns, FACE_COLUMNS), block["aligned"])
+                        writer.write([row for rows in files_rows for row, _ in rows])
+                        _count_faces(summary, files_rows)
+                        done = len(files_rows)
                     if on_batch is not None:
-                        on_batch(len(block["path"]))
+                        on_batch(done)
+                if whole is not None and whole.pending:
+                    raise GenderCliError(f"the Ray run lost face rows of {len(whole.pending)} file(s); rerun with --resume")
                 summary.providers = sorted(providers)
         summary.seconds = time.perf_counter() - started
     finally:
         if connection is not None:
             disconnect(connection)
     return summary
+
+
+class _WholeFiles:
+    """Holds each file's face rows until all of them have arrived (a file's faces may
+    come in different blocks), then hands them over in face order."""
+
+    def __init__(self):
+        self.pending: dict[str, list[tuple[Row, bool]]] = {}
+
+    def add(self, rows: list[Row], aligned) -> list[list[tuple[Row, bool]]]:
+        """The files made whole by ``rows``: each a list of (row, eyes levelled)."""
+        whole = []
+        for row, levelled in zip(rows, aligned):
+            face, faces = row.extra[0], row.extra[1]
+            if face is None:  # a file without a crop: its one error row
+                whole.append([(row, False)])
+                continue
+            group = self.pending.setdefault(row.path, [])
+            group.append((row, bool(levelled)))
+            if len(group) == faces:
+                whole.append(sorted(self.pending.pop(row.path), key=lambda item: item[0].extra[0]))
+        return whole
+
+
+def _count_faces(summary: RaySummary, files_rows: list[list[tuple[Row, bool]]]) -> None:
+    for rows in files_rows:
+        first = rows[0][0]
+        if first.error is None:
+            summary.classified += 1
+            summary.faces += len(rows)
+            summary.aligned += sum(levelled for _, levelled in rows)
+        else:
+            summary.failed += 1
+            summary.errors[first.category] += 1
 
 
 def _without_output(files: list[str], output: str) -> list[str]:
@@ -146,7 +208,8 @@ def _plan(connection: Connection, summary: RaySummary, device, actors, gpus_per_
     return result
 
 
-def _pipeline(todo: list[str], model: ClassifierFile, info: ModelInfo, run_plan: Plan, batch_size: int, resize: str, reader: Reader):
+def _pipeline(todo: list[str], model: ClassifierFile, info: ModelInfo, run_plan: Plan, batch_size: int, resize: str,
+              reader: Reader, detect: FaceSettings | None = None):
     import pyarrow as pa
     import ray.data
 
@@ -159,7 +222,7 @@ def _pipeline(todo: list[str], model: ClassifierFile, info: ModelInfo, run_plan:
     return (
         ray.data.from_arrow(chunks)  # one block per batch: the local engine's batches
         .map_batches(
-            decode,
+            decode if detect is None else decode_faces,
             batch_size=batch_size,
             batch_format="numpy",
             num_cpus=run_plan.decode_cpus,
@@ -167,7 +230,8 @@ def _pipeline(todo: list[str], model: ClassifierFile, info: ModelInfo, run_plan:
             # actors (it fuses stages whose resource requests are equal), which would
             # serialise decoding with inference.
             memory=batch_size * height * width * 3,
-            fn_kwargs={"size": info.image_size, "resize": resize, "reader": reader},
+            fn_kwargs={"size": info.image_size, "reader": reader,
+                       **({"resize": resize} if detect is None else {"settings": detect})},
         )
         .map_batches(
             Classifier,

@@ -78,12 +78,14 @@ def find_faces(
     size: tuple[int, int],
     preview_side: int | None = None,
     on_crop: Callable[[Path, int, np.ndarray], None] | None = None,
+    read: Callable[[str | os.PathLike], bytes] | None = None,
 ) -> FileFaces:
-    """Every face of ``path`` as aligned crops of ``size`` (H, W); never raises for a bad file."""
+    """Every face of ``path`` as aligned crops of ``size`` (H, W); never raises for a bad
+    file. ``read(path)`` gives the file's bytes (the Ray engine's readers)."""
     result = FileFaces(index, Path(path))
     started = time.thread_time()
     try:
-        picture = load_picture(path, long_side=SEARCH_SIDE)
+        picture = load_picture(path, long_side=SEARCH_SIDE, read=read)
     except ImageError as exc:
         result.error = (exc.category, str(exc))
         return result

@@ -4,6 +4,10 @@
   with ``batches.decode_into``, the local engine's decode (same ``load_image``, same
   error categories); a file that fails becomes ``(category, message)`` columns and
   never an exception, so a broken file costs its own row and nothing else.
+- ``decode_faces`` (``classify --detect``) runs instead of ``decode``: the local
+  engine's ``faces.find_faces`` per file, one output row per face (its aligned crop and
+  face columns) or one error row for a file without a crop (``no_face`` or its image
+  error), plus ``aligned`` (whether the eyes were levelled) for the summary.
 - ``Classifier`` is an actor holding one onnxruntime session, opened by
   ``classify.load_classifier`` (the same checks as locally) on CUDA when the actor was
   given a GPU, else on CPU. Its rows come from ``classify.classify_batch``, the local
@@ -30,8 +34,8 @@ import numpy as np
 
 from gender_cli import contract
 from gender_cli.infer.batches import Batch, decode_into
-from gender_cli.infer.images import ImageError
-from gender_cli.infer.row_columns import decode_names, rows_to_columns
+from gender_cli.infer.detect import FACE_COLUMNS
+from gender_cli.infer.row_columns import decode_face_cells, decode_names, encode_face_cells, rows_to_columns
 
 
 def decode(batch: dict[str, np.ndarray], size: tuple[int, int], resize: str, reader=None) -> dict[str, np.ndarray]:
@@ -47,6 +51,43 @@ def decode(batch: dict[str, np.ndarray], size: tuple[int, int], resize: str, rea
         "error_category": np.array([e.category if e else "" for e in failed], dtype=object),
         "error_message": np.array([e.message if e else "" for e in failed], dtype=object),
     }
+
+
+def decode_faces(batch: dict[str, np.ndarray], size: tuple[int, int], settings, reader=None) -> dict[str, np.ndarray]:
+    """File names -> one row per face found (crops), or one error row per file without one."""
+    from gender_cli.infer.faces import FaceEntry, face_columns, find_faces
+
+    paths = decode_names(batch["path"])
+    names, crops, errors, extra, aligned = [], [], [], [], []
+    for index, (name, path) in enumerate(zip(batch["path"], paths)):
+        found = find_faces(index, path, settings, size, read=reader)
+        for number in range(len(found.faces) or 1):
+            entry = FaceEntry(found, number if found.faces else None, None, False)
+            names.append(name)
+            crops.append(found.faces[number].crop if found.faces else np.zeros((*size, 3), dtype=np.uint8))
+            errors.append(found.error if not found.faces else ("", ""))
+            extra.append(face_columns(entry))
+            aligned.append(bool(found.faces) and found.faces[number].aligned)
+    return {
+        "path": np.array(names, dtype=object),
+        "image": np.stack(crops) if crops else np.zeros((0, *size, 3), dtype=np.uint8),
+        "error_category": np.array([category for category, _ in errors], dtype=object),
+        "error_message": np.array([message for _, message in errors], dtype=object),
+        "aligned": np.array(aligned, dtype=bool),
+        **encode_face_cells(extra),
+    }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a row has no prediction, as the decode stage sent it (an image error's
+    category, or ``no_face``); worded in the row as locally: "category: message"."""
+
+    category: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -94,10 +135,11 @@ class Classifier:
         self.provider = self.model.providers[0]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        faces = "face" in batch  # rows from decode_faces: one per face
         paths = decode_names(batch["path"])
         images = batch["image"]
         errors = {
-            index: ImageError(category, message)
+            index: Failure(category, message)
             for index, (category, message) in enumerate(zip(batch["error_category"], batch["error_message"]))
             if category
         }
@@ -106,7 +148,12 @@ class Classifier:
             padded[: len(paths)] = images
             images = padded
         rows = self.classify_batch(self.model, Batch(paths=paths, images=images, errors=errors))
+        if faces:
+            for index, row in enumerate(rows):
+                row.extra = decode_face_cells(batch, index)
         info = self.model.info
-        columns = rows_to_columns(rows, len(info.gender_labels), info.value_columns)
+        columns = rows_to_columns(rows, len(info.gender_labels), info.value_columns, FACE_COLUMNS if faces else ())
         columns["provider"] = np.array([self.provider] * len(rows), dtype=object)
+        if faces:
+            columns["aligned"] = batch["aligned"]
         return columns

@@ -10,7 +10,10 @@ Columns of ``n`` rows:
   NaN for a file that failed (the graph's float32 outputs, exactly);
 - one float64 column per value head, named as its output column (``age``), NaN for a
   file that failed;
-- ``error``: str, "" when the file was classified.
+- ``error``: str, "" when the file was classified;
+- with face detection (``extra``: ``detect.FACE_COLUMNS``): ``face`` and ``faces``
+  int64 (-1 for none), ``box`` int64 ``[n, 4]`` (-1 for none), ``detector_score``
+  float64 (NaN for none).
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ def decode_names(column: Sequence[bytes]) -> list[str]:
     return [bytes(name).decode("utf-8", errors="surrogateescape") for name in column]
 
 
-def rows_to_columns(rows: Sequence[Row], labels: int, values: Sequence[str] = ()) -> dict[str, np.ndarray]:
+def rows_to_columns(
+    rows: Sequence[Row], labels: int, values: Sequence[str] = (), extra: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
     nan = float("nan")
     return {
+        **(encode_face_cells([row.extra for row in rows]) if extra else {}),
         "path": np.array(encode_names([row.path for row in rows]), dtype=object),
         "label": np.array([row.label or "" for row in rows], dtype=object),
         "probabilities": np.array(
@@ -46,7 +52,7 @@ def rows_to_columns(rows: Sequence[Row], labels: int, values: Sequence[str] = ()
     }
 
 
-def columns_to_rows(columns: dict[str, np.ndarray], values: Sequence[str] = ()) -> list[Row]:
+def columns_to_rows(columns: dict[str, np.ndarray], values: Sequence[str] = (), extra: Sequence[str] = ()) -> list[Row]:
     gender = columns["probabilities"].shape[1] > 0
     rows = []
     for index, (path, label, error) in enumerate(zip(decode_names(columns["path"]), columns["label"], columns["error"])):
@@ -56,4 +62,26 @@ def columns_to_rows(columns: dict[str, np.ndarray], values: Sequence[str] = ()) 
             probabilities = columns["probabilities"][index].tolist() if gender else None
             value = {name: float(columns[name][index]) for name in values}
             rows.append(Row(path, str(label) if gender else None, probabilities, None, value))
+        if extra:
+            rows[-1].extra = decode_face_cells(columns, index)
     return rows
+
+
+def encode_face_cells(extras: Sequence[Sequence]) -> dict[str, np.ndarray]:
+    """The face columns of rows whose ``extra`` cells are (face, faces, box, detector_score)."""
+    cells = [(*extra, *[None] * (4 - len(extra))) for extra in extras]
+    n = len(cells)
+    return {
+        "face": np.array([-1 if c[0] is None else c[0] for c in cells], dtype=np.int64),
+        "faces": np.array([-1 if c[1] is None else c[1] for c in cells], dtype=np.int64),
+        "box": np.array([[-1] * 4 if c[2] is None else list(c[2]) for c in cells], dtype=np.int64).reshape(n, 4),
+        "detector_score": np.array([np.nan if c[3] is None else c[3] for c in cells], dtype=np.float64),
+    }
+
+
+def decode_face_cells(columns: dict[str, np.ndarray], index: int) -> tuple:
+    """Row ``index``'s (face, faces, box, detector_score), None where empty."""
+    face, faces, score = int(columns["face"][index]), int(columns["faces"][index]), float(columns["detector_score"][index])
+    box = [int(v) for v in columns["box"][index]]
+    return (None if face < 0 else face, None if faces < 0 else faces, None if box[0] < 0 else box,
+            None if np.isnan(score) else score)

@@ -195,10 +195,10 @@ def test_face_options_need_detect(model, tmp_path):
 
 
 @pytest.mark.parametrize("option, says", [
-    (["--engine", "ray"], "local engine"),
+    (["--engine", "ray", "--draw", "drawn"], "use them with --engine local"),
     (["--format", "parquet"], "not --format parquet"),
 ])
-def test_detect_refuses_ray_and_parquet_in_one_line(model, tmp_path, option, says):
+def test_detect_refuses_parquet_and_files_beside_a_ray_run_in_one_line(model, tmp_path, option, says):
     out = tmp_path / "o.out"
     result = run("classify", tmp_path, "--model", model, "-o", out, "--detect", *option)
     assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output

@@ -108,6 +108,64 @@ def test_ray_gives_the_local_rows_of_a_graph_with_gender_and_age(local_ray, tiny
     assert sum(row["age"] is not None for row in ray_rows.values()) == 5
 
 
+@pytest.fixture
+def photos(tmp_path, utkface_sample):
+    """Photos holding 1, 2 and 3 real faces, one without a face and a broken file."""
+    from helpers_faces import frontal_faces, write_photo
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    write_photo(root / "one.jpg", frontal_faces(utkface_sample, 1), seed=1)
+    write_photo(root / "three.jpg", frontal_faces(utkface_sample, 3, start=3), seed=3, size=(600, 300))
+    write_photo(root / "two.jpg", frontal_faces(utkface_sample, 2, start=1), seed=2)
+    Image.new("RGB", (300, 200), (90, 140, 200)).save(root / "none.jpg")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return root
+
+
+def face_rows(path: Path) -> list[dict]:
+    return sorted(read_csv(path), key=lambda row: (row["path"], row["face"]))
+
+
+def assert_same_face_rows(ray_rows: list[dict], local_rows: list[dict]) -> None:
+    assert len(ray_rows) == len(local_rows)
+    for ours, theirs in zip(ray_rows, local_rows):
+        assert {k: v for k, v in ours.items() if not k.startswith("p_")} == \
+               {k: v for k, v in theirs.items() if not k.startswith("p_")}
+        for key in ("p_male", "p_female"):
+            assert (ours[key] == theirs[key] == "") or abs(float(ours[key]) - float(theirs[key])) <= 1e-6
+
+
+def test_ray_detect_gives_the_local_face_rows(local_ray, model, photos, tmp_path):
+    """Batches of 2 rows: the faces of one photo straddle actor calls and still come
+    out as the local engine's rows, summary included."""
+    outputs = {}
+    for engine in ("local", "ray"):
+        outputs[engine] = run("classify", photos, "--model", model, "-o", tmp_path / f"{engine}.csv", "--detect",
+                              "--batch", 2, "--engine", engine)
+        assert outputs[engine].exit_code == 3, outputs[engine].output  # the broken file
+    local_rows, ray_rows = face_rows(tmp_path / "local.csv"), face_rows(tmp_path / "ray.csv")
+    assert [r["faces"] for r in local_rows if r["path"].endswith("three.jpg")] == ["3"] * 3
+    assert_same_face_rows(ray_rows, local_rows)
+    lines = {engine: [line for line in result.stderr.splitlines() if line.startswith(("faces:", "errors:"))]
+             for engine, result in outputs.items()}
+    assert lines["ray"] == lines["local"] and "faces: 6 in 3 files, no face: 1" in lines["ray"][0]
+
+
+def test_ray_detect_resume_finishes_a_photo_cut_short(local_ray, model, photos, tmp_path):
+    complete = tmp_path / "complete.csv"
+    run("classify", photos, "--model", model, "-o", complete, "--detect", "-q")
+    cut = tmp_path / "cut.csv"
+    lines = complete.read_text().splitlines(keepends=True)
+    assert lines[-1].startswith(str(photos / "two.jpg"))  # the listing's last photo: two faces
+    cut.write_text("".join(lines[:-1]))  # its second face's row lost
+    result = run("classify", photos, "--model", model, "-o", cut, "--detect", "--resume", "--engine", "ray")
+    assert result.exit_code == 3, result.output
+    assert "1 file(s) had only part of their face rows; done again" in result.stderr
+    assert "already done (--resume): 4" in result.stderr
+    assert_same_face_rows(face_rows(cut), face_rows(complete))
+
+
 def _descendants_titled(title: bytes) -> list[int]:
     """Processes started (at any depth) by this one whose command line holds ``title``."""
     me, found = os.getpid(), []
