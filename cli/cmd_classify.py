@@ -106,9 +106,11 @@ class SourceType(click.ParamType):
 @click.option("--require-face", is_flag=True,
               help="With --detect: a file without a face fails the run (exit status 3) like an unreadable one.")
 @click.option("--save-crops", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="With --detect: write each aligned face crop (what the model saw) as PNG under this folder.")
+              help="With --detect (local engine): write each aligned face crop (what the model saw) as PNG "
+                   "under this folder.")
 @click.option("--draw", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="With --detect: write each photo with its boxes and labels as JPEG under this folder.")
+              help="With --detect (local engine): write each photo with its boxes and labels as JPEG under "
+                   "this folder.")
 @engine_option
 @ray_options
 @quiet_option
