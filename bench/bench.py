@@ -7,7 +7,8 @@
   side alone is timed too, so the bottleneck is visible. With ``faces`` (detection
   settings) the pipeline of ``classify --detect`` instead (``bench_faces``).
 - End-to-end on Ray (``engine="ray"``): one ``classify_ray`` pass over the same folder
-  (rows to a scratch file), beside the local figure; Ray's start-up is reported apart.
+  (rows to a scratch file; with ``faces``, detecting), beside the local figure; Ray's
+  start-up is reported apart.
 - Side by side: the other precision variants stored next to the model
   (``classifier-<precision>.onnx``), each model-only with the same settings, as
   ratios to fp32; TensorFlow and PyTorch on the same weights live in ``tf_compare``
@@ -222,9 +223,11 @@ def bench_end_to_end(
 
 def bench_end_to_end_ray(
     model_path: str | os.PathLike, folder: str | os.PathLike, batch: int, device: str = "auto",
-    progress: Progress | None = None, **ray_options,
+    progress: Progress | None = None, faces=None, **ray_options,
 ) -> dict[str, Any]:
-    """One ``classify_ray`` pass over ``folder``: img/s without Ray's start-up, which is reported apart."""
+    """One ``classify_ray`` pass over ``folder`` (with ``faces``, detection settings, that
+    of ``classify --engine ray --detect``): img/s without Ray's start-up, which is
+    reported apart."""
     from gender_cli.infer.classify_ray import check_classifier, classify_ray
 
     report = progress or (lambda stage, done, total: None)
@@ -241,9 +244,10 @@ def bench_end_to_end_ray(
     with tempfile.TemporaryDirectory(prefix="gender-cli-bench-") as scratch:
         summary = classify_ray(
             [folder], check_classifier(model_path), str(Path(scratch) / "rows.csv"), batch_size=batch,
-            device=device, on_start=started, on_batch=batch_done, **ray_options,
+            device=device, on_start=started, on_batch=batch_done, detect=faces, **ray_options,
         )
     return {
+        **({"faces": summary.faces, "detection": faces.describe()} if faces is not None else {}),
         "mode": "end-to-end on Ray",
         "input": str(folder),
         "files": summary.files,
@@ -351,7 +355,7 @@ def bench(
         e2e["ratio_to_model_only"] = e2e["images_per_second"] / model_only["images_per_second"]
         result["end_to_end"] = e2e
         if engine == "ray":
-            on_ray = bench_end_to_end_ray(model_path, images, batch, device, progress, **(ray_options or {}))
+            on_ray = bench_end_to_end_ray(model_path, images, batch, device, progress, settings, **(ray_options or {}))
             on_ray["ratio_to_local"] = on_ray["images_per_second"] / e2e["images_per_second"]
             result["end_to_end_ray"] = on_ray
 

@@ -88,7 +88,7 @@ def bench(
     photos and faces per second and the share of the work spent in the detector.
 
     With --engine ray and --images, the end-to-end pass also runs on Ray (see classify
-    --engine ray) and is reported beside the local one.
+    --engine ray; with --detect, detecting) and is reported beside the local one.
     """
     from gender_cli import workspace
     from gender_cli.atomic import write_json_atomically
@@ -99,8 +99,6 @@ def bench(
     if engine == "ray":
         if images is None:
             raise click.UsageError("--engine ray measures the end-to-end pass; give --images FOLDER")
-        if detect is not None:
-            raise click.UsageError("bench --detect measures the local engine's pipeline; leave out --engine ray")
         from gender_cli.infer.ray_cluster import require_ray
 
         require_ray()
@@ -199,7 +197,8 @@ def format_report(result: dict) -> str:
     if on_ray:
         lines.append(
             f"{'end-to-end on ray':<24} {on_ray['images_per_second']:>10.1f} img/s   x{on_ray['ratio_to_local']:.2f} "
-            f"of local; ray start-up {on_ray['startup_seconds']:.1f} s (not in img/s); {on_ray['plan']}"
+            + (f"of local, {on_ray['faces']} faces; " if "faces" in on_ray else "of local; ")
+            + f"ray start-up {on_ray['startup_seconds']:.1f} s (not in img/s); {on_ray['plan']}"
         )
     for precision, entry in (result.get("variants") or {}).items():
         if "skipped" in entry:

@@ -325,6 +325,19 @@ def test_bench_reports_the_ray_engine_beside_local(local_ray, model, tmp_path):
     assert "end-to-end on ray" in result.stdout
 
 
+def test_bench_with_detect_runs_the_ray_pass_detecting_too(local_ray, model, photos, tmp_path):
+    report = tmp_path / "bench.json"
+    result = run("bench", "--model", model, "--images", photos, "--detect", "--engine", "ray", "--batch", 2,
+                 "--iters", 2, "--no-variants", "-o", report, "-q")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(report.read_text())
+    local, on_ray = figures["end_to_end"], figures["end_to_end_ray"]
+    assert on_ray["files"] == local["files"] == 5 and on_ray["faces"] == local["faces"] == 6
+    assert on_ray["detection"] == local["detection"] and on_ray["ratio_to_local"] == pytest.approx(
+        on_ray["images_per_second"] / local["images_per_second"])
+    assert "6 faces" in result.stdout
+
+
 @pytest.mark.slow
 def test_two_raylets_started_with_ray_start(model, tmp_path):
     """A cluster as users have one: ``ray start --head`` and ``ray start --address``,

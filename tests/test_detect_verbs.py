@@ -123,8 +123,6 @@ def test_bench_detect_reports_faces_and_the_detectors_share(photos, tmp_path):
 
 def test_detect_options_on_train_evaluate_and_bench(tmp_path):
     assert run("bench", "--detect").exit_code == 2  # needs --images
-    on_ray = run("bench", "--images", tmp_path, "--detect", "--engine", "ray")
-    assert on_ray.exit_code == 2 and "local engine" in on_ray.output
     for verb in ("train", "evaluate"):
         result = run(verb, "--help")
         assert "--detect" in result.output and "--max-faces" not in result.output  # the largest face only
