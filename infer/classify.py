@@ -30,7 +30,7 @@ from gender_cli.errors import ModelFileError
 from gender_cli.infer.batches import Batch, iter_batches
 from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_available
 from gender_cli.infer.files import list_image_files
-from gender_cli.infer.output import ExistingRows, Row, infer_format, open_output
+from gender_cli.infer.output import ExistingRows, PredictionWriter, Row, infer_format, open_output
 from gender_cli.infer.session import LoadedModel, open_session
 
 
@@ -155,6 +155,27 @@ def split_done(
     return unlisted_rows, todo
 
 
+def open_rows(
+    output: str, fmt: str | None, info, resume: bool, summary: ClassifySummary,
+    detect: FaceSettings | None = None, require_face: bool = False,
+) -> tuple[PredictionWriter, ExistingRows]:
+    """Open ``output`` for a run's rows (one per face with ``detect``), as both engines
+    do, and note in ``summary`` what the detection settings and a resume change."""
+    face_output = {}
+    if detect is not None:
+        from gender_cli.infer.faces import incomplete_paths
+
+        check_available(detect.detector)
+        face_output = {"extra": FACE_COLUMNS, "incomplete": incomplete_paths}
+        summary.detection = detect
+        summary.tolerated = frozenset() if require_face else frozenset({NO_FACE})
+    writer, existing = open_output(output, infer_format(output, fmt), info.gender_labels, resume=resume,
+                                   values=info.value_columns, **face_output)
+    summary.truncated_bytes = existing.cut_bytes
+    summary.redone = existing.redone
+    return writer, existing
+
+
 def classify(
     folders: Sequence[str | os.PathLike],
     model: LoadedModel,
@@ -194,21 +215,12 @@ def classify(
         standin=info.standin,
         files=len(files) + len(unlistable),
     )
-    face_output = {}
     if detect is not None:
         from gender_cli.infer.draw import outside
-        from gender_cli.infer.faces import incomplete_paths
 
-        check_available(detect.detector)
         files = outside(files, (save_crops, draw))
         summary.files = len(files) + len(unlistable)
-        face_output = {"extra": FACE_COLUMNS, "incomplete": incomplete_paths}
-        summary.detection = detect
-        summary.tolerated = frozenset() if require_face else frozenset({NO_FACE})
-    writer, existing = open_output(output, infer_format(output, fmt), info.gender_labels, resume=resume,
-                                   values=info.value_columns, **face_output)
-    summary.truncated_bytes = existing.cut_bytes
-    summary.redone = existing.redone
+    writer, existing = open_rows(output, fmt, info, resume, summary, detect, require_face)
     with writer:
         unlisted_rows, todo = split_done(files, unlistable, existing, summary)
         writer.write(unlisted_rows)

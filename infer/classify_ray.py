@@ -31,9 +31,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gender_cli.errors import GenderCliError
-from gender_cli.infer.classify import ClassifySummary, load_classifier, split_done
-from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_available
-from gender_cli.infer.output import Row, infer_format, open_output
+from gender_cli.infer.classify import ClassifySummary, load_classifier, open_rows, split_done
+from gender_cli.infer.detect import FACE_COLUMNS, FaceSettings
+from gender_cli.infer.output import Row
 from gender_cli.infer.ray_cluster import Connection, Plan, cluster_shape, connect, disconnect, plan
 from gender_cli.infer.ray_stages import Classifier, decode, decode_faces, ship_model
 from gender_cli.infer.row_columns import columns_to_rows, encode_names
@@ -98,20 +98,7 @@ def classify_ray(
     try:
         run_plan = _plan(connection, summary, device, actors, gpus_per_actor, cpus_per_actor) if connection else None
         started = time.perf_counter()
-        face_output = {}
-        if detect is not None:
-            from gender_cli.infer.faces import incomplete_paths
-
-            check_available(detect.detector)
-            face_output = {"extra": FACE_COLUMNS, "incomplete": incomplete_paths}
-            summary.detection = detect
-            summary.tolerated = frozenset() if require_face else frozenset({NO_FACE})
-        writer, existing = open_output(
-            output, infer_format(output, fmt), info.gender_labels, resume=resume, values=info.value_columns,
-            **face_output,
-        )
-        summary.truncated_bytes = existing.cut_bytes
-        summary.redone = existing.redone
+        writer, existing = open_rows(output, fmt, info, resume, summary, detect, require_face)
         with writer:
             unlisted_rows, todo = split_done(files, listing.unlistable, existing, summary)
             writer.write(unlisted_rows)

@@ -35,7 +35,7 @@ import numpy as np
 from gender_cli import contract
 from gender_cli.infer.batches import Batch, decode_into
 from gender_cli.infer.detect import FACE_COLUMNS
-from gender_cli.infer.row_columns import decode_face_cells, decode_names, encode_face_cells, rows_to_columns
+from gender_cli.infer.row_columns import decode_names, encode_face_cells, rows_to_columns
 
 
 def decode(batch: dict[str, np.ndarray], size: tuple[int, int], resize: str, reader=None) -> dict[str, np.ndarray]:
@@ -148,12 +148,9 @@ class Classifier:
             padded[: len(paths)] = images
             images = padded
         rows = self.classify_batch(self.model, Batch(paths=paths, images=images, errors=errors))
-        if faces:
-            for index, row in enumerate(rows):
-                row.extra = decode_face_cells(batch, index)
         info = self.model.info
-        columns = rows_to_columns(rows, len(info.gender_labels), info.value_columns, FACE_COLUMNS if faces else ())
+        columns = rows_to_columns(rows, len(info.gender_labels), info.value_columns)
         columns["provider"] = np.array([self.provider] * len(rows), dtype=object)
-        if faces:
-            columns["aligned"] = batch["aligned"]
+        if faces:  # already encoded by decode_faces: passed through as they came
+            columns.update({name: batch[name] for name in (*FACE_COLUMNS, "aligned")})
         return columns

@@ -11,9 +11,10 @@ Columns of ``n`` rows:
 - one float64 column per value head, named as its output column (``age``), NaN for a
   file that failed;
 - ``error``: str, "" when the file was classified;
-- with face detection (``extra``: ``detect.FACE_COLUMNS``): ``face`` and ``faces``
-  int64 (-1 for none), ``box`` int64 ``[n, 4]`` (-1 for none), ``detector_score``
-  float64 (NaN for none).
+- with face detection (``encode_face_cells``, made by the decode tasks; read back by
+  ``columns_to_rows`` with ``extra=detect.FACE_COLUMNS``): ``face`` and ``faces`` int64
+  (-1 for none), ``box`` int64 ``[n, 4]`` (-1 for none), ``detector_score`` float64
+  (NaN for none).
 """
 
 from __future__ import annotations
@@ -33,12 +34,9 @@ def decode_names(column: Sequence[bytes]) -> list[str]:
     return [bytes(name).decode("utf-8", errors="surrogateescape") for name in column]
 
 
-def rows_to_columns(
-    rows: Sequence[Row], labels: int, values: Sequence[str] = (), extra: Sequence[str] = ()
-) -> dict[str, np.ndarray]:
+def rows_to_columns(rows: Sequence[Row], labels: int, values: Sequence[str] = ()) -> dict[str, np.ndarray]:
     nan = float("nan")
     return {
-        **(encode_face_cells([row.extra for row in rows]) if extra else {}),
         "path": np.array(encode_names([row.path for row in rows]), dtype=object),
         "label": np.array([row.label or "" for row in rows], dtype=object),
         "probabilities": np.array(
