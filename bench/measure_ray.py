@@ -223,7 +223,8 @@ def decode_rates(folder: Path, size: tuple[int, int]) -> dict:
 def driver_rates(batch: int, rows: int = 50_000) -> dict:
     from gender_cli import contract
     from gender_cli.infer.output import Row, open_output
-    from gender_cli.infer.row_columns import columns_to_rows, rows_to_columns
+    from gender_cli.infer.classify import ClassifySummary
+    from gender_cli.infer.row_columns import rows_to_columns
 
     sample = [Row(f"s3://bucket/faces/{i:07d}.jpg", "female", [0.25, 0.75], None) for i in range(batch)]
     block = rows_to_columns(sample, len(contract.LABELS))
@@ -233,10 +234,11 @@ def driver_rates(batch: int, rows: int = 50_000) -> dict:
             with open_output(str(Path(tmp) / f"warm-{name}"), fmt, contract.LABELS)[0] as warm:
                 warm.write_columns(block)  # one-time imports (pyarrow loads pandas) stay out of the rate
             writer, _ = open_output(str(Path(tmp) / name), fmt, contract.LABELS)
+            summary = ClassifySummary(output=name, model="", providers=[], notice=None, standin=True, files=rows)
             started = time.perf_counter()
             with writer:
                 for _ in range(rows // batch):  # what classify_ray does with each block
-                    columns_to_rows(block)  # the summary counts rows
+                    summary.count_errors(block["error"])
                     writer.write_columns(block)
             rates[f"{fmt}_rows_per_second"] = (rows // batch) * batch / (time.perf_counter() - started)
     return {"block_rows": batch, **rates}

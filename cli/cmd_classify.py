@@ -215,13 +215,8 @@ def _run_local(sources, model_path, output, device, workers, quiet, ray, options
     from gender_cli.infer.classify import classify, load_classifier
 
     model = load_classifier(model_path, device)
-    using_model(model.path, model.info.precision, quiet)
-    warn_if_standin(model.info.standin)
-    notice(model.notice, quiet)
-    faces = dict(faces, detect=settings_for_model(faces.get("detect"), model.info.raw))
-    if faces["detect"] is None:
-        notice(trained_on_faces_notice(model.info.raw), quiet)
-    return classify(sources, model, output, workers=workers, **options, **faces)
+    detect = _announce(model.path, model.info, quiet, faces, model.notice)
+    return classify(sources, model, output, workers=workers, **options, **dict(faces, detect=detect))
 
 
 def _run_ray(sources, model_path, output, device, workers, quiet, ray, options, faces):
@@ -230,13 +225,21 @@ def _run_ray(sources, model_path, output, device, workers, quiet, ray, options, 
 
     require_ray()
     model = check_classifier(model_path)
-    using_model(model.path, model.info.precision, quiet)
-    warn_if_standin(model.info.standin)
-    detect = settings_for_model(faces.get("detect"), model.info.raw)
-    if detect is None:
-        notice(trained_on_faces_notice(model.info.raw), quiet)
+    detect = _announce(model.path, model.info, quiet, faces)
     return classify_ray(sources, model, output, device=device, detect=detect,
                         require_face=faces.get("require_face", False), **ray, **options)
+
+
+def _announce(path, info, quiet: bool, faces: dict, device_notice: str | None = None):
+    """Say which model runs (and what to know about it); return the detection settings
+    to use: those given, then the model's (None without --detect)."""
+    using_model(path, info.precision, quiet)
+    warn_if_standin(info.standin)
+    notice(device_notice, quiet)
+    detect = settings_for_model(faces.get("detect"), info.raw)
+    if detect is None:
+        notice(trained_on_faces_notice(info.raw), quiet)
+    return detect
 
 
 ENGINES = {"local": _run_local, "ray": _run_ray}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from gender_cli.errors import ModelFileError
 from gender_cli.infer.batches import Batch, iter_batches
 from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_available
 from gender_cli.infer.files import list_image_files
-from gender_cli.infer.output import ExistingRows, PredictionWriter, Row, infer_format, open_output
+from gender_cli.infer.output import ExistingRows, PredictionWriter, Row, category_of, infer_format, open_output
 from gender_cli.infer.session import LoadedModel, open_session
 
 
@@ -64,12 +64,16 @@ class ClassifySummary:
 
     def count(self, rows: Sequence[Row]) -> None:
         """Add rows written in this run."""
-        for row in rows:
-            if row.error is None:
+        self.count_errors(row.error for row in rows)
+
+    def count_errors(self, errors: Iterable[str | None]) -> None:
+        """Add rows written in this run, given by their ``error`` cells (empty: classified)."""
+        for error in errors:
+            if not error:
                 self.classified += 1
             else:
                 self.failed += 1
-                self.errors[row.category] += 1
+                self.errors[category_of(error)] += 1
 
 
 def load_classifier(model_path: str | os.PathLike | None, device: str, threads: int | None = None) -> LoadedModel:

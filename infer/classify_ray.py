@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gender_cli.errors import GenderCliError
+from gender_cli.errors import GenderCliError, first_line
 from gender_cli.infer.classify import ClassifySummary, load_classifier, open_rows, split_done
 from gender_cli.infer.detect import FACE_COLUMNS, FaceSettings
 from gender_cli.infer.output import Row
@@ -116,7 +116,7 @@ def classify_ray(
                 for block in _run(dataset):
                     providers.update(str(p) for p in block["provider"])
                     if whole is None:
-                        summary.count(columns_to_rows(block, info.value_columns))
+                        summary.count_errors(block["error"])
                         writer.write_columns(block)
                         done = len(block["path"])
                     else:
@@ -251,5 +251,4 @@ def _cause(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)
     if isinstance(cause, BaseException) and cause is not exc:
         return _cause(cause)
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc)

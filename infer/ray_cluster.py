@@ -42,7 +42,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from gender_cli.errors import GenderCliError
+from gender_cli.errors import GenderCliError, first_line
 
 DECODE_CPUS = 0.5
 GPU_ACTOR_CPUS = 1.0
@@ -93,7 +93,7 @@ def connect(address: str | None = None) -> Connection:
                 ray.init(**LOCAL_START, **QUIET)
     except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise GenderCliError(f"cannot start or reach {where}: {_first_line(exc)}") from None
+        raise GenderCliError(f"cannot start or reach {where}: {first_line(exc)}") from None
     configure_data_context()
     return Connection(
         address=address or "local", owned=True, startup_seconds=time.perf_counter() - started
@@ -261,8 +261,3 @@ def _check_fits(shape: ClusterShape, p: Plan) -> None:
 
 def _number(value: float) -> str:
     return f"{value:g}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

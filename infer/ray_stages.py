@@ -130,8 +130,7 @@ class Classifier:
 
         self.classify_batch = classify_batch
         self.model = model.open(device, threads)
-        fixed = self.model.fixed_batch
-        self.pad_to = fixed or (batch_size if self.model.device == "cuda" else None)
+        self.pad_to = (self.model.fixed_batch or batch_size) if self.model.pads_batches else None
         self.provider = self.model.providers[0]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from gender_cli.errors import GenderCliError
+from gender_cli.errors import GenderCliError, first_line
 from gender_cli.infer.files import list_image_files
 
 FILE_SCHEME = "file://"
@@ -95,7 +95,7 @@ def _list_remote(uri: str, recursive: bool) -> tuple[RemoteRoot, list[str]]:
         filesystem, base = pafs.FileSystem.from_uri(uri)
         info = filesystem.get_file_info(base)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for unparsable or unreachable URIs
-        raise GenderCliError(f"cannot open {uri}: {_first_line(exc)}") from None
+        raise GenderCliError(f"cannot open {uri}: {first_line(exc)}") from None
     if info.type == pafs.FileType.NotFound:
         raise GenderCliError(f"no such file or folder: {uri}")
     if info.type == pafs.FileType.File:
@@ -104,7 +104,7 @@ def _list_remote(uri: str, recursive: bool) -> tuple[RemoteRoot, list[str]]:
     try:
         infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive))
     except Exception as exc:
-        raise GenderCliError(f"cannot list {uri}: {_first_line(exc)}") from None
+        raise GenderCliError(f"cannot list {uri}: {first_line(exc)}") from None
     paths = sorted(i.path for i in infos if i.type == pafs.FileType.File)
     return RemoteRoot(prefix, filesystem, base), [prefix + p[len(base):] for p in paths]
 
@@ -127,8 +127,3 @@ class Reader:
             with root.filesystem.open_input_stream(location) as stream:
                 return stream.read()
         return Path(local_path(name)).read_bytes()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
