@@ -119,7 +119,12 @@ class AgeHeadSpec(DenseHeadFiles):
 
     def age_values(self) -> np.ndarray:
         """The age (years) of each softmax class: the weights of the expected value."""
-        return np.arange(self.ages[0], self.ages[1] + 1, dtype=np.float32)
+        return class_ages(self.ages)
+
+
+def class_ages(ages: tuple[int, int] = AGE_RANGE) -> np.ndarray:
+    """The age (years) of each class of an age softmax over ``ages`` (first, last)."""
+    return np.arange(ages[0], ages[1] + 1, dtype=np.float32)
 
 
 # task name -> spec class, in the graph's output order

@@ -28,10 +28,6 @@ class Placement:
     side: int
     angle: float = 0.0
 
-    @property
-    def centre(self) -> tuple[float, float]:
-        return self.x + self.side / 2, self.y + self.side / 2
-
     def contains(self, point: tuple[float, float]) -> bool:
         px, py = point
         return self.x <= px <= self.x + self.side and self.y <= py <= self.y + self.side

@@ -242,11 +242,16 @@ DETECTORS: dict[str, DetectorSpec] = {
 }
 
 
-def check_available(name: str) -> DetectorSpec:
-    """The detector's spec, or a one-line error naming what to install."""
+def detector_spec(name: str) -> DetectorSpec:
+    """The spec of detector ``name``, or a one-line error listing the choices."""
     if name not in DETECTORS:
         raise GenderCliError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
-    spec = DETECTORS[name]
+    return DETECTORS[name]
+
+
+def check_available(name: str) -> DetectorSpec:
+    """The detector's spec, or a one-line error naming what to install."""
+    spec = detector_spec(name)
     missing = [module for module in spec.modules if importlib.util.find_spec(module) is None]
     if missing:
         how = DETECT_EXTRA if spec.extra else "pip install opencv-python-headless"
@@ -278,8 +283,7 @@ class FaceSettings:
     max_faces: int | None = None  # None: every face; else the largest ones
 
     def __post_init__(self) -> None:
-        if self.detector not in DETECTORS:
-            raise GenderCliError(f"unknown detector {self.detector!r}; choose from {', '.join(DETECTORS)}")
+        detector_spec(self.detector)
         if self.min_face is not None and self.min_face < MIN_FACE_FLOOR:
             raise GenderCliError(f"the smallest face searched must be at least {MIN_FACE_FLOOR} px, not {self.min_face}")
         if not MARGIN_RANGE[0] <= self.margin <= MARGIN_RANGE[1]:

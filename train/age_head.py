@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from gender_cli.contract import AGE_RANGE
+from gender_cli.head_spec import class_ages
 from gender_cli.tf_quiet import import_keras
 from gender_cli.train.head_model import (
     HeadConfig, TrainedHead, build_head, fit_head, head_probabilities, save_keras_model, seed_everything,
@@ -67,10 +68,6 @@ class AgeHeadConfig(HeadConfig):
     dropout: float = 0.2
     loss: str = DEFAULT_AGE_LOSS
     ages: tuple[int, int] = AGE_RANGE
-
-
-def class_ages(ages: tuple[int, int] = AGE_RANGE) -> np.ndarray:
-    return np.arange(ages[0], ages[1] + 1, dtype=np.float32)
 
 
 def expected_age(probabilities: np.ndarray, ages: tuple[int, int] = AGE_RANGE) -> np.ndarray:

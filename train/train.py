@@ -264,10 +264,11 @@ def train(
             files["age_head_keras"] = save_keras_age_head(run_dir / "age_head.keras", age_spec, age["kernels"],
                                                           age["biases"])
             files["age_history_json"] = _write_history(run_dir / "age_history.json", age["trained"])
+        data_summary = dataset.summary()
         config_json = {
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
             "task": {"task": task.task, "heads": list(task.heads), "reason": task.reason},
-            "dataset": dataset.summary(),
+            "dataset": data_summary,
             "split_method": plan.method,
             "split_notes": plan.notes,
             "backbone": {"sha256": network.source_sha256, "source_path": network.source_path,
@@ -283,13 +284,13 @@ def train(
             say(f"exported {classifier}")
         files["report"] = write_report(
             run_dir / REPORT_FILE, f"Training run {run_dir.name}",
-            report_sections(dataset.summary(), task, plan, split_counts, unreadable, options, gender, age,
+            report_sections(data_summary, task, plan, split_counts, unreadable, options, gender, age,
                             descriptor_stats, classifier, export_check, files), standin,
         )
         return TrainResult(
             run_dir=run_dir, files=files, metrics=gender["test"] if gender else None,
             threshold=gender["threshold"] if gender else None,
-            dataset=dataset.summary(), split_counts=split_counts, unreadable=unreadable,
+            dataset=data_summary, split_counts=split_counts, unreadable=unreadable,
             descriptor_stats=descriptor_stats, classifier_path=classifier, export_check=export_check,
             standin=standin, best_epoch=gender["trained"].best_epoch if gender else None,
             epochs_run=gender["trained"].epochs_run if gender else None,
