@@ -273,3 +273,9 @@ def test_detected_faces_are_cut_as_dlib_cuts_them_and_give_its_descriptors(utkfa
     theirs = np.array(dlib.face_recognition_model_v1(str(standin_full)).compute_face_descriptor(pixels, shape))[None]
     assert _relative(ours, theirs) < 1e-4
     assert FaceSettings(crop="dlib-chip").key().endswith("-dlib-chip")  # cached descriptors never mix crops
+
+
+def test_the_demo_takes_the_real_network_or_a_vgg_format_not_both(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--backbone", "dlib", "--format", "caffe", "-o", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "--backbone dlib uses dlib's real network" in result.output
+    assert not (tmp_path / "d").exists()
