@@ -21,9 +21,17 @@ from gender_cli.convert import reference
 from gender_cli.errors import GenderCliError, ModelFileError
 from gender_cli.export.export import export
 
-from helpers_export import numpy_head, odd_network, save_head  # noqa: E402
+from helpers_export import numpy_head, odd_network, residual_network, save_head  # noqa: E402
 
-TINY_DIMS = {"relu7": 16, "fc8": 2622, "pool5": 8}
+TINY_DIMS = {"relu7": 16, "fc8": 2622, "pool5": 8, "embedding": 8, "pooled": 16}
+DLIB_DESCRIPTORS = ("embedding", "pooled")  # dlib's network has these; VGG-Face the others
+
+
+def tiny_for(descriptor: str, tiny_network):
+    """The tiny stand-in that has ``descriptor``: VGG-Face's, or dlib's network's."""
+    from gender_cli.convert.dlib_resnet import dlib_resnet_network
+
+    return dlib_resnet_network("tiny") if descriptor in DLIB_DESCRIPTORS else tiny_network
 FILL_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "device" / "fill_weights.py"
 
 
@@ -129,11 +137,12 @@ def test_backbone_metadata_and_head_labels_threshold(tiny_network, tmp_path):
 
 @pytest.mark.parametrize("descriptor", list(contract.DESCRIPTORS))
 def test_descriptor_and_probabilities_match_numpy(tiny_network, tmp_path, descriptor):
+    network = tiny_for(descriptor, tiny_network)
     head_dir, kernels, biases = save_head(tmp_path / "run", descriptor, TINY_DIMS[descriptor], seed=3)
-    result = export(tiny_network, tmp_path / "c.onnx", descriptor=descriptor, head=head_dir)
-    images = images_uint8(3, seed=11)
+    result = export(network, tmp_path / "c.onnx", descriptor=descriptor, head=head_dir)
+    images = images_uint8(3, size=network.input_size[:2], seed=11)
     out = run(result.path, images)
-    expected = reference.descriptor(tiny_network, images, descriptor)
+    expected = reference.descriptor(network, images, descriptor)
     error = np.abs(out[contract.DESCRIPTOR] - expected).max() / np.abs(expected).max()
     assert error <= 1e-4, f"{descriptor}: relative error {error:.2e}"
     probabilities = numpy_head(expected, kernels, biases)
@@ -143,16 +152,19 @@ def test_descriptor_and_probabilities_match_numpy(tiny_network, tmp_path, descri
 
 @pytest.mark.parametrize("descriptor", list(contract.DESCRIPTORS))
 def test_every_layer_type_and_geometry_matches_numpy(tmp_path, descriptor):
-    """LRN, avg pool with padding, dilation, stride, asymmetric pads, non-square input."""
-    net = odd_network()
+    """LRN, avg pool with padding, dilation, stride, asymmetric pads, non-square input;
+    dlib's descriptors on a residual graph with joins of unequal sizes."""
+    net = residual_network() if descriptor in DLIB_DESCRIPTORS else odd_network()
     result = export(net, tmp_path / "odd.onnx", descriptor=descriptor)
-    images = images_uint8(4, size=(21, 17), seed=5)
+    images = images_uint8(4, size=net.input_size[:2], seed=5)
     got = run(result.path, images)[contract.DESCRIPTOR]
     expected = reference.descriptor(net, images, descriptor)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
-    assert {"LRN", "AveragePool", "MaxPool", "Conv"} <= ops
+    expected_ops = {"Pad", "Add", "Mul", "AveragePool", "MaxPool", "Conv"} if descriptor in DLIB_DESCRIPTORS else {
+        "LRN", "AveragePool", "MaxPool", "Conv"}
+    assert expected_ops <= ops
 
 
 def test_lrn_alpha_is_scaled_for_onnx(tmp_path):
@@ -175,11 +187,12 @@ def test_backbone_stops_at_the_descriptor(tiny_network, tmp_path):
 @pytest.mark.slow
 def test_matches_keras(tiny_network, tmp_path):
     keras_model = pytest.importorskip("gender_cli.convert.keras_model")
-    images = images_uint8(2, seed=4)
     for descriptor in contract.DESCRIPTORS:
-        model = keras_model.keras_descriptor_model(tiny_network, descriptor)
+        network = tiny_for(descriptor, tiny_network)
+        images = images_uint8(2, size=network.input_size[:2], seed=4)
+        model = keras_model.keras_descriptor_model(network, descriptor)
         expected = np.asarray(model(images.astype(np.float32)))
-        got = run(export(tiny_network, tmp_path / f"{descriptor}.onnx", descriptor=descriptor).path,
+        got = run(export(network, tmp_path / f"{descriptor}.onnx", descriptor=descriptor).path,
                   images)[contract.DESCRIPTOR]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 

@@ -176,7 +176,7 @@ def test_inspect_not_a_weights_file(tmp_path):
     path.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg either")
     assert_one_line_error(
         invoke(["inspect", str(path)]), "photo.mat", "not a weights file gender-cli reads",
-        "MatConvNet .mat (MATLAB v5 or v7.3), a Caffe .caffemodel or a Keras HDF5 .h5",
+        "MatConvNet .mat (MATLAB v5 or v7.3), a Caffe .caffemodel, a Keras HDF5 .h5 or a dlib .dat network",
     )
 
 
