@@ -109,8 +109,9 @@ def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_fi
     Reads the labelled images, splits them (stratified, seeded; splits.csv),
     extracts backbone descriptors through ONNX (cached in the workspace, resumable),
     trains small Keras heads with early stopping on the same descriptors and
-    splits: gender (decision threshold picked on the validation split) and, with
-    ages, age; writes metrics, predictions and plots to the run folder, and
+    splits: gender (calibrated by Platt scaling on the validation split, with the
+    operating point chosen there folded in, so a label is the class whose
+    probability is >= 0.5) and, with ages, age; writes metrics, predictions and plots to the run folder, and
     exports the fp32 classifier, one graph with every head, so 'gender-cli
     classify' gives gender and age per file from one pass right away.
     With --detect each image stands for its largest face, found, aligned and
