@@ -27,7 +27,9 @@ COMMANDS = {
     "export": ("cmd_export", "export"),
     "train": ("cmd_train", "train"),
     "evaluate": ("cmd_evaluate", "evaluate"),
+    "audit": ("cmd_audit", "audit"),
     "classify": ("cmd_classify", "classify"),
+    "report": ("cmd_report", "report"),
     "bench": ("cmd_bench", "bench"),
     "demo": ("cmd_demo", "demo"),
 }
