@@ -32,7 +32,7 @@ from gender_cli.errors import GenderCliError
 from gender_cli.html_report import (
     Column, Tile, bullets, charts, figure, page, paragraph, table, tile_grid, write_page,
 )
-from gender_cli.infer.read_predictions import Predictions, read_predictions
+from gender_cli.infer.read_predictions import PredictionRow, Predictions, read_predictions
 from gender_cli.svg_charts import Bar, bar_chart, histogram
 
 DEFAULT_BAND = 0.1
@@ -129,9 +129,7 @@ def summarise(data: Predictions, band: float = DEFAULT_BAND, threshold: float | 
         p = np.array([r.probabilities[second] for r in scored], np.float64)
         counts, edges = np.histogram(p, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
         own = np.array([r.probabilities[r.label] for r in scored if r.label in r.probabilities], np.float64)
-        distance = np.abs(p - value)
-        inside = np.flatnonzero(distance <= band)
-        inside = inside[np.argsort(distance[inside], kind="mergesort")]
+        uncertain = uncertain_rows(data, value, band)
         summary.update({
             "threshold": {"value": value, "source": source},
             "by_label": {label: sum(r.label == label for r in scored) for label in data.labels},
@@ -139,10 +137,10 @@ def summarise(data: Predictions, band: float = DEFAULT_BAND, threshold: float | 
             "confidence": {"of": "the probability of each row's own label",
                            "mean": float(own.mean()) if len(own) else None,
                            "at_least_0.9": int((own >= 0.9).sum()), "below_0.6": int((own < 0.6).sum())},
-            "uncertain": {"band": band, "rows": int(len(inside)),
-                          "share": float(len(inside) / len(scored)) if scored else None,
-                          "by_label": dict(Counter(scored[i].label for i in inside)),
-                          "paths": [scored[i].path for i in inside]},
+            "uncertain": {"band": band, "rows": len(uncertain),
+                          "share": float(len(uncertain) / len(scored)) if scored else None,
+                          "by_label": dict(Counter(r.label for r in uncertain)),
+                          "paths": [r.path for r in uncertain]},
         })
     if data.ages:
         ages = np.array([r.age for r in rows if r.age is not None], np.float64)
@@ -153,24 +151,23 @@ def summarise(data: Predictions, band: float = DEFAULT_BAND, threshold: float | 
     return summary
 
 
+def uncertain_rows(data: Predictions, threshold: float, band: float) -> list[PredictionRow]:
+    """The classified rows whose probability of the second label is within ``band`` of
+    ``threshold``, the closest first."""
+    second = data.labels[1]
+    distance = [(abs(r.probabilities[second] - threshold), i) for i, r in enumerate(data.rows) if r.probabilities]
+    return [data.rows[i] for d, i in sorted(distance) if d <= band]
+
+
 def _write_uncertain(path: Path, data: Predictions, summary: dict) -> Path:
-    by_path = {}
-    for r in data.rows:
-        if r.probabilities:
-            by_path.setdefault(r.path, []).append(r)
     threshold = summary["threshold"]["value"]
     second = data.labels[1]
     with names_file(path), path.open("w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "label", *(f"p_{label}" for label in data.labels), "distance"])
-        seen = set()
-        for name in summary["uncertain"]["paths"]:
-            if name in seen:
-                continue
-            seen.add(name)
-            for r in by_path[name]:
-                writer.writerow([r.path, r.label, *(f"{r.probabilities[label]:.6f}" for label in data.labels),
-                                 f"{abs(r.probabilities[second] - threshold):.6f}"])
+        for r in uncertain_rows(data, threshold, summary["uncertain"]["band"]):
+            writer.writerow([r.path, r.label, *(f"{r.probabilities[label]:.6f}" for label in data.labels),
+                             f"{abs(r.probabilities[second] - threshold):.6f}"])
     return path
 
 
@@ -213,7 +210,7 @@ def render_html(data: Predictions, summary: dict) -> str:
             figure(histogram(histo["edges"], histo["counts"], f"Confidence: p_{second} of every classified row",
                              f"p_{second}", marker=summary["threshold"]["value"]),
                    f"Left of the dashed threshold: {labels[0]}; right: {second}. Rows near it are uncertain."))))
-        uncertain = [r for path in summary["uncertain"]["paths"][:TILES] for r in _rows_of(data, path)][:TILES]
+        uncertain = uncertain_rows(data, summary["threshold"]["value"], summary["uncertain"]["band"])[:TILES]
         sections.append((f"The most uncertain rows ({summary['uncertain']['rows']} within "
                          f"{summary['uncertain']['band']:g} of the threshold)",
                          tile_grid([Tile(r.path, f"{r.label}, p_{second} {r.probabilities[second]:.3f}", r.box)
@@ -229,10 +226,6 @@ def render_html(data: Predictions, summary: dict) -> str:
                       + tile_grid([Tile(r.path, r.error or "", None) for r in failed])) if failed
                      else paragraph("Every file was classified.")))
     return page(f"Report on {Path(summary['source']).name}", sections, bullets(_facts(summary)))
-
-
-def _rows_of(data: Predictions, path: str):
-    return [r for r in data.rows if r.path == path and r.probabilities]
 
 
 def _write_markdown(path: Path, summary: dict) -> Path:

@@ -80,14 +80,13 @@ def audit(
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise GenderCliError(f"the threshold is a probability between 0 and 1, got {threshold}")
     scored = score(data, model_path, layout, split, splits_file, batch_size, workers, device, progress, faces,
-                   verb="audit")
+                   verb="audit", check=lambda samples: check_groups(group_bys, samples))
     info = scored.info
     if GENDER_HEAD not in info.heads:
         raise GenderCliError(f"{scored.model_path} has no gender head (heads: {', '.join(info.heads)}); "
                              "audit measures gender errors")
     kept = scored.kept
     samples = [scored.samples[i] for i in kept]
-    check_groups(group_bys, samples)
     y = np.array([s.label for s in samples], int)
     p_female = scored.outputs[PROBABILITIES][kept, 1].astype(np.float64)
     chosen = float(info.threshold) if threshold is None else float(threshold)

@@ -65,9 +65,9 @@ def check_groups(groups: list[GroupBy], samples: list[Sample]) -> None:
     present = available(samples)
     unknown = sorted({c for g in groups for c in g.columns if not present[c]})
     if unknown:
-        there = ", ".join(f"{name} ({n} images)" for name, n in sorted(present.items())) or "none"
+        there = ", ".join(f"{name} {n}" for name, n in sorted(present.items())) or "none"
         raise GenderCliError(f"no image has the group column {', '.join(unknown)}; the data's group "
-                             f"columns: {there}")
+                             f"columns (images with a value): {there}")
 
 
 def group_values(samples: list[Sample], by: GroupBy) -> list[str]:

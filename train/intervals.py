@@ -73,16 +73,24 @@ def bootstrap(y_true, scores, y_pred, rng: np.random.Generator,
     # resampling a class's correct/incorrect indicators is a binomial draw of its recall
     recalls = [rng.binomial(int((y_true == c).sum()), correct[y_true == c].mean(), replicates)
                / (y_true == c).sum() for c in (0, 1)]
-    # AUC of a resample: each positive's share of resampled negatives below it (ties
-    # half), from cumulative counts over the sorted negatives
-    below = np.searchsorted(negatives, positives, side="left")
-    not_above = np.searchsorted(negatives, positives, side="right")
     auc = np.empty(replicates)
     for start in range(0, replicates, _CHUNK):
         count = min(_CHUNK, replicates - start)
-        pos_weights = rng.multinomial(n_pos, np.full(n_pos, 1 / n_pos), size=count)
-        neg_counts = rng.multinomial(n_neg, np.full(n_neg, 1 / n_neg), size=count)
-        cumulative = np.concatenate([np.zeros((count, 1)), np.cumsum(neg_counts, axis=1)], axis=1)
-        beaten = cumulative[:, below] + 0.5 * (cumulative[:, not_above] - cumulative[:, below])
-        auc[start:start + count] = (pos_weights * beaten).sum(axis=1) / (n_pos * n_neg)
+        auc[start:start + count] = resampled_auc(
+            positives, negatives, rng.multinomial(n_pos, np.full(n_pos, 1 / n_pos), size=count),
+            rng.multinomial(n_neg, np.full(n_neg, 1 / n_neg), size=count))
     return {"balanced_accuracy": (recalls[0] + recalls[1]) / 2, "roc_auc": auc}
+
+
+def resampled_auc(positives: np.ndarray, sorted_negatives: np.ndarray, positive_counts: np.ndarray,
+                  negative_counts: np.ndarray) -> np.ndarray:
+    """The AUC of each resample, given how often it draws each positive score
+    (``[R, n+]``) and each negative score (``[R, n-]``, in sorted order): each drawn
+    positive's share of drawn negatives below it (ties count half), from cumulative
+    counts over the sorted negatives, without sorting any resample."""
+    below = np.searchsorted(sorted_negatives, positives, side="left")
+    not_above = np.searchsorted(sorted_negatives, positives, side="right")
+    rows = len(negative_counts)
+    cumulative = np.concatenate([np.zeros((rows, 1)), np.cumsum(negative_counts, axis=1)], axis=1)
+    beaten = cumulative[:, below] + 0.5 * (cumulative[:, not_above] - cumulative[:, below])
+    return (positive_counts * beaten).sum(axis=1) / (positive_counts.sum(axis=1) * negative_counts.sum(axis=1))

@@ -9,6 +9,7 @@ TensorFlow); images that cannot be decoded are listed with their category, not s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,16 +90,20 @@ def score(
     progress: bool = True,
     faces: dict | None = None,
     verb: str = "evaluate",
+    check: Callable[[list[Sample]], None] | None = None,
 ) -> Scored:
     """Every head of the classifier on the selected images of ``data``. ``faces``: None
     to use the images as they are; else detection settings given (None values are
     filled from the model's metadata, then the defaults), and each image stands for
-    its largest face. ``verb`` names the progress bar."""
+    its largest face. ``verb`` names the progress bar; ``check`` sees the selected
+    images before the model runs (to refuse them early)."""
     from gender_cli.infer.session import open_session
 
     model_path = Path(model_path) if model_path else workspace.default_classifier()
     dataset = load_dataset(data, layout)
     indices, split_names, selection = select(dataset, split, splits_file)
+    if check is not None:
+        check([dataset.samples[i] for i in indices])
     loaded = open_session(model_path, device=device)
     info = loaded.info
     if getattr(info, "kind", "classifier") not in ("classifier", None, ""):
