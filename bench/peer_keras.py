@@ -4,7 +4,7 @@ Independent of gender-cli's converter: each builder follows the library's source
 by line (layer types, order, padding, activations), so ``load_weights`` of a file in
 that library's layout works exactly as it does in the library, and the model predicts
 what the library predicts. Tests load our written files into them (the real reader of
-the format); ``bench/compare_deepface.py`` times deepface's per-image loop with them.
+the format); ``bench/scripts/compare_deepface.py`` times deepface's per-image loop with them.
 
 * keras-vggface ``VGG16`` (``keras_vggface/models.py``) and ``utils.preprocess_input``
   with ``version=1`` (RGB -> BGR, minus the BGR mean);

@@ -86,7 +86,7 @@ def _head_descriptor(head: Path) -> str | None:
 
     folder = head.parent if head.is_file() else head
     if head.is_file() and not HeadSpec.present(folder):
-        return None  # a Keras head alone: --descriptor (default relu7) says what it takes
+        return None  # a Keras head alone: --descriptor (default: the network's own) says what it takes
     return first_spec(folder).descriptor
 
 
@@ -140,7 +140,8 @@ def _head_descriptor(head: Path) -> str | None:
     type=click.Choice(list(contract.DESCRIPTORS)),
     default=None,
     help="Backbone layer whose output is the descriptor (" + _table_help(contract.DESCRIPTORS)
-    + "). Default: the head's descriptor, else relu7.",
+    + "). Default: the head's descriptor, else the network's own (relu7 for VGG-Face, embedding for "
+    "the dlib network).",
 )
 @click.option(
     "--external-data",
@@ -188,7 +189,7 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
                 param_hint="--descriptor",
             )
         descriptor = head_descriptor
-    descriptor = descriptor or contract.DEFAULT_DESCRIPTOR
+    descriptor = descriptor or contract.default_descriptor(layer.name for layer in network.layers)
     if output is None:
         output = workspace.classifier_path(precision) if head_dir else workspace.backbone_path(descriptor, precision)
     if set_default and Path(output).resolve().parent != workspace.models_dir().resolve():

@@ -9,7 +9,7 @@ import click
 from gender_cli.cli.options import (
     batch_option, check_output_location, detect_options, device_option, quiet_option, workers_option,
 )
-from gender_cli.contract import AGE_RANGE, DEFAULT_DESCRIPTOR, DESCRIPTORS
+from gender_cli.contract import AGE_RANGE, DESCRIPTORS
 from gender_cli.train.age_head import AGE_LOSSES, DEFAULT_AGE_LOSS, AgeHeadConfig
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.train.tasks import AUTO, TASK_CHOICES
@@ -61,9 +61,8 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
               help="Heads to train on the same descriptors and splits: gender, age (DEX: softmax over "
               "the ages {}-{}, its expected value in years) or both. 'auto': both when every image "
               "has an age, else gender.".format(*AGE_RANGE))
-@click.option("--descriptor", type=click.Choice(list(DESCRIPTORS)), default=DEFAULT_DESCRIPTOR,
-              show_default=True,
-              help="Backbone layer the head is trained on: "
+@click.option("--descriptor", type=click.Choice(list(DESCRIPTORS)), default=None,
+              help="Backbone layer the head is trained on (default: the network's own): "
               + "; ".join(f"{d.name}: {d.help}" for d in DESCRIPTORS.values()) + ".")
 @click.option("--split", "fractions", default="0.6,0.2,0.2", show_default=True, callback=parse_split,
               help="Train,validation,test fractions of a stratified, seeded split (a manifest's "

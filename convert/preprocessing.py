@@ -78,6 +78,10 @@ CONVENTIONS = {
         "deepface (normalization='base')", "BGR", 1 / 255, (0.0, 0.0, 0.0),
         "https://github.com/serengil/deepface/blob/master/deepface/modules/detection.py",
     ),
+    "dlib": InputConvention(
+        "dlib input_rgb_image_sized", "RGB", 1 / 256, None,
+        "dlib/dnn/input.h input_rgb_image_sized::to_tensor: (pixel - average) / 256, R, G, B planes",
+    ),
     "deepface-gender": InputConvention(
         "deepface DeepFace.analyze (gender)", "BGR", 1 / 255, (0.0, 0.0, 0.0),
         "https://github.com/serengil/deepface/blob/master/deepface/modules/demography.py",

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from gender_cli import contract
-from gender_cli.bench.measure_export import TARGET_PEAK_GIB, run_measured
+from measure_export import TARGET_PEAK_GIB, run_measured
 from gender_cli.convert import reference
 from gender_cli.convert.network import Network
 from gender_cli.convert.vgg_face import vgg_face_network

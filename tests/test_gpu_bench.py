@@ -1,4 +1,4 @@
-"""bench/gpu/gpu_bench.py, the one-shot GPU script, run end to end on the CPU.
+"""bench/scripts/gpu/gpu_bench.py, the one-shot GPU script, run end to end on the CPU.
 
 It runs where gender-cli is not installed (the GPU host), so the test starts it with
 ``python -S`` and the dependencies' folder on PYTHONPATH: the editable install's
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu" / "gpu_bench.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "scripts" / "gpu" / "gpu_bench.py"
 
 
 def test_gpu_bench_runs_on_cpu_without_the_package_installed(tmp_path):

@@ -135,3 +135,18 @@ def test_install_takes_exactly_one_onnxruntime_per_platform(system, machine, exp
     environment = {"sys_platform": system, "platform_machine": machine}
     chosen = [r.name for r in requirements if r.name.startswith("onnxruntime") and r.marker.evaluate(environment)]
     assert chosen == [expected]
+
+
+def test_bench_holds_the_verbs_library_and_its_scripts_live_apart():
+    """bench/ is installed as gender_cli.bench and holds no runnable script; the measurement
+    scripts are in bench/scripts/ (not a package, so not installed) and each one runs."""
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    library = sorted(p.name for p in bench.glob("*.py") if '__name__ == "__main__"' in p.read_text())
+    assert library == []
+    scripts = sorted(bench.glob("scripts/**/*.py"))
+    assert not (bench / "scripts" / "__init__.py").exists()
+    runnable = [p.name for p in scripts if '__name__ == "__main__"' in p.read_text()]
+    assert {"run_matrix.py", "measure_ray.py", "gpu_bench.py"} <= set(runnable)
+    import importlib.util
+
+    assert importlib.util.find_spec("gender_cli.bench.run_matrix") is None

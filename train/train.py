@@ -30,7 +30,7 @@ import platform
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +38,7 @@ import numpy as np
 
 from gender_cli import __version__, workspace
 from gender_cli.atomic import write_json_atomically
-from gender_cli.contract import AGE, LABELS, PROBABILITIES, STANDIN_WARNING, descriptor_spec
+from gender_cli.contract import AGE, LABELS, PROBABILITIES, STANDIN_WARNING, default_descriptor, descriptor_spec
 from gender_cli.errors import GenderCliError
 from gender_cli.head_spec import AgeHeadSpec, HeadSpec
 from gender_cli.infer.detect import FaceSettings, check_available
@@ -69,7 +69,7 @@ class TrainOptions:
     run_dir: Path | None = None  # default: workspace.new_run_dir()
     weights: str | None = None  # converted folder or weights file; default: the workspace's converted model
     layout: str = "auto"
-    descriptor: str = "relu7"
+    descriptor: str | None = None  # None: the network's default (contract.default_descriptor)
     task: str = AUTO  # tasks.TASK_CHOICES
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     agegender_split: bool = False
@@ -145,7 +145,8 @@ def train(
     """Train, evaluate and export; ``network`` overrides ``options.weights`` (an in-memory Network)."""
     say = log or (lambda message: None)
     started = time.perf_counter()
-    descriptor_spec(options.descriptor)
+    if options.descriptor is not None:
+        descriptor_spec(options.descriptor)
 
     dataset = load_dataset(options.data, options.layout)
     counts = dataset.class_counts()
@@ -172,6 +173,8 @@ def train(
 
     if network is None:
         network = _load_network(options.weights)
+    if options.descriptor is None:
+        options = replace(options, descriptor=default_descriptor(layer.name for layer in network.layers))
     used = [i for i, s in enumerate(plan.splits) if s is not None]
     paths = [dataset.samples[i].path for i in used]
     labels = np.array([dataset.samples[i].label for i in used], int)

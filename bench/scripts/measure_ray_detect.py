@@ -1,6 +1,6 @@
 """Measure ``classify --detect`` on Ray against the local engine, on one machine, in one run.
 
-    python bench/measure_ray_detect.py [--photos 200] [--per-photo 2] [--batch 8] [--rounds 2] [--size full]
+    python bench/scripts/measure_ray_detect.py [--photos 200] [--per-photo 2] [--batch 8] [--rounds 2] [--size full]
 
 Pastes ``--per-photo`` shared UTKFace faces into each of ``--photos`` generated 640x480
 photos (``core/photos.py``, seed 0), builds the stand-in classifier of ``--size``, and
@@ -23,11 +23,9 @@ import tempfile
 from pathlib import Path
 
 from gender_cli.bench.machine import package_versions
-from gender_cli.bench.measure_convert import machine_info
-from gender_cli.bench.record import record
-from gender_cli.bench.run_matrix import DEFAULT_IMAGES
+from measure_convert import machine_info
+from record import RESULTS, SHARED_FACES, record
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = ("gender-cli", "ray", "onnxruntime", "onnxruntime-gpu", "opencv-python-headless", "numpy")
 
 
@@ -63,7 +61,7 @@ def sorted_rows(path: Path) -> list[tuple]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--faces", type=Path, default=SHARED_FACES)
     parser.add_argument("--photos", type=int, default=200)
     parser.add_argument("--per-photo", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
@@ -72,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from gender_cli.bench.standin_models import standin_classifier
+    from standin_models import standin_classifier
     from gender_cli.photos import write_photos
 
     rounds = []
@@ -94,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "what": "classify --detect (opencv) on --engine ray vs --engine local, same machine, same run",
-        "command": "python bench/measure_ray_detect.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/scripts/measure_ray_detect.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],

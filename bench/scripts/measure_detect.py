@@ -1,6 +1,6 @@
 """Face detection + classification speed, per detector, on the shared faces pasted into photos.
 
-    python bench/measure_detect.py [--sizes tiny full] [--detectors opencv dlib-hog dlib-cnn]
+    python bench/scripts/measure_detect.py [--sizes tiny full] [--detectors opencv dlib-hog dlib-cnn]
                                    [--limit dlib-cnn=200] [--batch 32] [--workers N]
 
 Pastes each of the 2,000 shared UTKFace crops into its own 640x480 photo
@@ -23,24 +23,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_FACES = HERE.parent.parent / "shared" / "data" / "utkface-sample"
+from record import RESULTS, SHARED_FACES
+
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=DEFAULT_FACES)
+    parser.add_argument("--faces", type=Path, default=SHARED_FACES)
     parser.add_argument("--photos", type=int, default=None, help="use only the first N faces (a quick look)")
     parser.add_argument("--sizes", nargs="+", default=["tiny", "full"], choices=["tiny", "full"])
     parser.add_argument("--detectors", nargs="+", default=["opencv", "dlib-hog", "dlib-cnn"])
     parser.add_argument("--limit", action="append", default=["dlib-cnn=100"], help="NAME=N photos for a slow detector")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     limits = {name: int(count) for name, count in (item.split("=") for item in args.limit)}
 
-    from gender_cli.bench.standin_models import standin_classifier
+    from standin_models import standin_classifier
     from gender_cli.photos import write_photos
 
     runs = []
@@ -65,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _record(args, argv, placements: dict, runs: list[dict]) -> dict:
     from gender_cli.bench.machine import cpu_model, package_versions
-    from gender_cli.bench.record import record
+    from record import record
 
     report = {
         "what": "classify --detect pipeline over the shared faces pasted into 640x480 photos, per detector "
                 "(stand-in classifiers: speed only)",
-        "command": "python bench/measure_detect.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/scripts/measure_detect.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average": os.getloadavg()},
         "versions": package_versions(["onnxruntime-gpu", "onnxruntime", "opencv-python-headless", "dlib-bin",

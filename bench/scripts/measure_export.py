@@ -10,8 +10,8 @@ and a classifier with a small fake head (saved with ``HeadSpec.save``), all fp32
 (their agreement figures with fp32 are recorded too) and a short CPU speed comparison
 of the exported fp32/fp16/int8 graphs.
 
-    python bench/measure_export.py                       # full-size stand-in, fp32 cases
-    python bench/measure_export.py --precisions --size tiny
+    python bench/scripts/measure_export.py                       # full-size stand-in, fp32 cases
+    python bench/scripts/measure_export.py --precisions --size tiny
 
 Targets (issue 4): fp32 export at most 20 s and 3 GiB peak RSS on 2 cores.
 """
@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from gender_cli.bench.machine import cpu_model, memory_gib, package_versions
+from record import RESULTS
 
 TARGET_SECONDS = 20.0
 TARGET_PEAK_GIB = 3.0
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PACKAGES = ("gender-cli", "onnx", "onnxruntime-gpu", "numpy", "click")
 
 
@@ -166,7 +166,7 @@ def main() -> int:
     args = ap.parse_args()
 
     results = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "size": args.size,
-               "command": " ".join(["python bench/measure_export.py", *sys.argv[1:]]),
+               "command": " ".join(["python bench/scripts/measure_export.py", *sys.argv[1:]]),
                "machine": machine_info(), "targets": {"seconds": TARGET_SECONDS, "peak_rss_gib": TARGET_PEAK_GIB},
                "cases": {}}
     with tempfile.TemporaryDirectory(prefix="gender-cli-export-bench-") as tmp:
@@ -210,10 +210,10 @@ def main() -> int:
                 "batch": args.speed_batch, "iters": args.speed_iters,
                 **cpu_speed({k: v for k, v in models.items() if v.is_file()}, args.speed_batch, args.speed_iters),
             }
-    RESULTS_DIR.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
     stem = "export" if args.size == "full" else f"export-{args.size}"
-    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS_DIR / f"{stem}.md").write_text(markdown(results))
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))
     return 0 if all(c["returncode"] == 0 for c in results["cases"].values()) else 1
 

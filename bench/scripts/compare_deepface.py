@@ -15,8 +15,8 @@ converts the same ``gender_model_weights.h5`` into one batched ONNX graph. This 
 
 and writes ``bench/results/<name>.json`` and ``.md`` with the machine, versions and load.
 
-    python bench/compare_deepface.py                         # full-size stand-in
-    python bench/compare_deepface.py --h5 gender_model_weights.h5 --batch 64 --images 32
+    python bench/scripts/compare_deepface.py                         # full-size stand-in
+    python bench/scripts/compare_deepface.py --h5 gender_model_weights.h5 --batch 64 --images 32
 
 Imports TensorFlow (for deepface's way); ``gender-cli bench`` and ``classify`` never do.
 """
@@ -37,8 +37,8 @@ import warnings
 import numpy as np
 
 from gender_cli.bench.machine import cpu_model, memory_gib, package_versions
+from record import RESULTS
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PACKAGES = ("gender-cli", "onnxruntime", "onnxruntime-gpu", "tensorflow", "keras", "numpy", "h5py")
 
 
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=32, help="images for deepface's loop and the agreement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed deepface calls first")
     parser.add_argument("--name", default="deepface-gender", help="results file stem")
-    parser.add_argument("--results", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     machine = {
         "cpu_model": cpu_model(),
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     male_female = woman_man[:, ::-1]  # deepface's order is Woman, Man
     result = {
         "what": "deepface gender model: deepface's per-image Keras loop vs gender-cli's batched ONNX graph",
-        "command": "python bench/compare_deepface.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/scripts/compare_deepface.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "input": input_name,
         "standin": standin,
         "machine": machine,

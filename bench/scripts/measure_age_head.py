@@ -1,7 +1,7 @@
 """What the age head costs: the two-head graph against the gender-only one, and against
 two backbone passes per image.
 
-    python bench/measure_age_head.py [--sizes tiny full] [--batch 8] [--rounds 60 12] [--threads N]
+    python bench/scripts/measure_age_head.py [--sizes tiny full] [--batch 8] [--rounds 60 12] [--threads N]
 
 For each network size, builds the stand-in network and exports two fp32 classifiers
 from the same backbone and the same seeded gender head: gender-only, and gender + a
@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+from record import RESULTS
+
 GOAL = 0.98  # two-head img/s over gender-only img/s
 WARMUP = 3
 MODES = ("gender", "both", "twice")
@@ -49,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, nargs="+", default=[60, 12],
                         help="rounds per size, in the order of --sizes (the last one repeats)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     from gender_cli.bench.machine import cpu_model, package_versions
-    from gender_cli.bench.record import record
+    from record import record
 
     load_before = os.getloadavg()
     sizes = {}
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "what": "img/s of the two-head (gender + age) graph against the gender-only graph and "
                 "against two passes per batch (deepface-style), stand-in weights, CPU provider",
-        "command": "python bench/measure_age_head.py --sizes " + " ".join(args.sizes)
+        "command": "python bench/scripts/measure_age_head.py --sizes " + " ".join(args.sizes)
                    + f" --batch {args.batch} --rounds " + " ".join(str(r) for r in args.rounds)
                    + (f" --threads {args.threads}" if args.threads else ""),
         "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(size: str, work: Path, batch: int, rounds: int, threads: int | None) -> dict:
     from gender_cli.bench.bench import synthetic_batch
-    from gender_cli.bench.standin_models import descriptor_dim, standin_age_head, standin_head
+    from standin_models import descriptor_dim, standin_age_head, standin_head
     from gender_cli.contract import PROBABILITIES
     from gender_cli.convert.vgg_face import vgg_face_network
     from gender_cli.export.export import export

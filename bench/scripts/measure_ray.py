@@ -1,6 +1,6 @@
 """Measure ``classify --engine ray`` against the local engine on one machine, in one run.
 
-    python bench/measure_ray.py [--images ../shared/data/utkface-sample] [--files 200] [--batch 8] [--rounds 2]
+    python bench/scripts/measure_ray.py [--images ../shared/data/utkface-sample] [--files 200] [--batch 8] [--rounds 2]
 
 Builds the full-size stand-in classifier (fp32, ``standin_models.standin_classifier``),
 takes ``--files`` evenly spread faces, and then, for each round, classifies them with the local engine and with a fresh local Ray
@@ -42,12 +42,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gender_cli.bench.machine import descends_from, package_versions
-from gender_cli.bench.measure_convert import machine_info
-from gender_cli.bench.record import record
-from gender_cli.bench.run_matrix import DEFAULT_IMAGES
-from gender_cli.bench.standin_models import standin_classifier, subset
+from measure_convert import machine_info
+from record import RESULTS, SHARED_FACES, record
+from standin_models import standin_classifier, subset
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DRIVER_BLOCK_ROWS = 64  # classify's default --batch: one result block per batch
 GOAL = 0.8  # Ray img/s at least this share of the local engine's (issue: Ray must not eat the machine)
 PACKAGES = ("gender-cli", "ray", "onnxruntime", "onnxruntime-gpu", "pyarrow", "numpy", "pillow")
@@ -246,7 +244,7 @@ def driver_rates(batch: int, rows: int = 50_000) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="face crops to classify")
+    parser.add_argument("--images", type=Path, default=SHARED_FACES, help="face crops to classify")
     parser.add_argument("--files", type=int, default=200, help="how many of them (evenly spread)")
     parser.add_argument("--batch", type=int, default=8, help="batch size, both engines")
     parser.add_argument("--rounds", type=int, default=2, help="local + Ray pairs, alternating")
@@ -282,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "what": "classify --engine ray vs --engine local, full-size fp32 stand-in classifier, same machine, same run",
-        "command": "python bench/measure_ray.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/scripts/measure_ray.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],

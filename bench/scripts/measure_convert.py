@@ -6,10 +6,10 @@ child's peak resident memory from ``wait4``'s rusage (file pages it maps count t
 times each step from the progress lines it prints, and writes
 ``bench/results/<name>.json`` and ``<name>.md`` with the machine and versions.
 
-    python bench/measure_convert.py                         # a full-size .mat stand-in first
-    python bench/measure_convert.py --format caffe --name convert-caffe
-    python bench/measure_convert.py --keras --name convert-keras   # also model.keras
-    python bench/measure_convert.py --weights vgg_face.mat --repeat 3
+    python bench/scripts/measure_convert.py                         # a full-size .mat stand-in first
+    python bench/scripts/measure_convert.py --format caffe --name convert-caffe
+    python bench/scripts/measure_convert.py --keras --name convert-keras   # also model.keras
+    python bench/scripts/measure_convert.py --weights vgg_face.mat --repeat 3
 
 Targets (issues 3 and 10): at most 20 s and 3 GiB peak RSS on 2 cores, for every format.
 """
@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 from gender_cli.bench.machine import cpu_model, memory_gib, package_versions
+from record import RESULTS
 
 TARGET_SECONDS = 20.0
 TARGET_PEAK_GIB = 3.0
 STEPS = ("reading weights", "saving layer table", "saving head", "building Keras model", "saving Keras model")
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PACKAGES = ("gender-cli", "tensorflow", "keras", "numpy", "scipy", "h5py", "protobuf", "click")
 
 
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mat-version", default="5", choices=("5", "7.3"), help="stand-in MAT version")
     parser.add_argument("--keras", action="store_true", help="convert --keras (also write model.keras)")
     parser.add_argument("--repeat", type=int, default=1, help="number of measured converts")
-    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder for the results")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the results")
     parser.add_argument("--name", default="convert", help="results file stem (NAME.json, NAME.md)")
     args = parser.parse_args(argv)
     machine = machine_info()  # before the runs, so the load average is the starting one
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
         "what": "gender-cli convert, full-size VGG-Face, child process measured from outside",
         "machine": machine,
         "versions": versions(),
-        "command": "python bench/measure_convert.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/scripts/measure_convert.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "input": {"description": description, "size_mib": size_mib, "standin_write_s": standin_seconds},
         "targets": {"wall_s": TARGET_SECONDS, "peak_rss_gib": TARGET_PEAK_GIB},
         "runs": runs,

@@ -1,6 +1,6 @@
 """Age head settings compared on the known-answer age task (stand-in network).
 
-    python bench/age_head_configs.py [--size tiny|full] [--per-class 200] [--dim 0.6 --lift 100]
+    python bench/scripts/age_head_configs.py [--size tiny|full] [--per-class 200] [--dim 0.6 --lift 100]
 
 Writes the generated task (``synthetic.write_known_answer_age_dataset``: UTKFace
 names, age as brightness, gender as colour balance) into a scratch folder, extracts
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+from record import RESULTS
+
 # (hidden, dropout, loss, learning rate); the first row is the default
 CONFIGS = (
     ([64], 0.2, "dex", 5e-3),
@@ -44,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=200)
     parser.add_argument("--dim", type=float, default=None, help="synthetic.AGE_DIM (default: as shipped)")
     parser.add_argument("--lift", type=float, default=None, help="synthetic.AGE_LIFT (default: as shipped)")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     import gender_cli.synthetic as synthetic
     from gender_cli.bench.machine import cpu_model
-    from gender_cli.bench.record import record
+    from record import record
 
     synthetic.AGE_DIM = args.dim if args.dim is not None else synthetic.AGE_DIM
     synthetic.AGE_LIFT = args.lift if args.lift is not None else synthetic.AGE_LIFT
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, extract_seconds, gender_accuracy = run(Path(tmp), args.size, args.per_class)
     report = {
         "what": "test MAE (years) of age head settings on the known-answer age task, stand-in network",
-        "command": f"python bench/age_head_configs.py --size {args.size} --per-class {args.per_class} "
+        "command": f"python bench/scripts/age_head_configs.py --size {args.size} --per-class {args.per_class} "
                    f"--dim {synthetic.AGE_DIM:g} --lift {synthetic.AGE_LIFT:g}",
         "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average": os.getloadavg()},

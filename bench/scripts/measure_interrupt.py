@@ -1,6 +1,6 @@
 """How fast ``gender-cli classify`` answers Ctrl-C, measured on the real command.
 
-    python bench/measure_interrupt.py [--size full] [--batch 8] [--images DIR] [--repeat 5]
+    python bench/scripts/measure_interrupt.py [--size full] [--batch 8] [--images DIR] [--repeat 5]
 
 Builds the stand-in classifier of ``--size`` in a scratch workspace, then, ``--repeat``
 times: starts ``gender-cli classify`` over ``--files`` images in a child process, waits
@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_IMAGES = HERE.parent.parent / "shared" / "data" / "utkface-sample"
+from record import RESULTS, SHARED_FACES
+
 DELAYS = (0.1, 0.4, 0.7, 1.0, 1.3)  # seconds after the first rows land, spread over a batch
 
 
@@ -34,13 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="full", choices=["tiny", "full"])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--files", type=int, default=200)
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--images", type=Path, default=SHARED_FACES)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from gender_cli.bench.record import record
+    from record import record
     from gender_cli.bench.machine import cpu_model, package_versions
-    from gender_cli.bench.standin_models import standin_classifier, subset
+    from standin_models import standin_classifier, subset
 
     with tempfile.TemporaryDirectory(prefix="gender-cli-interrupt-") as tmp:
         work = Path(tmp)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = sorted(run["seconds_to_exit"] for run in runs)
     report = {
         "what": "seconds from SIGINT to the exit of gender-cli classify (stand-in classifier, CPU)",
-        "command": f"python bench/measure_interrupt.py --size {args.size} --batch {args.batch} --files {args.files}",
+        "command": f"python bench/scripts/measure_interrupt.py --size {args.size} --batch {args.batch} --files {args.files}",
         "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average": os.getloadavg()},
         "versions": package_versions(["onnxruntime-gpu", "onnxruntime", "numpy", "pillow"]),

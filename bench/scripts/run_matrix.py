@@ -1,6 +1,6 @@
 """Run the standard benchmark matrix on this machine and tabulate it.
 
-    python bench/run_matrix.py [--sizes tiny,full] [--images ../shared/data/utkface-sample]
+    python bench/scripts/run_matrix.py [--sizes tiny,full] [--images ../shared/data/utkface-sample]
 
 For each stand-in network size it builds a scratch workspace (the layer table, a
 seeded stand-in head, fp32/fp16/int8 classifiers exported with
@@ -23,8 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_IMAGES = HERE.parent.parent / "shared" / "data" / "utkface-sample"
+from record import RESULTS, SHARED_FACES
+
 
 # size -> settings. The full-size network (145 M parameters, ~15 GFLOP per image) is
 # kept to small batches, few iterations and a subset of images on a small CPU.
@@ -37,8 +37,8 @@ PLANS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="tiny,full", help="comma-separated stand-in sizes (tiny, full)")
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="end-to-end / calibration images")
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="where the JSON and README go")
+    parser.add_argument("--images", type=Path, default=SHARED_FACES, help="end-to-end / calibration images")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and README go")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--no-tf", action="store_true", help="skip the TensorFlow comparison")
@@ -65,7 +65,7 @@ def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, 
     from gender_cli import workspace
     from gender_cli.atomic import write_json_atomically
     from gender_cli.bench.bench import bench, log_stages
-    from gender_cli.bench.standin_models import standin_workspace, subset
+    from standin_models import standin_workspace, subset
     from gender_cli.export.export import export
 
     log(f"{size}: building the stand-in network and head")
@@ -97,7 +97,7 @@ def run_size(size: str, plan: dict, work: Path, images: Path | None, out: Path, 
             variants=True,
             compare_tf=compare_tf and batch == plan["tf_batch"],
             target_seconds=plan["seconds"],
-            command=f"python bench/run_matrix.py --sizes {size}",
+            command=f"python bench/scripts/run_matrix.py --sizes {size}",
             progress=log_stages(lambda message: log(f"{size}: {message}")),
         )
         figures["network_size"] = size
@@ -146,7 +146,7 @@ def write_readme(out: Path) -> str:
         [
             "# Benchmark results",
             "",
-            "Written by `python bench/run_matrix.py`; one `bench-<network>-b<batch>.json` per row "
+            "Written by `python bench/scripts/run_matrix.py`; one `bench-<network>-b<batch>.json` per row "
             "(every setting and figure, as `gender-cli bench --json` writes it).",
             "",
             "All models are made from **STAND-IN (random) weights**: these are speed figures only. "

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # bench/results
+SHARED_FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "utkface-sample"  # ../shared beside the clone
+
 
 def record(folder: Path, stem: str, report: dict, markdown: str) -> Path:
     from gender_cli.atomic import write_bytes_atomically, write_json_atomically

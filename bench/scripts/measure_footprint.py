@@ -1,6 +1,6 @@
 """Disk written and peak memory of every verb at full size, measured on the real commands.
 
-    python bench/measure_footprint.py [--images ../shared/data/utkface-sample] [--train 80] [--classify 200]
+    python bench/scripts/measure_footprint.py [--images ../shared/data/utkface-sample] [--train 80] [--classify 200]
 
 Runs the chain a user runs, each verb in its own child process (peak RSS from
 ``wait4``), in a scratch workspace: ``make-standin`` (full size) -> ``convert`` ->
@@ -22,8 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_IMAGES = HERE.parent.parent / "shared" / "data" / "utkface-sample"
+from record import RESULTS, SHARED_FACES
+
 
 
 def disk_bytes(path: Path) -> int:
@@ -56,15 +56,15 @@ def run_verb(argv: list[str], env: dict, cwd: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
+    parser.add_argument("--images", type=Path, default=SHARED_FACES)
     parser.add_argument("--train", type=int, default=80)
     parser.add_argument("--classify", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from gender_cli.bench.record import record
+    from record import record
     from gender_cli.bench.machine import cpu_model, memory_gib, package_versions
-    from gender_cli.bench.standin_models import subset
+    from standin_models import subset
 
     steps = []
     with tempfile.TemporaryDirectory(prefix="gender-cli-footprint-") as tmp:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "what": "peak RSS and disk written per verb, full-size stand-in weights, CPU",
-        "command": "python bench/measure_footprint.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python bench/scripts/measure_footprint.py " + " ".join(argv or sys.argv[1:]),
         "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "ram_gib": memory_gib(),
                     "load_average": [round(x, 2) for x in os.getloadavg()]},

@@ -1,6 +1,6 @@
 """The settings sweep behind the OpenCV detector's parameters (docs/decisions.md).
 
-    python bench/tune_haar.py [--every 5] [--photos 100]
+    python bench/scripts/tune_haar.py [--every 5] [--photos 100]
 
 For each combination of border (fraction of the long side added in black), histogram
 equalisation, minNeighbors and cascade file, runs OpenCV's Haar face cascade on:
@@ -23,14 +23,14 @@ import os
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_FACES = HERE.parent.parent / "shared" / "data" / "utkface-sample"
+from record import SHARED_FACES
+
 CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faces", type=Path, default=DEFAULT_FACES)
+    parser.add_argument("--faces", type=Path, default=SHARED_FACES)
     parser.add_argument("--every", type=int, default=5)
     parser.add_argument("--photos", type=int, default=100)
     args = parser.parse_args(argv)

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """One-shot GPU benchmark: onnxruntime fp32/fp16(/int8) vs PyTorch on the same weights.
 
-    python3 bench/gpu/gpu_bench.py [--size full] [--device cuda] [--batch 64]
+    python3 bench/scripts/gpu/gpu_bench.py [--size full] [--device cuda] [--batch 64]
         [--precisions fp32,fp16] [--faces DIR | --jpegs 2000] [--out $OUT]
 
 Made for a GPU host that has no package registry and no gender-cli install (see
-bench/gpu/README.md): the package is imported from this working tree (setup.cfg's
+bench/scripts/gpu/README.md): the package is imported from this working tree (setup.cfg's
 ``package_dir``) when it is not installed, and everything runs from data made here:
 
 1. the stand-in network (``vgg_face_network(size)``, numpy only) and a seeded head,
@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIBRARY_MARK = "GENDER_CLI_GPU_BENCH_LIBS"  # set once the process runs with the CUDA library path
 GOALS = {  # issue 6, on one H200 with 16 cores
     "ort_fp16_images_per_second": 13_000,
