@@ -9,18 +9,9 @@ import click
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import notice, using_model, warn_if_standin
 from gender_cli.cli.options import (
-    batch_option, check_output_location, detect_options, device_option, model_option, quiet_option, workers_option,
+    batch_option, check_output_location, detect_options, device_option, labelled_data_options, model_option,
+    parsed_by, quiet_option, workers_option,
 )
-from gender_cli.train.datasets import LAYOUT_CHOICES
-
-
-def _groups(ctx, param, value):
-    from gender_cli.train.groups import parse_groups
-
-    try:
-        return parse_groups(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.command(
@@ -29,7 +20,7 @@ def _groups(ctx, param, value):
                   {**OK, **ERRORS}),
 )
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--groups", "groups", required=True, callback=_groups, metavar="COL[,COL]",
+@click.option("--groups", "groups", required=True, callback=parsed_by("gender_cli.train.groups", "parse_groups"), metavar="COL[,COL]",
               help="Group columns, comma-separated; 'a*b' for the pairs of two columns' values. A manifest's "
               "other columns by their names; UTKFace names give race (white, black, asian, indian, others); "
               "any usable age gives age_band (0-19, 20-39, 40-59, 60+); agegender gives pool; the folders "
@@ -41,13 +32,7 @@ def _groups(ctx, param, value):
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="Label female when p_female >= this, to examine another operating point. Default: the "
               "model's threshold (0.5 for a head that train calibrated).")
-@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
-              help="How DATA is labelled (as for 'gender-cli train'); 'auto' detects it.")
-@click.option("--split", type=click.Choice(["test", "all"]), default=None,
-              help="Audit the test split (of --splits, or of the manifest's split column) or all images. "
-              "Default: test when split information exists, else all.")
-@click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None, help="A training run's splits.csv: audit that run's held-out test images.")
+@labelled_data_options("Audit")
 @detect_options(max_faces=False)
 @batch_option(32)
 @workers_option
@@ -86,22 +71,14 @@ def audit(data, groups, model_path, out_dir, threshold, layout, split, splits_fi
 
 def _summary(summary: dict) -> str:
     """``accuracy 0.9123 [0.8990, 0.9240] on 400 images``, then the largest accuracy gap per grouping."""
+    from gender_cli.train.group_metrics import interval_text
+
     overall = summary["overall"]
-    lines = [f"accuracy {_interval(overall, 'accuracy')} on {overall['n']} images "
+    lines = [f"accuracy {interval_text(overall, 'accuracy')} on {overall['n']} images "
              f"(threshold {summary['threshold']['value']:.4f})"]
     for name, block in summary["by_group"].items():
         gap = next(g for g in block["gaps"] if g["metric"] == "accuracy")
-        if gap["gap"] is None:
-            lines.append(f"{name}: {len(block['rows'])} groups; accuracy gap: {gap['reason']}")
-        else:
-            lines.append(f"{name}: {len(block['rows'])} groups; largest accuracy gap {gap['gap']:.4f} "
-                         f"[{gap['gap_low']:.4f}, {gap['gap_high']:.4f}] ({gap['high_group']} vs {gap['low_group']})")
+        lines.append(f"{name}: {len(block['rows'])} groups; " + (
+            f"accuracy gap: {gap['reason']}" if gap["gap"] is None else
+            f"largest accuracy gap {interval_text(gap, 'gap')} ({gap['high_group']} vs {gap['low_group']})"))
     return "\n".join(lines)
-
-
-def _interval(row: dict, name: str) -> str:
-    if row[name] is None:
-        return "n/a"
-    if row[f"{name}_low"] is None:
-        return f"{row[name]:.4f} (too few images for an interval)"
-    return f"{row[name]:.4f} [{row[f'{name}_low']:.4f}, {row[f'{name}_high']:.4f}]"

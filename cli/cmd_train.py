@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.options import (
-    batch_option, check_output_location, detect_options, device_option, quiet_option, workers_option,
+    batch_option, check_output_location, detect_options, device_option, parsed_by, quiet_option, workers_option,
 )
 from gender_cli.contract import AGE_RANGE, DESCRIPTORS
 from gender_cli.train.age_head import AGE_LOSSES, DEFAULT_AGE_LOSS, AgeHeadConfig
@@ -18,15 +18,6 @@ from gender_cli.cli.messages import age_summary_line, gender_summary_line, warn_
 
 
 AGE_DEFAULTS = AgeHeadConfig()
-
-
-def parse_split(ctx, param, value: str):
-    from gender_cli.train.splits import parse_fractions
-
-    try:
-        return parse_fractions(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def parse_hidden(ctx, param, value: str) -> list[int]:
@@ -64,7 +55,7 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
 @click.option("--descriptor", type=click.Choice(list(DESCRIPTORS)), default=None,
               help="Backbone layer the head is trained on (default: the network's own): "
               + "; ".join(f"{d.name}: {d.help}" for d in DESCRIPTORS.values()) + ".")
-@click.option("--split", "fractions", default="0.6,0.2,0.2", show_default=True, callback=parse_split,
+@click.option("--split", "fractions", default="0.6,0.2,0.2", show_default=True, callback=parsed_by("gender_cli.train.splits", "parse_fractions"),
               help="Train,validation,test fractions of a stratified, seeded split (a manifest's "
               "split column wins over it).")
 @click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),

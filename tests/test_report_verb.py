@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,6 +72,7 @@ def test_rows_of_a_graph_from_before_calibration_say_which_threshold(classified,
     assert summary["threshold"]["value"] == pytest.approx(min(female))
     assert "not 0.5" in summary["threshold"]["source"]
     given = invoke("report", rows, "-o", tmp_path / "g", "--threshold", "0.9")
+    assert given.exit_code == 0, given.output
     assert json.loads((tmp_path / "g" / "summary.json").read_text())["threshold"] == {"value": 0.9, "source": "given"}
 
 

@@ -30,7 +30,7 @@ from gender_cli.contract import GENDER_HEAD, LABELS, PROBABILITIES, STANDIN_WARN
 from gender_cli.errors import GenderCliError
 from gender_cli.train import calibration, intervals
 from gender_cli.train.group_metrics import (
-    ALL, METRICS, MIN_CLASS_N, MIN_RATE_N, GroupResult, largest_gaps, measure, measure_groups,
+    ALL, CLASS_ERRORS, MIN_CLASS_N, MIN_RATE_N, GroupResult, largest_gaps, measure, measure_groups,
 )
 from gender_cli.train.groups import GroupBy, check_groups, group_values, parse_groups
 from gender_cli.train.scoring import score
@@ -40,7 +40,7 @@ METRICS_FILE = "metrics.json"
 SWEEP_FILE = "threshold_sweep.csv"
 PREDICTIONS_FILE = "predictions.csv"
 SWEEP_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 101), 2)
-SWEEP_METRICS = ("accuracy", "balanced_accuracy", *(m.name for m in METRICS if m.counts and m.name != "accuracy"))
+SWEEP_METRICS = ("accuracy", "balanced_accuracy", *(m.name for m in CLASS_ERRORS))
 
 
 @dataclass
@@ -179,12 +179,10 @@ def sweep_rates(y: np.ndarray, p_female: np.ndarray, thresholds=SWEEP_THRESHOLDS
     predicted = called.astype(int)
     result = {"n": int(len(y)), "accuracy": (predicted == y).mean(axis=1).tolist() if len(y) else None}
     rates = {}
-    for metric in METRICS:
-        if metric.counts is None or metric.name == "accuracy":
-            continue
-        label = LABELS.index(metric.name.split("_as_")[0])
-        members = y == label
-        rates[metric.name] = ((predicted[:, members] != label).mean(axis=1).tolist() if members.any() else None)
+    for metric in CLASS_ERRORS:
+        members = y == metric.taken_for_other
+        rates[metric.name] = ((predicted[:, members] != metric.taken_for_other).mean(axis=1).tolist()
+                              if members.any() else None)
     result.update(rates)
     both = all(rates[m] is not None for m in rates)
     result["balanced_accuracy"] = ((1 - (np.array(list(rates.values())).mean(axis=0))).tolist() if both else None)

@@ -11,15 +11,15 @@ from gender_cli.html_report import (
     Cell, Column, Tile, bullets, charts, estimate_cell, figure, page, paragraph, table, tile_grid, write_page,
 )
 from gender_cli.svg_charts import PALETTE, Bar, Series, bar_chart, line_chart
-from gender_cli.train.group_metrics import ALL, METRICS
+from gender_cli.train.group_metrics import ALL, CLASS_ERRORS, METRICS, interval_text
 from gender_cli.train.report import write_report
 
 WRONG_SHOWN = 24
 RACE_NOTE = ("The race groups are UTKFace's own coarse labels, five codes (white, black, asian, indian, others) "
              "given by the data set's annotators from the picture, not people's own description of themselves; "
              "read them as a rough check for unequal errors, nothing finer.")
-CHARTED = ("accuracy", f"{LABELS[1]}_as_{LABELS[0]}", f"{LABELS[0]}_as_{LABELS[1]}")
-SWEPT = (f"{LABELS[1]}_as_{LABELS[0]}", f"{LABELS[0]}_as_{LABELS[1]}")
+SWEPT = tuple(m.name for m in CLASS_ERRORS)
+CHARTED = ("accuracy", *SWEPT)
 HEADINGS = {m.name: m.heading for m in METRICS}
 MOST_LINES = len(PALETTE)  # a grouping with more groups gets no per-group line chart (colours would repeat)
 
@@ -168,12 +168,6 @@ def _sweep_html(summary: dict, threshold: float) -> str:
             + charts(*figures) + _too_many(sweep["by_group"], "threshold_sweep.csv"))
 
 
-def _md_number(value, low=None, high=None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.4f}" + (f" [{low:.4f}, {high:.4f}]" if low is not None and high is not None else " (no interval)")
-
-
 def markdown_sections(summary: dict) -> list[tuple[str, list[str]]]:
     facts = [f"- {fact}" for fact in _facts(summary)]
     if _uses_race(summary):
@@ -184,7 +178,7 @@ def markdown_sections(summary: dict) -> list[tuple[str, list[str]]]:
         lines = [f"| {first} | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
         for r in records:
             cells = [str(r["n"]), *(str(r[f"n_{label}"]) for label in LABELS),
-                     *(_md_number(r[m], r[f"{m}_low"], r[f"{m}_high"]) for m in HEADINGS),
+                     *(interval_text(r, m) for m in HEADINGS),
                      "n/a" if r.get("ece") is None else f"{r['ece']:.4f}", r["note"]]
             lines.append(f"| {r['group']} | " + " | ".join(cells) + " |")
         return lines
@@ -194,7 +188,7 @@ def markdown_sections(summary: dict) -> list[tuple[str, list[str]]]:
         gap_lines = ["", "Largest gap between groups (highest - lowest, with its interval):", ""]
         for gap in block["gaps"]:
             gap_lines.append(f"- {HEADINGS[gap['metric']]}: " + (
-                f"{_md_number(gap['gap'], gap['gap_low'], gap['gap_high'])} ({gap['high_group']} - "
+                f"{interval_text(gap, 'gap')} ({gap['high_group']} - "
                 f"{gap['low_group']}, {gap['compared']} groups compared)" if gap["gap"] is not None else gap["reason"]))
         sections.append((f"By {name}", rows(name, block["rows"]) + gap_lines))
     sections.append(("Files", ["- report.html: this report with charts and thumbnails",

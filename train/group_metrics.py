@@ -41,6 +41,7 @@ class Metric:
     interval: str  # "wilson" (a rate k/n) or "bootstrap"
     help: str
     counts: Callable | None = None  # rates: (y_true, y_pred) -> (k, n)
+    taken_for_other: int | None = None  # the class whose images this rate labels as the other class
 
 
 def _taken_for_other(label: int):
@@ -52,11 +53,12 @@ METRICS = (
            lambda y, pred: (int((y == pred).sum()), len(y))),
     Metric("balanced_accuracy", "balanced accuracy", "bootstrap", "mean of the two classes' recalls"),
     *(Metric(f"{LABELS[c]}_as_{LABELS[1 - c]}", f"{LABELS[c]} labelled {LABELS[1 - c]}", "wilson",
-             f"share of {LABELS[c]} images labelled {LABELS[1 - c]}", _taken_for_other(c)) for c in (1, 0)),
+             f"share of {LABELS[c]} images labelled {LABELS[1 - c]}", _taken_for_other(c), c) for c in (1, 0)),
     Metric("roc_auc", "ROC AUC", "bootstrap", f"ROC AUC of p_{LABELS[1]}: how often a {LABELS[1]} image scores "
            f"above a {LABELS[0]} one"),
 )
 METRIC_NAMES = tuple(m.name for m in METRICS)
+CLASS_ERRORS = tuple(m for m in METRICS if m.taken_for_other is not None)  # one per class
 
 
 @dataclass
@@ -106,7 +108,7 @@ def measure(group_by: str, group: str, y_true, p_female, y_pred) -> GroupResult:
     if few:
         result.notes.append(f"no interval under {MIN_RATE_N} images: {', '.join(few)}")
     if both:
-        recalls = [1 - result.estimates[f"{LABELS[c]}_as_{LABELS[1 - c]}"] for c in (0, 1)]
+        recalls = [1 - result.estimates[m.name] for m in CLASS_ERRORS]
         result.estimates["balanced_accuracy"] = float(np.mean(recalls))
         result.estimates["roc_auc"] = roc_auc(y, scores)
         if min(per_class.values()) >= MIN_CLASS_N:
@@ -158,3 +160,15 @@ def largest_gaps(results: list[GroupResult]) -> list[dict]:
         gaps.append({**record, "gap": gap, "gap_low": gap_low, "gap_high": gap_high,
                      "high_group": high.group, "low_group": low.group, "reason": None})
     return gaps
+
+
+def interval_text(record: dict, name: str, digits: int = 4) -> str:
+    """``0.9123 [0.8990, 0.9240]`` from a record's ``name``, ``name_low`` and ``name_high``
+    (a group row, or a gap with ``name="gap"``); ``0.9123 (no interval)`` where there
+    were too few images; ``n/a`` without an estimate."""
+    value, low, high = record[name], record[f"{name}_low"], record[f"{name}_high"]
+    if value is None:
+        return "n/a"
+    if low is None:
+        return f"{value:.{digits}f} (no interval)"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
