@@ -147,6 +147,9 @@ class Meta:
     FACE_MIN_SIZE = "face_min_size"  # smallest face searched, pixels of the original
     FACE_MARGIN = "face_margin"  # the box grows by this fraction of its side before cropping
     FACE_ALIGNMENT = "face_alignment"  # how the eyes were levelled (informative)
+    # The backbone's face crop convention (infer.detect.CROPS) when it is not "box", the
+    # VGG one: present in every graph of such a backbone, trained on faces or not.
+    FACE_CROP = "face_crop"
 
 
 REQUIRED_KEYS = (

@@ -28,7 +28,7 @@ import numpy as np
 from gender_cli import contract, workspace
 from gender_cli.errors import ModelFileError
 from gender_cli.infer.batches import Batch, iter_batches
-from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_available
+from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_settings
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.output import ExistingRows, PredictionWriter, Row, category_of, infer_format, open_output
 from gender_cli.infer.session import LoadedModel, open_session
@@ -169,7 +169,7 @@ def open_rows(
     if detect is not None:
         from gender_cli.infer.faces import incomplete_paths
 
-        check_available(detect.detector)
+        check_settings(detect)
         face_output = {"extra": FACE_COLUMNS, "incomplete": incomplete_paths}
         summary.detection = detect
         summary.tolerated = frozenset() if require_face else frozenset({NO_FACE})

@@ -232,7 +232,51 @@ def test_convert_recognises_the_file_by_content_and_inspect_lists_its_layers(sta
     runner = CliRunner()
     result = runner.invoke(cli, ["inspect", str(renamed)])
     assert result.exit_code == 0, result.output
-    assert "dlib DNN (loss_metric_2)" in result.output and "block14_add" in result.output and "fc_no_bias" in result.output
+    assert "dlib DNN (loss_metric_2)" in result.output and "fc_no_bias" in result.output
+    assert re.search(r"block14_add +add_prev .* block14_shortcut, block14_affine2", result.output), result.output
     result = runner.invoke(cli, ["convert", str(renamed)])
     assert result.exit_code == 0, result.output
     assert "(dlib): 108 layers" in result.output and "scale 0.00390625 folded" in result.output
+
+
+# -- faces in photos: dlib's chip convention ---------------------------------------------
+
+
+@needs_dlib
+def test_detected_faces_are_cut_as_dlib_cuts_them_and_give_its_descriptors(utkface_sample, standin_full, tmp_path):
+    """With the dlib detector the whole path is dlib's own: HOG box, 5-point landmarks,
+    ``get_face_chip`` at 150 with padding 0.25, then the network, which is what
+    ``compute_face_descriptor(img, shape)`` does."""
+    import dlib
+    import onnxruntime as ort
+    from PIL import Image
+
+    from gender_cli.export.export import export
+    from gender_cli.infer.detect import DLIB_LANDMARKS, FaceSettings, dlib_model, settings_for_model
+    from gender_cli.infer.faces import find_faces
+
+    network, _ = read_network(standin_full)
+    graph = export(network, tmp_path / "backbone.onnx")
+    settings = settings_for_model({"detector": "dlib-hog"}, graph.metadata)
+    assert graph.metadata["face_crop"] == "dlib-chip" and settings.crop == "dlib-chip" and settings.margin_used == 0.25
+    photo = Image.new("RGB", (420, 360), (90, 120, 150))
+    photo.paste(Image.open(sorted(utkface_sample.glob("*.jpg"))[7]).convert("RGB").resize((230, 230)), (120, 70))
+    photo.save(tmp_path / "photo.png")
+    found = find_faces(0, tmp_path / "photo.png", settings, (150, 150))
+    assert found.error is None and len(found.faces) == 1
+
+    pixels = np.asarray(photo)
+    rect = dlib.get_frontal_face_detector()(pixels, 0)[0]  # faces from 80 px: no upsampling
+    shape = dlib.shape_predictor(str(dlib_model(DLIB_LANDMARKS)))(pixels, rect)
+    np.testing.assert_array_equal(found.faces[0].crop, dlib.get_face_chip(pixels, shape, size=150, padding=0.25))
+    session = ort.InferenceSession(str(graph.path), providers=["CPUExecutionProvider"])
+    ours = session.run(["descriptor"], {"images": found.faces[0].crop[None]})[0]
+    theirs = np.array(dlib.face_recognition_model_v1(str(standin_full)).compute_face_descriptor(pixels, shape))[None]
+    assert _relative(ours, theirs) < 1e-4
+    assert FaceSettings(crop="dlib-chip").key().endswith("-dlib-chip")  # cached descriptors never mix crops
+
+
+def test_the_demo_takes_the_real_network_or_a_vgg_format_not_both(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--backbone", "dlib", "--format", "caffe", "-o", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "--backbone dlib uses dlib's real network" in result.output
+    assert not (tmp_path / "d").exists()

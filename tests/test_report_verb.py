@@ -112,3 +112,25 @@ def test_face_rows_count_faces_and_show_the_face(tmp_path):
     assert len(uris) == 1
     thumb = np.asarray(Image.open(io.BytesIO(base64.b64decode(uris[0]))).convert("RGB"), float)
     assert thumb.shape[:2] == (20, 20) and thumb.mean() < 10
+
+
+def test_report_runs_on_the_inference_install(classified, tmp_path):
+    """report summarises classify output where only the core install is present: no
+    TensorFlow, SciPy or matplotlib (those come with the [train] extra)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "for name in ('tensorflow', 'keras', 'scipy', 'h5py', 'onnx', 'tf2onnx', 'matplotlib'):\n"
+        "    sys.modules[name] = None  # importing any of them now raises ImportError\n"
+        "from gender_cli.cli.main import cli\n"
+        "try:\n"
+        "    cli(['report', sys.argv[1], '-o', sys.argv[2]])\n"
+        "except SystemExit as exit:\n"
+        "    print('exit', exit.code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(classified["rows"]), str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120)
+    assert "exit 0" in done.stdout, done.stderr
+    assert (tmp_path / "r" / "report.html").stat().st_size > 1000

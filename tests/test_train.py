@@ -196,3 +196,18 @@ def test_calibrated_head_and_classify_rows_never_contradict_their_probabilities(
         other = LABELS[1 - LABELS.index(row["label"])]
         assert float(row[f"p_{row['label']}"]) >= float(row[f"p_{other}"]), row
     assert {row["label"] for row in rows} == set(LABELS)
+
+
+def test_dlibs_network_trains_on_its_own_descriptor_and_input_size(tmp_path_factory):
+    """A residual graph with a 150x150 input: the default descriptor is its 'embedding'
+    and every verb reads the input size from the network and the graph."""
+    from gender_cli.convert.dlib_resnet import dlib_resnet_network
+    from gender_cli.infer.session import open_session
+
+    result, home, _ = colour_run(tmp_path_factory, dlib_resnet_network("tiny"), name="dlib", per_class=60)
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["options"]["descriptor"] == "embedding"
+    assert HeadSpec.load(result.run_dir)[0].input_dim == 8  # the tiny stand-in's embedding
+    info = open_session(result.classifier_path).info
+    assert info.input_size == (150, 150, 3) and info.raw["face_crop"] == "dlib-chip"
+    assert result.metrics["accuracy"] >= 0.9

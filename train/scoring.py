@@ -18,7 +18,7 @@ import numpy as np
 from gender_cli import workspace
 from gender_cli.contract import GENDER_HEAD, HEADS, LABELS, PROBABILITIES
 from gender_cli.errors import GenderCliError, ModelFileError
-from gender_cli.infer.detect import FaceSettings, check_available, settings_for_model
+from gender_cli.infer.detect import FaceSettings, check_settings, settings_for_model
 from gender_cli.train.batch_runner import run_over_paths
 from gender_cli.train.datasets import Dataset, Sample, load_dataset
 from gender_cli.train.splits import read_splits
@@ -113,7 +113,7 @@ def score(
         raise ModelFileError(f"{model_path} has labels {list(model_labels)}; expected {list(LABELS)}")
     settings = settings_for_model(faces, info.raw)
     if settings is not None:
-        check_available(settings.detector)
+        check_settings(settings)
 
     samples = [dataset.samples[i] for i in indices]
     paths = [s.path for s in samples]

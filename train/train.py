@@ -41,7 +41,7 @@ from gender_cli.atomic import write_json_atomically
 from gender_cli.contract import AGE, LABELS, PROBABILITIES, STANDIN_WARNING, default_descriptor, descriptor_spec
 from gender_cli.errors import GenderCliError
 from gender_cli.head_spec import AgeHeadSpec, HeadSpec
-from gender_cli.infer.detect import FaceSettings, check_available
+from gender_cli.infer.detect import FaceSettings, check_settings
 from gender_cli.tf_quiet import import_keras
 from gender_cli.train.age_head import AgeHeadConfig, age_estimates, save_keras_age_head, train_age_head
 from gender_cli.train.datasets import SPLITS, load_dataset
@@ -181,8 +181,9 @@ def train(
     aged = all_aged[used]
     true_ages = np.array([dataset.samples[i].age if dataset.samples[i].has_age else np.nan for i in used], float)
     splits = [plan.splits[i] for i in used]
-    if options.faces is not None:
-        check_available(options.faces.detector)
+    if options.faces is not None:  # the faces are cut out as the backbone's training cut them
+        options = replace(options, faces=replace(options.faces, crop=network.preprocessing.get("face_crop", "box")))
+        check_settings(options.faces)
         say(f"faces: the largest face of each image, {options.faces.summary()}")
     desc = extract_descriptors(
         paths, network, options.descriptor, options.extract_batch, options.workers, options.device,
