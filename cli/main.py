@@ -111,6 +111,8 @@ def cli() -> None:
       gender-cli export                  one ONNX graph (fp32, fp16, int8)
       gender-cli classify folder/        one row per image file
       gender-cli bench --batch 64        throughput and latency
+      gender-cli audit data/ --groups G  errors per group, with intervals
+      gender-cli report predictions.csv  a summary of classify's rows
 
     Every verb explains itself under 'gender-cli VERB --help'.
     """
