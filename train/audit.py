@@ -58,29 +58,17 @@ class AuditResult:
         return self.summary["overall"]
 
 
-def audit(
-    data: Path,
-    groups: str | list[GroupBy],
-    model_path: Path | None = None,
-    out_dir: Path | None = None,
-    layout: str = "auto",
-    split: str | None = None,
-    splits_file: Path | None = None,
-    threshold: float | None = None,
-    batch_size: int = 32,
-    workers: int | None = None,
-    device: str = "auto",
-    progress: bool = True,
-    faces: dict | None = None,
-) -> AuditResult:
-    """Audit the classifier on ``data`` per group of ``groups`` (``"race,race*age_band"``)."""
+def audit(data: Path, groups: str | list[GroupBy], out_dir: Path | None = None, threshold: float | None = None,
+          **scoring) -> AuditResult:
+    """Audit the classifier on ``data`` per group of ``groups`` (``"race,race*age_band"``);
+    ``scoring``: which model and images, and how to run it (``scoring.score``'s options:
+    model_path, layout, split, splits_file, batch_size, workers, device, progress, faces)."""
     from gender_cli.train.audit_report import write_reports
 
     group_bys = parse_groups(groups) if isinstance(groups, str) else list(groups)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise GenderCliError(f"the threshold is a probability between 0 and 1, got {threshold}")
-    scored = score(data, model_path, layout, split, splits_file, batch_size, workers, device, progress, faces,
-                   verb="audit", check=lambda samples: check_groups(group_bys, samples))
+    scored = score(data, **scoring, verb="audit", check=lambda samples: check_groups(group_bys, samples))
     info = scored.info
     if GENDER_HEAD not in info.heads:
         raise GenderCliError(f"{scored.model_path} has no gender head (heads: {', '.join(info.heads)}); "

@@ -51,23 +51,11 @@ class EvaluateResult:
         return [message for message in (self.notice, trained) if message]
 
 
-def evaluate(
-    data: Path,
-    model_path: Path | None = None,
-    out_dir: Path | None = None,
-    layout: str = "auto",
-    split: str | None = None,
-    splits_file: Path | None = None,
-    batch_size: int = 32,
-    workers: int | None = None,
-    device: str = "auto",
-    progress: bool = True,
-    faces: dict | None = None,
-) -> EvaluateResult:
-    """``faces``: None to use the images as they are; else detection settings given
-    (None values are filled from the model's metadata, then the defaults), and each
-    image stands for its largest face."""
-    scored = score(data, model_path, layout, split, splits_file, batch_size, workers, device, progress, faces)
+def evaluate(data: Path, model_path: Path | None = None, out_dir: Path | None = None, **scoring) -> EvaluateResult:
+    """Metrics and figures of the classifier ``model_path`` on ``data`` into ``out_dir``;
+    ``scoring``: which images and how to run the graph (``scoring.score``'s options:
+    layout, split, splits_file, batch_size, workers, device, progress, faces)."""
+    scored = score(data, model_path, **scoring)
     dataset, model_path, loaded, info, settings = (scored.dataset, scored.model_path, scored.loaded, scored.info,
                                                    scored.settings)
     gender, age = GENDER_HEAD in info.heads, AGE_HEAD in info.heads
