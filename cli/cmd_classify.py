@@ -16,7 +16,7 @@ import click
 
 from gender_cli.atomic import FULL_DISK
 from gender_cli.cli.help_format import epilog
-from gender_cli.cli.messages import notice, using_model, warn_if_standin
+from gender_cli.cli.messages import notice, threshold_notice, using_model, warn_if_standin
 from gender_cli.cli.options import (
     RAY_OPTIONS, batch_option, check_output_location, detect_options, device_option, engine_option, model_option,
     quiet_option, ray_options, workers_option,
@@ -67,7 +67,10 @@ class SourceType(click.ParamType):
     default=None,
     help="Where to write one row per file: path, label, p_<label> per label, age (graphs with "
     "the age head), error (with --detect one row per face, with "
-    f"{', '.join(FACE_COLUMNS)} after path). '-' writes to stdout; parquet output is a folder. Default: "
+    f"{', '.join(FACE_COLUMNS)} after path). label is the second label when its probability "
+    "reaches the graph's threshold, else the first; 'gender-cli train' calibrates the head and sets "
+    "that threshold to 0.5, so the label is the larger probability (a graph made before keeps its "
+    "own threshold, and a notice says so). '-' writes to stdout; parquet output is a folder. Default: "
     f"{DEFAULT_OUTPUT} ({DEFAULT_OUTPUTS['parquet']}/ for parquet).",
 )
 @click.option(
@@ -236,6 +239,7 @@ def _announce(path, info, quiet: bool, faces: dict, device_notice: str | None = 
     using_model(path, info.precision, quiet)
     warn_if_standin(info.standin)
     notice(device_notice, quiet)
+    notice(threshold_notice(info.gender_labels, info.threshold), quiet)
     detect = settings_for_model(faces.get("detect"), info.raw)
     if detect is None:
         notice(trained_on_faces_notice(info.raw), quiet)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.options import (
-    batch_option, check_output_location, detect_options, device_option, quiet_option, workers_option,
+    batch_option, check_output_location, detect_options, device_option, parsed_by, quiet_option, workers_option,
 )
 from gender_cli.contract import AGE_RANGE, DESCRIPTORS
 from gender_cli.train.age_head import AGE_LOSSES, DEFAULT_AGE_LOSS, AgeHeadConfig
@@ -18,15 +18,6 @@ from gender_cli.cli.messages import age_summary_line, gender_summary_line, warn_
 
 
 AGE_DEFAULTS = AgeHeadConfig()
-
-
-def parse_split(ctx, param, value: str):
-    from gender_cli.train.splits import parse_fractions
-
-    try:
-        return parse_fractions(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def parse_hidden(ctx, param, value: str) -> list[int]:
@@ -64,7 +55,7 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
 @click.option("--descriptor", type=click.Choice(list(DESCRIPTORS)), default=None,
               help="Backbone layer the head is trained on (default: the network's own): "
               + "; ".join(f"{d.name}: {d.help}" for d in DESCRIPTORS.values()) + ".")
-@click.option("--split", "fractions", default="0.6,0.2,0.2", show_default=True, callback=parse_split,
+@click.option("--split", "fractions", default="0.6,0.2,0.2", show_default=True, callback=parsed_by("gender_cli.train.splits", "parse_fractions"),
               help="Train,validation,test fractions of a stratified, seeded split (a manifest's "
               "split column wins over it).")
 @click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -108,8 +99,9 @@ def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_fi
     Reads the labelled images, splits them (stratified, seeded; splits.csv),
     extracts backbone descriptors through ONNX (cached in the workspace, resumable),
     trains small Keras heads with early stopping on the same descriptors and
-    splits: gender (decision threshold picked on the validation split) and, with
-    ages, age; writes metrics, predictions and plots to the run folder, and
+    splits: gender (calibrated by Platt scaling on the validation split, with the
+    operating point chosen there folded in, so a label is the class whose
+    probability is >= 0.5) and, with ages, age; writes metrics, predictions and plots to the run folder, and
     exports the fp32 classifier, one graph with every head, so 'gender-cli
     classify' gives gender and age per file from one pass right away.
     With --detect each image stands for its largest face, found, aligned and

@@ -27,7 +27,9 @@ COMMANDS = {
     "export": ("cmd_export", "export"),
     "train": ("cmd_train", "train"),
     "evaluate": ("cmd_evaluate", "evaluate"),
+    "audit": ("cmd_audit", "audit"),
     "classify": ("cmd_classify", "classify"),
+    "report": ("cmd_report", "report"),
     "bench": ("cmd_bench", "bench"),
     "demo": ("cmd_demo", "demo"),
 }
@@ -109,6 +111,8 @@ def cli() -> None:
       gender-cli export                  one ONNX graph (fp32, fp16, int8)
       gender-cli classify folder/        one row per image file
       gender-cli bench --batch 64        throughput and latency
+      gender-cli audit data/ --groups G  errors per group, with intervals
+      gender-cli report predictions.csv  a summary of classify's rows
 
     Every verb explains itself under 'gender-cli VERB --help'.
     """

@@ -24,6 +24,16 @@ def notice(message: str | None, quiet: bool = False) -> None:
         click.echo(f"Notice: {message}", err=True)
 
 
+def threshold_notice(labels, threshold: float) -> str | None:
+    """A graph whose threshold is not 0.5 (made before train calibrated its heads) labels
+    by that threshold, which can disagree with the larger probability: say so."""
+    if not labels or threshold == 0.5:
+        return None
+    return (f"this graph labels a file {labels[1]} when p_{labels[1]} >= {threshold:.4f}, its threshold from "
+            "before calibration, so a label can disagree with the larger probability; a head trained by "
+            "this version is calibrated and labels by the larger probability (threshold 0.5)")
+
+
 def gender_summary_line(metrics: dict) -> str:
     """``accuracy 0.9750, balanced 0.9750, AUC 0.9900 on 80 images (threshold 0.5123)``."""
     auc = f"{metrics['roc_auc']:.4f}" if metrics["roc_auc"] is not None else "n/a"

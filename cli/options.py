@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from pathlib import Path
 
@@ -174,5 +175,44 @@ def detect_options(max_faces: bool = True):
         for option in reversed(options):
             wrapper = option(wrapper)
         return wrapper
+
+    return decorator
+
+
+def parsed_by(module: str, name: str):
+    """A Click callback that parses the option's value with ``module.name`` (imported only
+    when the option is given); its ValueError becomes a usage error naming the option."""
+
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return getattr(importlib.import_module(module), name)(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def labelled_data_options(verb: str):
+    """``--layout``, ``--split`` and ``--splits``: which labelled images a verb that scores a
+    classifier on DATA (evaluate, audit) takes; ``verb`` starts their help ("Evaluate")."""
+    from gender_cli.train.datasets import LAYOUT_CHOICES
+
+    options = [
+        click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
+                     help="How DATA is labelled (as for 'gender-cli train'); 'auto' detects it."),
+        click.option("--split", type=click.Choice(["test", "all"]), default=None,
+                     help=f"{verb} the test split (of --splits, or of the manifest's split column) or all "
+                     "images. Default: test when split information exists, else all."),
+        click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     default=None, help=f"A training run's splits.csv: {verb.lower()} that run's held-out test "
+                     "images."),
+    ]
+
+    def decorator(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
 
     return decorator

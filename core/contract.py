@@ -133,6 +133,9 @@ class Meta:
     METRICS = "metrics"  # JSON: the head's test metrics, when known
     PRECISION_CHECK = "precision_check"  # JSON: agreement with fp32 (fp16/int8)
     RESIZE = "resize"  # how callers should bring images to input_size
+    # Only in graphs whose gender head was calibrated by train (absent in graphs made
+    # before: their threshold is the Youden one on the uncalibrated probabilities):
+    CALIBRATION = "calibration"  # JSON: method, slope, operating point folded in (threshold 0.5)
     # Only in graphs whose heads are not the gender head alone (absent: the gender head
     # alone, as in every graph written before the age head existed):
     HEADS = "heads"  # JSON list of HEADS names, in output order

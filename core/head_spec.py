@@ -98,6 +98,9 @@ class HeadSpec(DenseHeadFiles):
     metrics: dict = field(default_factory=dict)  # test-split metrics, when known
     source: str = ""  # where a head not trained here came from (convert of a ready classifier)
     faces: dict | None = None  # trained on detected faces: the metadata of their settings
+    # how train calibrated the head and folded its operating point in (train.calibration);
+    # None for heads from before calibration, whose threshold is the Youden one
+    calibration: dict | None = None
 
 
 @dataclass

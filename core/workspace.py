@@ -7,6 +7,7 @@ The workspace is ``$GENDER_CLI_HOME`` (default ``~/.gender-cli``)::
     models/               export: backbone-<descriptor>[-<precision>].onnx, classifier-<precision>.onnx,
                           default (the name of the classifier verbs use without --model)
     runs/NNN/             train: one numbered folder per run (head, metrics, plots)
+    evaluations/, audits/, reports/   <name>-NNN/ per evaluate, audit and report run
     cache/descriptors/    train: cached backbone descriptors
 """
 
@@ -81,6 +82,19 @@ def new_run_dir() -> Path:
     number = int(runs[-1].name) + 1 if runs else 1
     path = runs_dir() / f"{number:03d}"
     path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def new_output_dir(kind: str, stem: str) -> Path:
+    """Create and return ``$GENDER_CLI_HOME/<kind>/<stem>-NNN`` (the next free number):
+    where evaluate, audit and report write without ``-o``."""
+    base = home() / kind
+    base.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while (base / f"{stem}-{n:03d}").exists():
+        n += 1
+    path = base / f"{stem}-{n:03d}"
+    path.mkdir()
     return path
 
 

@@ -59,6 +59,8 @@ def build_metadata(
         meta.update(faces)  # how the training faces were found and cropped
     if head is not None and head.metrics:
         meta[Meta.METRICS] = json.dumps(head.metrics)
+    if head is not None and head.calibration:
+        meta[Meta.CALIBRATION] = json.dumps(head.calibration)
     if specs and list(specs) != [GENDER_HEAD]:
         meta[Meta.HEADS] = json.dumps(list(specs))
     if age is not None:

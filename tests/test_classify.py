@@ -93,12 +93,18 @@ def test_probabilities_and_labels_match_the_graph_run_directly(model, good_folde
 
 
 def test_threshold_from_metadata_decides_the_label(good_folder, tmp_path):
+    """A graph from before calibration keeps its own threshold, and classify says so."""
     strict = write_tiny_classifier(tmp_path / "strict.onnx", size=SIZE, **{Meta.THRESHOLD: "0.999"})
     out = tmp_path / "out.jsonl"
-    assert run("classify", good_folder, "--model", strict, "-o", out).exit_code == 0
+    result = run("classify", good_folder, "--model", strict, "-o", out)
+    assert result.exit_code == 0
     for line in out.read_text().splitlines():
         record = json.loads(line)
         assert record["label"] == ("female" if record["p_female"] >= 0.999 else "male")
+    assert "Notice: this graph labels a file female when p_female >= 0.9990" in result.stderr
+    calibrated = run("classify", good_folder, "--model", write_tiny_classifier(tmp_path / "half.onnx", size=SIZE),
+                     "-o", tmp_path / "half.csv")
+    assert "Notice" not in calibrated.stderr
 
 
 def test_jsonl_and_stdout_outputs(model, corpus, tmp_path):

@@ -171,6 +171,33 @@ def test_a_given_run_folder_that_existed_is_kept_when_the_run_fails(tmp_path, ti
     assert (run_dir / "notes.txt").read_text() == "the user's own file"
 
 
+def test_calibrated_head_and_classify_rows_never_contradict_their_probabilities(run, tmp_path):
+    """train folds calibration and the operating point into the head: threshold 0.5, the
+    label is the larger probability in predictions.csv and in every classify row."""
+    from click.testing import CliRunner
+
+    from gender_cli.cli.main import cli
+    from gender_cli.contract import Meta
+    from gender_cli.infer.session import open_session
+
+    result, _, data = run
+    spec, _, _ = HeadSpec.load(result.run_dir)
+    assert spec.threshold == 0.5 and spec.calibration["method"] == "platt"
+    assert spec.calibration["images"] == 40 and 0 < spec.calibration["operating_point"] < 1
+    raw = open_session(result.classifier_path, device="cpu").info.raw
+    assert float(raw[Meta.THRESHOLD]) == 0.5 and json.loads(raw[Meta.CALIBRATION]) == spec.calibration
+    out = tmp_path / "rows.csv"
+    classified = CliRunner().invoke(cli, ["classify", str(data), "--model", str(result.classifier_path), "-o",
+                                          str(out), "--device", "cpu", "-q"])
+    assert classified.exit_code == 0, classified.output
+    rows = read_csv(out)
+    assert len(rows) == 200 and "Notice" not in classified.stderr
+    for row in rows:
+        other = LABELS[1 - LABELS.index(row["label"])]
+        assert float(row[f"p_{row['label']}"]) >= float(row[f"p_{other}"]), row
+    assert {row["label"] for row in rows} == set(LABELS)
+
+
 def test_dlibs_network_trains_on_its_own_descriptor_and_input_size(tmp_path_factory):
     """A residual graph with a 150x150 input: the default descriptor is its 'embedding'
     and every verb reads the input size from the network and the graph."""

@@ -1,6 +1,9 @@
 """Fit the gender head on cached backbone descriptors, evaluate it, plot it.
 
 Modules: ``datasets`` (layouts), ``splits``, ``descriptors`` (ONNX backbone + cache),
-``head_model`` (Keras head), ``metrics``, ``plots``, ``report``, ``train`` (the verb's
-work, :func:`train.train`) and ``evaluate`` (:func:`evaluate.evaluate`).
+``head_model`` (Keras head), ``calibration`` (Platt scaling folded into the head),
+``metrics``, ``plots``, ``report``, ``train`` (the verb's work, :func:`train.train`),
+``scoring`` (a classifier over labelled data), ``evaluate`` (:func:`evaluate.evaluate`)
+and ``audit`` (:func:`audit.audit`, with ``groups``, ``group_metrics``, ``intervals``
+and ``audit_report``).
 """

@@ -16,6 +16,14 @@ CS_YEARS = 5
 AGE_BANDS = (("0-19", 0, 20), ("20-39", 20, 40), ("40-59", 40, 60), ("60+", 60, None))  # [low, high)
 
 
+def age_band(age: float) -> str:
+    """The name of the :data:`AGE_BANDS` band holding ``age`` (years)."""
+    for name, low, high in AGE_BANDS:
+        if age >= low and (high is None or age < high):
+            return name
+    raise ValueError(f"age {age} is below every band")
+
+
 def age_metrics(true_age, predicted_age) -> dict:
     """JSON-ready metrics of ``predicted_age`` against ``true_age`` (years)."""
     true_age = np.asarray(true_age, np.float64)

@@ -21,6 +21,13 @@ clipped, and :meth:`Dataset.age_summary` counts the problems.
   relative to the manifest's folder; gender is male/female/m/f/man/woman or 0/1
   (0 = male, 1 = female, as in UTKFace); split is train/val/test; age is in years.
 
+Each sample also carries the group columns its layout gives (``Sample.groups``, what
+``audit`` reports per group): a manifest's other columns under their own names;
+UTKFace's race code as ``race`` (:data:`UTKFACE_RACES`); agegender's ``pool``; and the
+folders between the layout's base and the file as ``folder1``, ``folder2``, ... (the
+base is DATA, the manifest's folder, or for class folders the ``male/`` or ``female/``
+folder, so ``male/studio/`` and ``female/studio/`` share ``folder1`` = studio).
+
 Files that cannot be decoded are not found here (that would mean decoding everything
 twice); descriptor extraction reports them.
 """
@@ -60,6 +67,8 @@ UTKFACE_NAME = re.compile(
     r"^(\d{1,3})_(\d+)_(\d+)_(\d+)\.(?:jpe?g|png)(?:\.chip\.jpe?g)?$", re.IGNORECASE
 )
 UTKFACE_PREFIX = re.compile(r"^\d{1,3}_\d+_")
+UTKFACE_RACES = ("white", "black", "asian", "indian", "others")  # the data set's race codes 0-4
+FOLDER_GROUP = "folder{}"  # the group column of the n-th folder level below a layout's base
 
 # why a sample's age cannot train or score the age head (Sample.age_problem)
 AGE_MISSING = "no age"
@@ -76,6 +85,7 @@ class Sample:
     age: float | None = None  # years, as given (also when out of range; None when missing or unreadable)
     pool: str | None = None  # agegender: "aligned" or "valid" (splits only with --agegender-split)
     age_problem: str | None = AGE_MISSING  # None when ``age`` is usable; else AGE_* above
+    groups: dict[str, str] = field(default_factory=dict)  # group column -> value (module docstring)
 
     @property
     def has_age(self) -> bool:
@@ -160,6 +170,16 @@ def _is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def folder_groups(path: Path, base: Path) -> dict[str, str]:
+    """``folder1``, ``folder2``, ... for the folders between ``base`` and ``path`` (none
+    when ``path`` is not below ``base``)."""
+    try:
+        parts = Path(path).parent.relative_to(base).parts
+    except ValueError:
+        return {}
+    return {FOLDER_GROUP.format(level): part for level, part in enumerate(parts, start=1)}
+
+
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -191,7 +211,7 @@ def _read_folders(root: Path) -> Dataset:
         for sub in subs:
             for path in _walk_files(sub):
                 if _is_image_name(path):
-                    ds.samples.append(Sample(path, label))
+                    ds.samples.append(Sample(path, label, groups=folder_groups(path, sub)))
                 else:
                     ds.skipped.append(Skipped(str(path), "not an image file name"))
     return ds
@@ -232,7 +252,8 @@ def _read_agegender(root: Path) -> Dataset:
             label = 0 if match.group(2).upper() == "M" else 1
             for path in _walk_files(sub):
                 if _is_image_name(path):
-                    ds.samples.append(Sample(path, label, split=None, age=age, pool=pool, age_problem=problem))
+                    ds.samples.append(Sample(path, label, split=None, age=age, pool=pool, age_problem=problem,
+                                             groups={"pool": pool, **folder_groups(path, sub)}))
                 else:
                     ds.skipped.append(Skipped(str(path), "not an image file name"))
     return ds
@@ -248,6 +269,16 @@ def parse_utkface_name(name: str) -> tuple[int, int] | str:
     if gender not in ("0", "1"):
         return f"gender field {gender!r} is not 0 (male) or 1 (female)"
     return int(match.group(1)), int(gender)
+
+
+def utkface_race(name: str) -> str | None:
+    """The race of a UTKFace file name (:data:`UTKFACE_RACES`; ``code N`` for a code
+    outside them), None when the name is not UTKFace's."""
+    match = UTKFACE_NAME.match(name)
+    if not match:
+        return None
+    code = int(match.group(3))
+    return UTKFACE_RACES[code] if code < len(UTKFACE_RACES) else f"code {code}"
 
 
 def _detect_utkface(root: Path) -> bool:
@@ -270,7 +301,8 @@ def _read_utkface(root: Path) -> Dataset:
         else:
             age, label = parsed
             age, problem = read_age(age)
-            ds.samples.append(Sample(path, label, age=age, age_problem=problem))
+            ds.samples.append(Sample(path, label, age=age, age_problem=problem,
+                                     groups={"race": utkface_race(path.name), **folder_groups(path, root)}))
     return ds
 
 
@@ -337,7 +369,11 @@ def _read_csv_row(ds: Dataset, manifest: Path, line: int, row: dict, columns: di
     if not path.is_file():
         ds.skipped.append(Skipped(str(path), "no such file"))
         return
-    ds.samples.append(Sample(path, label, split=split, age=age, age_problem=problem))
+    known = {"path", "gender", "split", "age"}
+    groups = {name: (row.get(column) or "").strip() for name, column in columns.items()
+              if name and name not in known}
+    ds.samples.append(Sample(path, label, split=split, age=age, age_problem=problem,
+                             groups={**folder_groups(path, manifest.parent), **groups}))
 
 
 # -- registry --------------------------------------------------------------------------

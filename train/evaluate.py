@@ -4,36 +4,28 @@ The classifier runs through onnxruntime (no TensorFlow) and uses its own decisio
 threshold from the model metadata, so variants and data sets can be compared on equal
 terms. Writes the same metrics, predictions and figures as a training run: the gender
 head's, and the age head's when the graph has one and the data has ages (images
-without a usable age are counted by reason and left out of the age metrics).
-
-Which images: with ``splits_file`` (a run's ``splits.csv``) the test split of that
-run (``split="all"``: every listed image); else the data's own split column
-(manifest) when it has one; else every image.
+without a usable age are counted by reason and left out of the age metrics). Which
+images it scores: ``scoring.select``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from gender_cli import workspace
-from gender_cli.contract import AGE, AGE_HEAD, GENDER_HEAD, HEADS, LABELS, PROBABILITIES, STANDIN_WARNING
-from gender_cli.errors import GenderCliError, ModelFileError
-from gender_cli.infer.detect import FaceSettings, check_settings, settings_for_model, trained_on_faces_notice
-from gender_cli.train.batch_runner import run_over_paths
-from gender_cli.train.datasets import age_summary, load_dataset
+from gender_cli.contract import AGE, AGE_HEAD, GENDER_HEAD, PROBABILITIES, STANDIN_WARNING
+from gender_cli.infer.detect import FaceSettings, trained_on_faces_notice
+from gender_cli.train.datasets import age_summary
 from gender_cli.atomic import write_json_atomically
 from gender_cli.train.report import (
     METRICS_FILE, PREDICTIONS_FILE, REPORT_FILE, Predictions, age_metrics_table, metrics_table,
     write_age_evaluation, write_evaluation, write_report,
 )
-from gender_cli.train.splits import read_splits
+from gender_cli.train.scoring import score
 from gender_cli.train.tasks import describe_missing_ages
-
-EVAL_SPLITS = ("test", "all")
 
 
 @dataclass
@@ -59,100 +51,25 @@ class EvaluateResult:
         return [message for message in (self.notice, trained) if message]
 
 
-def default_out_dir(model_path: Path) -> Path:
-    """``$GENDER_CLI_HOME/evaluations/<model stem>-NNN`` (the next free number)."""
-    base = workspace.home() / "evaluations"
-    base.mkdir(parents=True, exist_ok=True)
-    n = 1
-    while (base / f"{model_path.stem}-{n:03d}").exists():
-        n += 1
-    path = base / f"{model_path.stem}-{n:03d}"
-    path.mkdir()
-    return path
-
-
-def _select(dataset, split: str | None, splits_file: Path | None) -> tuple[list[int], list[str], str]:
-    """Indices of the samples to evaluate, their split names and a description."""
-    if split is not None and split not in EVAL_SPLITS:
-        raise GenderCliError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
-    if splits_file is not None:
-        recorded = read_splits(splits_file)
-        pairs = [(i, recorded.get(str(s.path.resolve()))) for i, s in enumerate(dataset.samples)]
-        pairs = [(i, s) for i, s in pairs if s is not None]
-        if split != "all":
-            pairs = [(i, s) for i, s in pairs if s == "test"]
-        if not pairs:
-            raise GenderCliError(f"no image of {dataset.root} is in the {split or 'test'} split of {splits_file}")
-        return [i for i, _ in pairs], [s for _, s in pairs], f"{split or 'test'} split of {splits_file}"
-    has_split = any(s.split for s in dataset.samples)
-    if split == "test" or (split is None and has_split):
-        if not has_split:
-            raise GenderCliError(
-                "the data has no split information: pass --splits RUN_DIR/splits.csv or --split all"
-            )
-        idx = [i for i, s in enumerate(dataset.samples) if s.split == "test"]
-        if not idx:
-            raise GenderCliError(f"the data's split column has no test rows ({dataset.root})")
-        return idx, ["test"] * len(idx), "test rows of the manifest"
-    return list(range(len(dataset.samples))), ["all"] * len(dataset.samples), "all images"
-
-
-def evaluate(
-    data: Path,
-    model_path: Path | None = None,
-    out_dir: Path | None = None,
-    layout: str = "auto",
-    split: str | None = None,
-    splits_file: Path | None = None,
-    batch_size: int = 32,
-    workers: int | None = None,
-    device: str = "auto",
-    progress: bool = True,
-    faces: dict | None = None,
-) -> EvaluateResult:
-    """``faces``: None to use the images as they are; else detection settings given
-    (None values are filled from the model's metadata, then the defaults), and each
-    image stands for its largest face."""
-    from gender_cli.infer.session import open_session
-
-    model_path = Path(model_path) if model_path else workspace.default_classifier()
-    dataset = load_dataset(data, layout)
-    indices, split_names, selection = _select(dataset, split, splits_file)
-    loaded = open_session(model_path, device=device)
-    info = loaded.info
-    if getattr(info, "kind", "classifier") not in ("classifier", None, ""):
-        raise ModelFileError(f"{model_path} is a {info.kind} graph, not a classifier (no '{PROBABILITIES}' output)")
+def evaluate(data: Path, model_path: Path | None = None, out_dir: Path | None = None, **scoring) -> EvaluateResult:
+    """Metrics and figures of the classifier ``model_path`` on ``data`` into ``out_dir``;
+    ``scoring``: which images and how to run the graph (``scoring.score``'s options:
+    layout, split, splits_file, batch_size, workers, device, progress, faces)."""
+    scored = score(data, model_path, **scoring)
+    dataset, model_path, loaded, info, settings = (scored.dataset, scored.model_path, scored.loaded, scored.info,
+                                                   scored.settings)
     gender, age = GENDER_HEAD in info.heads, AGE_HEAD in info.heads
-    model_labels = tuple(info.labels) if info.labels else LABELS
-    if gender and tuple(model_labels) != LABELS:
-        raise ModelFileError(f"{model_path} has labels {list(model_labels)}; expected {list(LABELS)}")
     threshold = float(info.threshold)
     standin = bool(info.standin)
-    settings = settings_for_model(faces, info.raw)
-    if settings is not None:
-        check_settings(settings)
-
-    samples = [dataset.samples[i] for i in indices]
+    samples, ok, unreadable, found, selection = (scored.samples, scored.ok, scored.unreadable, scored.outputs,
+                                                 scored.selection)
     paths = [s.path for s in samples]
     labels = np.array([s.label for s in samples], int)
     true_ages = np.array([s.age if s.has_age else np.nan for s in samples], float)
-    found = {HEADS[name].output: np.zeros((len(paths), *HEADS[name].shape[1:]), np.float32) for name in info.heads}
-    ok = np.zeros(len(paths), bool)
-    unreadable = []
-    started = time.perf_counter()
-    for result in run_over_paths(loaded, paths, info.head_outputs, batch_size, workers, progress,
-                                 desc=f"evaluate {model_path.name}", faces=settings):
-        if result.indices:
-            for name, values in result.values.items():
-                found[name][result.indices] = values
-            ok[result.indices] = True
-        for i, (category, message) in result.failures.items():
-            unreadable.append({"path": str(paths[i]), "category": category, "message": message})
-    seconds = time.perf_counter() - started
-    if not ok.any():
-        raise GenderCliError(f"none of the {len(paths)} selected images could be decoded")
+    split_names = scored.split_names
+    seconds = scored.seconds
 
-    out_dir = Path(out_dir) if out_dir else default_out_dir(model_path)
+    out_dir = Path(out_dir) if out_dir else workspace.new_output_dir("evaluations", model_path.stem)
     out_dir.mkdir(parents=True, exist_ok=True)
     keep = np.flatnonzero(ok)
     preds = Predictions([paths[i] for i in keep], labels[keep],

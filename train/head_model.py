@@ -193,13 +193,19 @@ def fit_head(
     )
 
 
-def head_probabilities(kernels: list[np.ndarray], biases: list[np.ndarray], x: np.ndarray) -> np.ndarray:
-    """The saved head's forward pass in NumPy (what the exported graph computes)."""
+def head_logits(kernels: list[np.ndarray], biases: list[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The saved head's forward pass in NumPy up to its softmax."""
     h = np.asarray(x, np.float32)
     for i, (kernel, bias) in enumerate(zip(kernels, biases)):
         h = h @ kernel + bias
         if i < len(kernels) - 1:
             h = np.maximum(h, 0)
+    return h
+
+
+def head_probabilities(kernels: list[np.ndarray], biases: list[np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The saved head's forward pass in NumPy (what the exported graph computes)."""
+    h = head_logits(kernels, biases, x)
     h = h - h.max(axis=1, keepdims=True)
     e = np.exp(h)
     return e / e.sum(axis=1, keepdims=True)

@@ -9,6 +9,20 @@ from gender_cli.train.report import age_metrics_table, metrics_table
 from gender_cli.train.tasks import describe_missing_ages
 
 
+def calibration_lines(calibration: dict, threshold: float, val_accuracy: float) -> list[str]:
+    """How the head was calibrated and where its operating point is."""
+    return [
+        f"- calibration: Platt scaling on the validation split ({calibration['images']} images): slope "
+        f"{calibration['slope']:.4f}, intercept {calibration['intercept']:.4f}; validation ECE "
+        f"{calibration['val_ece_before']:.4f} before, {calibration['val_ece_after']:.4f} after",
+        f"- operating point: calibrated p_female {calibration['operating_point']:.4f}, chosen on validation by "
+        "maximising Youden's J and folded into the head, so the threshold is "
+        f"{threshold:g}: a label is the class whose probability is >= {threshold:g} "
+        f"(validation accuracy at it: {val_accuracy:.4f}; uncalibrated, the threshold would have been "
+        f"{calibration['uncalibrated_threshold']:.4f})",
+    ]
+
+
 def report_sections(dataset, task, plan, split_counts, unreadable, options, gender, age,
                     descriptor_stats, classifier, export_check, files) -> list[tuple[str, list[str]]]:
     ages = dataset["ages"]
@@ -45,8 +59,7 @@ def report_sections(dataset, task, plan, split_counts, unreadable, options, gend
             f"Adam lr {options.learning_rate}, batch {options.head_batch}, seed {options.seed}",
             f"- epochs run: {trained.epochs_run} of {options.epochs}; weights kept from epoch {trained.best_epoch} "
             "(lowest validation loss)",
-            f"- threshold on p_female: {threshold:.4f}, chosen on validation by maximising Youden's J "
-            f"(validation accuracy at it: {gender['val']['accuracy']:.4f})",
+            *calibration_lines(gender["calibration"], threshold, gender["val"]["accuracy"]),
         ]
     if age:
         config, trained = age["config"], age["trained"]

@@ -46,8 +46,9 @@ from gender_cli.tf_quiet import import_keras
 from gender_cli.train.age_head import AgeHeadConfig, age_estimates, save_keras_age_head, train_age_head
 from gender_cli.train.datasets import SPLITS, load_dataset
 from gender_cli.train.descriptors import DescriptorResult, extract_descriptors
-from gender_cli.train.head_model import HeadConfig, head_probabilities, save_keras_head, train_head
-from gender_cli.train.metrics import choose_threshold, classification_metrics
+from gender_cli.train.calibration import calibrate_head
+from gender_cli.train.head_model import HeadConfig, head_logits, head_probabilities, save_keras_head, train_head
+from gender_cli.train.metrics import classification_metrics
 from gender_cli.train.report import (
     METRICS_FILE, PREDICTIONS_FILE, REPORT_FILE, Predictions, age_metrics_by_split, write_age_evaluation,
     write_evaluation, write_report,
@@ -57,6 +58,7 @@ from gender_cli.train.splits import DEFAULT_FRACTIONS, SPLITS_FILE, plan_splits,
 from gender_cli.train.tasks import AUTO, TaskPlan, describe_missing_ages, plan_task
 
 EXPORT_CHECK_IMAGES = 32
+FOLDED_THRESHOLD = 0.5  # the calibrated head's decision: the larger probability
 LIST_UNREADABLE = 10  # printed one per line; metrics.json lists them all
 AGE_DEFAULTS = AgeHeadConfig()
 
@@ -227,7 +229,10 @@ def train(
             gender["test"] = evaluation["metrics"]
             metrics.update({
                 "threshold": {"value": gender["threshold"], "chosen_on": "val",
-                              "rule": "maximise Youden's J (TPR + TNR - 1) on the validation split"},
+                              "rule": "Platt scaling on the validation split, then the operating point "
+                                      "maximising Youden's J (TPR + TNR - 1) on it, folded into the head: "
+                                      "a label is the class whose probability is >= 0.5",
+                              "calibration": gender["calibration"]},
                 "test": gender["test"], "val": gender["val"], "train": gender["train"],
             })
         if age:
@@ -251,7 +256,7 @@ def train(
             spec = HeadSpec(
                 input_dim=int(gender["kernels"][0].shape[0]), hidden=list(options.hidden),
                 dropout=float(options.dropout), labels=list(LABELS), threshold=float(gender["threshold"]),
-                metrics=_compact(gender["test"], gender["val"]), **common,
+                metrics=_compact(gender["test"], gender["val"]), calibration=gender["calibration"], **common,
             )
             spec.save(run_dir, gender["kernels"], gender["biases"])
             files["head"] = run_dir / HeadSpec.SPEC_FILE
@@ -318,22 +323,28 @@ def _removed_on_failure(run_dir: Path, made_here: bool):
 
 def _fit_gender(options: TrainOptions, desc: DescriptorResult, rows: dict, labels: np.ndarray,
                 preds: Predictions, say) -> dict:
-    """Fit the gender head, fill ``preds.probabilities``, choose the threshold on val."""
+    """Fit the gender head, calibrate it on val with the operating point folded in
+    (``calibration``), fill ``preds.probabilities``."""
     trained = train_head(
         desc.descriptors[rows["train"]], labels[rows["train"]],
         desc.descriptors[rows["val"]], labels[rows["val"]], options.head_config(),
     )
     say(f"gender head: {trained.epochs_run} epochs, best validation loss at epoch {trained.best_epoch}")
     kernels, biases = trained.dense_weights()
+    val_rows = desc.descriptors[rows["val"]]
+    kernels, biases, calibration = calibrate_head(kernels, biases, head_logits(kernels, biases, val_rows),
+                                                  labels[rows["val"]])
+    say(f"calibration: Platt scaling on validation (slope {calibration['slope']:.3f}), operating point "
+        f"{calibration['operating_point']:.3f} folded in; labels follow the larger probability")
     preds.probabilities = head_probabilities(kernels, biases, desc.descriptors[desc.ok])
-    val_mask = preds.select("val")
-    threshold = choose_threshold(preds.labels[val_mask], preds.probabilities[val_mask, 1])
+    threshold = FOLDED_THRESHOLD
     by_split = {
         name: classification_metrics(preds.labels[preds.select(name)],
                                      preds.probabilities[preds.select(name), 1], threshold)
         for name in ("train", "val")
     }
-    return {"trained": trained, "kernels": kernels, "biases": biases, "threshold": threshold, **by_split}
+    return {"trained": trained, "kernels": kernels, "biases": biases, "threshold": threshold,
+            "calibration": calibration, **by_split}
 
 
 def _fit_age(options: TrainOptions, desc: DescriptorResult, rows: dict, true_ages: np.ndarray,
@@ -394,7 +405,7 @@ def _compact(test: dict, val: dict) -> dict:
     return {
         "test_accuracy": test["accuracy"], "test_balanced_accuracy": test["balanced_accuracy"],
         "test_roc_auc": test["roc_auc"], "test_n": test["n"], "val_accuracy": val["accuracy"],
-        "threshold_rule": "youden_j_on_val",
+        "threshold_rule": "platt_on_val_youden_j_folded",
     }
 
 
