@@ -80,6 +80,26 @@ def _resolve_head(head: Path | None, backbone_only: bool, weights: Path | None, 
     )
 
 
+def _scratch_run(weights: Path | None, head: Path | None, backbone_only: bool) -> Path | None:
+    """The ``train --from-scratch`` run whose own network is to be exported: WEIGHTS when
+    it is one, else (no WEIGHTS) the head given or, by default, the latest run, when it is
+    one. None: the network is a converted one."""
+    from gender_cli import workspace
+    from gender_cli.errors import MissingArtifactError
+    from gender_cli.export.scratch_export import is_scratch_run
+
+    if weights is not None:
+        return weights if is_scratch_run(weights) else None
+    if backbone_only:
+        return None
+    if head is None:
+        try:
+            head = workspace.latest_head_dir()
+        except MissingArtifactError:
+            return None
+    return head if is_scratch_run(head) else None
+
+
 def _head_descriptor(head: Path) -> str | None:
     """The descriptor a head was trained on: its spec (beside a Keras file), if any."""
     from gender_cli.head_spec import HeadSpec, first_spec
@@ -137,9 +157,9 @@ def _head_descriptor(head: Path) -> str | None:
 )
 @click.option(
     "--descriptor",
-    type=click.Choice(list(contract.DESCRIPTORS)),
+    type=click.Choice(list(contract.LAYER_DESCRIPTORS)),
     default=None,
-    help="Backbone layer whose output is the descriptor (" + _table_help(contract.DESCRIPTORS)
+    help="Backbone layer whose output is the descriptor (" + _table_help(contract.LAYER_DESCRIPTORS)
     + "). Default: the head's descriptor, else the network's own (relu7 for VGG-Face, embedding for "
     "the dlib network).",
 )
@@ -159,8 +179,10 @@ def _head_descriptor(head: Path) -> str | None:
 def export(weights, head, backbone_only, output, precision, calibration, descriptor, external_data, set_default, quiet):
     """Write WEIGHTS as one ONNX graph: uint8 images in, probabilities (+ age) + descriptor out.
 
-    WEIGHTS is a converted folder (default: the workspace's, from 'gender-cli convert')
-    or a weights file that 'gender-cli convert' reads. The graph holds the mean subtraction, the backbone up
+    WEIGHTS is a converted folder (default: the workspace's, from 'gender-cli convert'),
+    a weights file that 'gender-cli convert' reads, or the run folder of 'gender-cli
+    train --from-scratch' (its own network, converted with tf2onnx; the default when
+    the latest run is one). The graph holds the mean subtraction, the backbone up
     to the descriptor layer and the trained heads (gender, and age when the run has
     one), all fed by one backbone pass; its metadata carries the heads, labels,
     threshold, input size, mean and the source weights' hash, so classify needs
@@ -169,6 +191,7 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
     from gender_cli import workspace
     from gender_cli.convert.source import load_network
     from gender_cli.export.export import export
+    from gender_cli.export.scratch_export import load_scratch_network
 
     if precision == "int8" and calibration is None:
         raise click.UsageError("--precision int8 needs --calibration FOLDER (face images to calibrate on)")
@@ -176,7 +199,11 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
         raise click.UsageError("--set-default needs a classifier (a head); a backbone cannot be the default")
     if head is not None and not backbone_only:
         _head_descriptor(head)  # a --head without a head fails before the network is read
-    network = load_network(weights)  # before the default head: without a network, its note would be noise
+    scratch = _scratch_run(weights, head, backbone_only)
+    # before the default head: without a network, its note would be noise
+    network = load_scratch_network(scratch) if scratch is not None else load_network(weights)
+    if scratch is not None and head is None and not backbone_only:
+        head = scratch  # a from-scratch network's heads are its own run's
     head_dir, note = _resolve_head(head, backbone_only, weights, network)
     if set_default and head_dir is None:
         raise click.UsageError("--set-default needs a classifier (a head); a backbone cannot be the default")
