@@ -35,7 +35,7 @@ from gender_cli.tf_quiet import import_keras, native_stderr_silenced
 from gender_cli.train.age_head import AGE_LOSSES, AgeHeadConfig, mae_years_metric
 from gender_cli.train.head_model import class_weights, seed_everything
 from gender_cli.train.scratch_data import DecodedImages, decode_images, training_dataset
-from gender_cli.train.scratch_model import STAGES, ScratchConfig, ScratchNetwork
+from gender_cli.train.scratch_model import STAGES, ScratchConfig, ScratchNetwork, describe_augmentation
 from gender_cli.train.train import Chosen, Fitted, ReadImages, TrainOptions
 
 LR_FACTOR = 0.5  # ReduceLROnPlateau halves the rate
@@ -290,7 +290,6 @@ class ScratchRoute:
 
     def training_lines(self, fitted: Fitted, gender: dict | None, age: dict | None) -> list[str]:
         config, run, options = self.config, self.run, self.options
-        augmentation = config.augmentation
         lines = [
             f"- network: trained from scratch; {len(config.widths)} blocks of {config.convs_per_block} x (3x3 "
             f"convolution, batch normalization, ReLU) and 2x2 max pooling, {config.widths} channels; flatten, "
@@ -304,9 +303,7 @@ class ScratchRoute:
             "validation loss, a stage ends after `stop_patience` and keeps its best weights",
         ]
         for stage in run.stages:
-            what = (f"augmented (flip {augmentation.flip}, rotation {augmentation.rotation:g} turn, zoom "
-                    f"{augmentation.zoom:g}, contrast {augmentation.contrast:g}, brightness "
-                    f"{augmentation.brightness:g})" if stage["augment"]
+            what = (f"augmented ({describe_augmentation(config.augmentation)})" if stage["augment"]
                     else f"no augmentation, dropout {stage['head_dropout']:g} before the heads")
             lines.append(f"- stage {stage['name']}: {what}; lr_patience {stage['lr_patience']}, stop_patience "
                          f"{stage['stop_patience']}; {stage['epochs_run']} epochs from lr "
@@ -319,9 +316,6 @@ class ScratchRoute:
 
 def _kept_epoch(run: StagesRun) -> int:
     """The kept weights' epoch, counted over both stages (1-based)."""
-    before = 0
-    for stage in run.stages:
-        if stage["name"] == run.kept:
-            return before + stage["best_epoch"]
-        before += stage["epochs_run"]
-    raise AssertionError("the kept stage is one of the stages run")
+    names = [stage["name"] for stage in run.stages]
+    kept = names.index(run.kept)
+    return sum(stage["epochs_run"] for stage in run.stages[:kept]) + run.stages[kept]["best_epoch"]

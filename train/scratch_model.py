@@ -129,6 +129,15 @@ def build_augmentation(augmentation: Augmentation, seed: int = 0):
     return keras.Sequential(steps, name="augmentation")
 
 
+def describe_augmentation(augmentation: Augmentation) -> str:
+    """``horizontal flip, rotation up to 0.03 turn, ...``: the layers in use."""
+    parts = ["horizontal flip"] if augmentation.flip else []
+    parts += [f"{name} up to {value:g}{unit}" for name, value, unit in (
+        ("rotation", augmentation.rotation, " turn"), ("zoom", augmentation.zoom, ""),
+        ("contrast", augmentation.contrast, ""), ("brightness", augmentation.brightness, "")) if value]
+    return ", ".join(parts) or "none"
+
+
 def build_heads(dense: int, heads: dict[str, int], seed: int = 0) -> dict:
     """One Dense + softmax layer per head (``{task: classes}``), keyed by task."""
     keras = import_keras()

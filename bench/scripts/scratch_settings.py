@@ -65,6 +65,19 @@ def held_out_figures(predictions: Path) -> dict:
     return figures
 
 
+def _setting_args(argv: list[str]) -> list[str]:
+    """The arguments that make the setting (where the files went is not part of it)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--work", "--out"):
+            skip = True
+        elif not arg.startswith(("--work=", "--out=")):
+            kept.append(arg)
+    return kept
+
+
 def run_setting(args) -> dict:
     from gender_cli.train.scratch_model import ScratchConfig
     from gender_cli.train.train import TrainOptions, train
@@ -87,7 +100,7 @@ def run_setting(args) -> dict:
     return {
         "name": args.name,
         "date": datetime.date.today().isoformat(),
-        "command": "python bench/scripts/scratch_settings.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/scripts/scratch_settings.py " + " ".join(_setting_args(sys.argv[1:])),
         "settings": {"input_size": args.input_size, "widths": args.widths, "convs_per_block": args.convs,
                      "dense": args.dense, "epochs_per_stage": args.epochs, "split": list(fractions),
                      "task": result.task, "seed": args.seed},
