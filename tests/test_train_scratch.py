@@ -242,3 +242,25 @@ def test_options_that_do_not_mix_are_usage_errors(tmp_path, argv, says):
     write_colour_dataset(tmp_path / "data", per_class=2)
     result = run("train", tmp_path / "data", *argv)
     assert result.exit_code == 2 and says in result.output
+
+
+def test_with_detect_the_network_trains_on_the_faces_classify_detect_cuts(tmp_path, utkface_sample):
+    """--detect: each picture stands for its largest face, cut as classify --detect cuts it."""
+    from helpers_faces import frontal_faces, write_photo
+
+    from gender_cli.infer.detect import FaceSettings
+    from gender_cli.infer.faces import find_faces
+    from gender_cli.train.scratch_data import decode_images
+
+    paths = [tmp_path / "one.jpg", tmp_path / "two.jpg", tmp_path / "none.png"]
+    write_photo(paths[0], frontal_faces(utkface_sample, 1), seed=1)
+    write_photo(paths[1], frontal_faces(utkface_sample, 2, start=1), seed=2)
+    write_colour_dataset(tmp_path / "plain", per_class=1)
+    paths[2] = next((tmp_path / "plain").rglob("*.png"))
+    settings = FaceSettings.resolve(None)
+    decoded = decode_images(paths, SIZE, workers=2, faces=settings, progress=False)
+    assert decoded.ok.tolist() == [True, True, False] and decoded.failures[2][0] == "no_face"
+    for i in (0, 1):
+        (largest, *_) = sorted(find_faces(0, paths[i], settings, (SIZE, SIZE)).faces,
+                               key=lambda face: face.box[2] * face.box[3], reverse=True)
+        np.testing.assert_array_equal(decoded.images[i], largest.crop)

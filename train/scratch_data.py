@@ -42,21 +42,25 @@ class DecodedImages:
 
 
 def _reader(size: tuple[int, int], faces):
-    """path -> uint8 (H, W, 3), raising ImageError (or no_face) for a file that gives none."""
-    from gender_cli.infer.images import ImageError, load_image
+    """path -> (uint8 (H, W, 3), None), or (None, (category, message)) for a file that gives no image."""
+    from gender_cli.infer.images import load_image
 
     if faces is None:
-        return lambda path: load_image(path, size, "stretch")
+        def whole(path):
+            try:
+                return load_image(path, size, "stretch"), None
+            except Exception as exc:  # ImageError, or a Pillow bug: one file, not the run
+                return None, (getattr(exc, "category", "corrupt"), str(exc) or type(exc).__name__)
+
+        return whole
 
     from gender_cli.infer.faces import find_faces
 
     settings = replace(faces, max_faces=1)
 
     def largest_face(path):
-        found = find_faces(0, Path(path), settings, size)
-        if found.error is not None:
-            raise ImageError(*found.error)
-        return found.faces[0].crop
+        found = find_faces(0, Path(path), settings, size)  # never raises: a bad file is an error
+        return (None, found.error) if found.error is not None else (found.faces[0].crop, None)
 
     return largest_face
 
@@ -78,11 +82,11 @@ def decode_images(paths: list, size: int, workers: int | None = None, faces=None
 
     def decode(index):
         i = int(index)
-        try:
-            return read(names[i]), True
-        except Exception as exc:  # ImageError, or a Pillow bug: one file, not the run
-            failures[i] = (getattr(exc, "category", "corrupt"), str(exc) or type(exc).__name__)
+        pixels, failure = read(names[i])
+        if failure is not None:
+            failures[i] = failure
             return np.zeros((size, size, 3), np.uint8), False
+        return pixels, True
 
     def mapped(index):
         image, ok = tf.numpy_function(decode, [index], (tf.uint8, tf.bool), stateful=False)
