@@ -1,18 +1,46 @@
-"""Option bundles shared by several verbs, so one flag means one thing everywhere."""
+"""Option bundles shared by several verbs, so one flag means one thing everywhere.
+
+Defaults come from the library (a request's dataclass fields, its module constants),
+never from literals here, so ``--help`` and the Python API agree.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from gender_cli.atomic import location_problem
 from gender_cli.devices import DEFAULT_DEVICE, DEVICE_HELP, DEVICES
+from gender_cli.errors import Option, RequestError
 from gender_cli.infer import detect as face_detect
+from gender_cli.infer.engine import DEFAULT_ENGINE, ENGINES
 from gender_cli.infer.ray_cluster import DECODE_CPUS, GPU_ACTOR_CPUS
+from gender_cli.infer.request import MAX_BATCH
 
-ENGINES = ("local", "ray")
+
+def default_of(cls, name: str):
+    """The default of dataclass field ``name``: where an option's default lives."""
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            return item.default
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+@contextmanager
+def request_errors():
+    """A library :class:`RequestError` as Click's usage error (exit status 2), its options
+    spelled as flags; one at fault of a single option as that option's bad value."""
+    try:
+        yield
+    except RequestError as exc:
+        message = exc.spelled(cli=True)
+        if exc.option:
+            raise click.BadParameter(message, param_hint=Option(exc.option).spelled(cli=True)) from None
+        raise click.UsageError(message) from None
 
 
 def device_option(fn):
@@ -25,11 +53,11 @@ def device_option(fn):
     )(fn)
 
 
-def batch_option(default: int = 64):
+def batch_option(default: int):
     def decorator(fn):
         return click.option(
             "--batch",
-            type=click.IntRange(1, 4096),
+            type=click.IntRange(1, MAX_BATCH),
             default=default,
             show_default=True,
             help="Images per inference batch (fewer for a smaller job; on CUDA a short "
@@ -68,8 +96,8 @@ def workers_option(fn):
 def engine_option(fn):
     return click.option(
         "--engine",
-        type=click.Choice(ENGINES),
-        default="local",
+        type=click.Choice(list(ENGINES)),
+        default=DEFAULT_ENGINE,
         show_default=True,
         help="'local': decode threads and one onnxruntime session in this process. 'ray': the same "
         "decode and graph as Ray Data stages (CPU decode tasks, inference actors) on a Ray "
@@ -77,10 +105,11 @@ def engine_option(fn):
     )(fn)
 
 
-# Options that only --engine ray reads: name -> the click option that declares it.
+# Options that only --engine ray reads: RayOptions field -> the click option that declares it.
 RAY_OPTIONS = {
-    "ray_address": click.option(
+    "address": click.option(
         "--ray-address",
+        "address",
         default=None,
         metavar="ADDR",
         help="Ray cluster to run on (--engine ray). Default: $RAY_ADDRESS; without either, a local "
@@ -123,13 +152,9 @@ def check_output_location(path: str | Path, param_hint: str) -> None:
     The nearest existing folder at or above the output must be a folder we may write in
     (the rest of the path is created later).
     """
-    path = Path(path)
-    start = path if path.is_dir() else path.parent
-    existing = next(p for p in (start, *start.parents) if p.exists())
-    if not existing.is_dir():
-        raise click.BadParameter(f"{existing} is a file; a folder is needed there", param_hint=param_hint)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"cannot write in {existing} (permission denied)", param_hint=param_hint)
+    problem = location_problem(path)
+    if problem:
+        raise click.BadParameter(problem, param_hint=param_hint)
 
 
 def detect_options(max_faces: bool = True):

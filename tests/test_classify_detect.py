@@ -16,11 +16,11 @@ from PIL import Image
 
 from helpers_faces import centre, frontal_faces, write_photo  # noqa: E402
 from helpers_train import read_csv  # noqa: E402
-from helpers_infer import reference_forward, write_tiny_classifier  # noqa: E402
+from helpers_infer import classify_files, reference_forward, write_tiny_classifier  # noqa: E402
 
 from gender_cli.cli.main import cli
 from gender_cli.contract import Meta
-from gender_cli.infer.classify import classify, load_classifier
+from gender_cli.infer.session import load_classifier
 from gender_cli.infer.detect import FaceSettings
 from gender_cli.photos import background
 
@@ -136,7 +136,6 @@ def test_a_multi_face_file_cut_short_is_done_again(model, photos, tmp_path):
     """Batches of one row: three.jpg's faces straddle three writes. Stop after its first
     face's row; --resume must remove that row and do the whole file again."""
     root, _ = photos
-    loaded = load_classifier(model, "cpu")
     out = tmp_path / "out.csv"
     settings = FaceSettings()
     written: list[int] = []
@@ -148,16 +147,16 @@ def test_a_multi_face_file_cut_short_is_done_again(model, photos, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        classify([root], loaded, str(out), batch_size=1, detect=settings, on_batch=stop_inside_three)
+        classify_files([root], model, out, batch=1, detect=settings, on_batch=stop_inside_three)
     assert not [t for t in threading.enumerate() if t.name.startswith("faces")]  # stopped and joined
     cut = read_csv(out)
     assert [r["face"] for r in cut if Path(r["path"]).name == "three.jpg"] == ["0"]
 
-    summary = classify([root], loaded, str(out), batch_size=1, detect=settings, resume=True)
+    summary = classify_files([root], model, out, batch=1, detect=settings, resume=True)
     assert summary.redone == 1
     rows = read_csv(out)
     fresh = tmp_path / "fresh.csv"
-    classify([root], loaded, str(fresh), batch_size=1, detect=settings)
+    classify_files([root], model, fresh, batch=1, detect=settings)
     assert sorted(map(tuple, (r.values() for r in rows))) == sorted(map(tuple, (r.values() for r in read_csv(fresh))))
     assert [r["face"] for r in rows if Path(r["path"]).name == "three.jpg"] == ["0", "1", "2"]
 

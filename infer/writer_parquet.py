@@ -1,4 +1,5 @@
-"""Predictions as a folder of Parquet part files (``--format parquet``, for very large runs).
+"""Predictions as a folder of Parquet part files (``--format parquet``, for very large runs):
+the third :class:`~gender_cli.infer.writer.RowWriter`.
 
 Layout: ``OUTPUT/part-00000.parquet``, ``part-00001.parquet``, ... Each part is a
 complete Parquet file with the columns of the CSV/JSONL output: ``path`` and ``label``
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gender_cli.errors import GenderCliError
-from gender_cli.infer.output import STDOUT, ExistingRows, Row, category_of, columns
 from gender_cli.infer.row_columns import decode_names, rows_to_columns
+from gender_cli.infer.rows import Row, category_of, column_names
+from gender_cli.infer.writer import STDOUT, ExistingRows
 
 ROWS_PER_PART = 100_000
 SECONDS_PER_PART = 60.0
@@ -42,7 +44,7 @@ _TEMPORARY = re.compile(r"^\.part-\d+\.parquet\.tmp$")
 
 
 def schema(labels: Sequence[str], values: Sequence[str] = ()) -> pa.Schema:
-    names = columns(labels, values)
+    names = column_names(labels, values)
     types = [pa.string(), *([pa.string()] if labels else []), *[pa.float64()] * (len(labels) + len(values)), pa.string()]
     return pa.schema(list(zip(names, types)))
 
@@ -131,14 +133,23 @@ class ParquetWriter:
         self.close()
 
 
-def open_parquet_output(
-    output: str, labels: Sequence[str], resume: bool = False, values: Sequence[str] = ()
+def open_output(
+    output: str,
+    fmt: str,
+    labels: Sequence[str],
+    resume: bool = False,
+    values: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    incomplete: Callable[[list[dict]], set[str]] | None = None,
 ) -> tuple[ParquetWriter, ExistingRows]:
-    """Open the folder ``output`` for Parquet parts; with ``resume``, read what it holds.
+    """Open the folder ``output`` for Parquet parts; with ``resume``, read what it holds
+    (see ``writer.open_writer``; one row per file: no ``extra`` columns).
 
-    Without ``resume`` the parts already there are removed (the CLI asks for --force
-    first); other files in the folder are left alone.
+    Without ``resume`` the parts already there are removed (the request refuses an
+    output with rows unless it says ``force``); other files in the folder are left alone.
     """
+    if extra or incomplete is not None:
+        raise GenderCliError("parquet output holds one row per file; write the face rows as CSV or JSONL")
     if output == STDOUT:
         raise GenderCliError("parquet output is a folder of files; give a folder name, not '-'")
     folder = Path(output)
