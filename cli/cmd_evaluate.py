@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import click
@@ -10,8 +11,11 @@ from gender_cli.cli.options import (
     batch_option, check_output_location, detect_options, device_option, model_option, quiet_option, workers_option,
 )
 from gender_cli.train.datasets import LAYOUT_CHOICES
+from gender_cli.train.evaluate import EVAL_SPLITS, evaluate as run_evaluate
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import age_summary_line, gender_summary_line, notice, using_model, warn_if_standin
+
+DEFAULTS = inspect.signature(run_evaluate).parameters  # the library's defaults, shown by --help
 
 
 @click.command(
@@ -23,15 +27,15 @@ from gender_cli.cli.messages import age_summary_line, gender_summary_line, notic
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for metrics.json, report.md, predictions.csv and plots. "
               "Default: $GENDER_CLI_HOME/evaluations/<model>-NNN.")
-@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
+@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default=DEFAULTS["layout"].default, show_default=True,
               help="How DATA is labelled (as for 'gender-cli train'); 'auto' detects it.")
-@click.option("--split", type=click.Choice(["test", "all"]), default=None,
+@click.option("--split", type=click.Choice(EVAL_SPLITS), default=None,
               help="Evaluate the test split (of --splits, or of the manifest's split column) or "
               "all images. Default: test when split information exists, else all.")
 @click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="A training run's splits.csv: evaluate on that run's test images.")
 @detect_options(max_faces=False)
-@batch_option(32)
+@batch_option(DEFAULTS["batch_size"].default)
 @workers_option
 @device_option
 @quiet_option

@@ -26,20 +26,22 @@ def default_of(cls, name: str):
     """The default of dataclass field ``name``: where an option's default lives."""
     for item in dataclasses.fields(cls):
         if item.name == name:
-            return item.default
+            return item.default_factory() if item.default is dataclasses.MISSING else item.default
     raise KeyError(f"{cls.__name__} has no field {name!r}")
 
 
 @contextmanager
-def request_errors():
+def request_errors(arguments: dict[str, str] | None = None):
     """A library :class:`RequestError` as Click's usage error (exit status 2), its options
-    spelled as flags; one at fault of a single option as that option's bad value."""
+    spelled as flags; one at fault of a single option as that option's bad value
+    (``arguments``: how the command names the options that are its arguments)."""
     try:
         yield
     except RequestError as exc:
         message = exc.spelled(cli=True)
         if exc.option:
-            raise click.BadParameter(message, param_hint=Option(exc.option).spelled(cli=True)) from None
+            hint = (arguments or {}).get(exc.option) or Option(exc.option).spelled(cli=True)
+            raise click.BadParameter(message, param_hint=hint) from None
         raise click.UsageError(message) from None
 
 

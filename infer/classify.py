@@ -27,7 +27,7 @@ from gender_cli.infer.engine import Engine
 from gender_cli.infer.engine_local import LocalEngine
 from gender_cli.infer.engine_ray import ClusterReport, RayEngine
 from gender_cli.infer.request import ClassifyRequest
-from gender_cli.infer.rows import Block, Row
+from gender_cli.infer.rows import Block, Row, unlisted_row
 from gender_cli.infer.sources import Reader, list_sources, without
 from gender_cli.infer.writer import ExistingRows, RowWriter, open_writer
 
@@ -170,8 +170,7 @@ def _split_done(files: Sequence[str], unlistable: Sequence[tuple[str, OSError]],
     """(rows for folders that could not be listed, files still to classify), leaving out
     what a resumed output already holds; what it holds is counted into ``summary``."""
     held = existing.categories
-    unlisted = [Row(str(path), None, None, f"unreadable: cannot list folder ({exc.strerror or exc})")
-                for path, exc in unlistable if str(path) not in held]
+    unlisted = [unlisted_row(path, exc) for path, exc in unlistable if str(path) not in held]
     summary.errors.update("unreadable" for path, _ in unlistable if str(path) in held)
     todo = [path for path in files if path not in held]
     summary.add_existing([held[path] for path in files if path in held])

@@ -173,6 +173,9 @@ def _decode(path, draft, finish, read=None):
         return _decode_image(path, None, finish)
     if isinstance(path, (bytes, bytearray, memoryview)):
         data = bytes(path)
+    elif not isinstance(path, (str, os.PathLike)):
+        raise ImageError("not_image", f"cannot read a {type(path).__name__}: give a file name, its bytes, "
+                                      "a PIL image or a uint8 H x W x 3 RGB array")
     else:
         try:
             data = read(path) if read is not None else Path(path).read_bytes()

@@ -56,8 +56,7 @@ class ClassifyRequest:
     ray: RayOptions = field(default_factory=RayOptions)  # with engine ray: where and how big
 
     def __post_init__(self) -> None:
-        sources = [self.sources] if isinstance(self.sources, (str, os.PathLike)) else list(self.sources)
-        self._set("sources", tuple(os.fspath(source) for source in sources))
+        self._set("sources", source_names(self.sources))
         self._set("detect", FaceOptions.of(self.detect))
         if self.model is not None:
             self._set("model", os.fspath(self.model))
@@ -150,6 +149,12 @@ class ClassifyRequest:
         """The settings to detect with for a model: those asked for, then the model's
         (``raw_metadata``), then the defaults; None without detection."""
         return settings_for_model(self.detect, raw_metadata)
+
+
+def source_names(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str, ...]:
+    """One source or several, as the names a run lists (paths as spelled, URIs as given)."""
+    sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    return tuple(os.fspath(source) for source in sources)
 
 
 def _joined(parts: list) -> list:

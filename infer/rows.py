@@ -80,6 +80,11 @@ class Block:
         return cls(rows, done=[FileDone(row.category) for row in rows])
 
 
+def unlisted_row(path: str, exc: OSError) -> Row:
+    """The row of a folder that could not be listed (it stands for the files in it)."""
+    return Row(str(path), None, None, f"unreadable: cannot list folder ({exc.strerror or exc})")
+
+
 def decide(probabilities: np.ndarray, labels: Sequence[str], threshold: float) -> list[str]:
     return [labels[1] if p >= threshold else labels[0] for p in probabilities[:, 1]]
 

@@ -209,6 +209,18 @@ def test_an_actor_killed_mid_run_still_leaves_one_row_per_file(local_ray, tmp_pa
     assert_same_rows({r["path"]: r for r in records}, local_rows)
 
 
+def test_the_api_on_ray_writes_the_cli_s_local_rows(local_ray, model, corpus, tmp_path):
+    from gender_cli import Classifier
+
+    root, expected = corpus
+    assert run("classify", root, "--model", model, "-o", tmp_path / "local.jsonl", "-q").exit_code == 3
+    summary = Classifier(model, device="cpu", batch=8).classify(root, tmp_path / "ray.jsonl", engine="ray")
+    assert summary.engine == "ray" and summary.cluster is not None and summary.files == len(expected)
+    rows = [{r["path"]: r for r in map(json.loads, (tmp_path / name).read_text().splitlines())}
+            for name in ("ray.jsonl", "local.jsonl")]
+    assert_same_rows(*rows)
+
+
 def test_resume_after_an_interrupted_ray_run(local_ray, model, tmp_path):
     folder = write_noise_images(tmp_path / "faces", 24)
     out = tmp_path / "rows.csv"

@@ -4,3 +4,7 @@ Modules: ``datasets`` (layouts), ``splits``, ``descriptors`` (ONNX backbone + ca
 ``head_model`` (Keras head), ``metrics``, ``plots``, ``report``, ``train`` (the verb's
 work, :func:`train.train`) and ``evaluate`` (:func:`evaluate.evaluate`).
 """
+
+from gender_cli.api import make_callable
+
+make_callable(__name__)  # gender_cli.train(...) runs the verb (gender_cli.api.train)

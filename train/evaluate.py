@@ -21,6 +21,7 @@ import numpy as np
 
 from gender_cli import workspace
 from gender_cli.contract import AGE, AGE_HEAD, GENDER_HEAD, HEADS, LABELS, PROBABILITIES, STANDIN_WARNING
+from gender_cli.devices import DEFAULT_DEVICE
 from gender_cli.errors import GenderCliError, ModelFileError
 from gender_cli.infer.detect import FaceSettings, check_available, settings_for_model, trained_on_faces_notice
 from gender_cli.train.batch_runner import run_over_paths
@@ -106,7 +107,7 @@ def evaluate(
     splits_file: Path | None = None,
     batch_size: int = 32,
     workers: int | None = None,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     progress: bool = True,
     faces: dict | None = None,
 ) -> EvaluateResult:
