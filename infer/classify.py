@@ -27,7 +27,7 @@ from gender_cli.infer.engine import Engine
 from gender_cli.infer.engine_local import LocalEngine
 from gender_cli.infer.engine_ray import ClusterReport, RayEngine
 from gender_cli.infer.request import ClassifyRequest
-from gender_cli.infer.rows import Block, Row, unlisted_row
+from gender_cli.infer.rows import Block, Columns, Row, unlisted_row
 from gender_cli.infer.sources import Reader, list_sources, without
 from gender_cli.infer.writer import ExistingRows, RowWriter, open_writer
 
@@ -150,16 +150,15 @@ def _open_rows(request: ClassifyRequest, info, summary: ClassifySummary,
                detect: FaceSettings | None) -> tuple[RowWriter, ExistingRows]:
     """Open the output for the run's rows (one per face with ``detect``) and note in
     ``summary`` what the detection settings and a resume change."""
-    faces = {}
+    columns, incomplete = Columns(info.gender_labels, info.value_columns), None
     if detect is not None:
         from gender_cli.infer.faces import incomplete_paths
 
         check_available(detect.detector)
-        faces = {"extra": FACE_COLUMNS, "incomplete": incomplete_paths}
+        columns, incomplete = Columns(info.gender_labels, info.value_columns, FACE_COLUMNS), incomplete_paths
         summary.detection = detect
         summary.tolerated = frozenset() if request.require_face else frozenset({NO_FACE})
-    writer, existing = open_writer(request.output, request.format, info.gender_labels, resume=request.resume,
-                                   values=info.value_columns, **faces)
+    writer, existing = open_writer(request.output, request.format, columns, request.resume, incomplete)
     summary.truncated_bytes = existing.cut_bytes
     summary.redone = existing.redone
     return writer, existing

@@ -48,11 +48,26 @@ def category_of(error: str | None) -> str | None:
     return error.split(":", 1)[0] if error else None
 
 
-def column_names(labels: Sequence[str], values: Sequence[str] = (), extra: Sequence[str] = ()) -> list[str]:
-    """The output columns: ``path``, ``extra``, ``label`` and ``p_<label>`` (with a gender
-    head, ``labels`` not empty), one per value head, ``error``."""
-    gender = ["label", *[f"p_{label}" for label in labels]] if labels else []
-    return ["path", *extra, *gender, *values, "error"]
+@dataclass(frozen=True)
+class Columns:
+    """What an output's rows hold: the gender head's ``labels`` in output order (none
+    without a gender head), one column per value head (``values``: ``age``) and the
+    ``extra`` columns after ``path`` (the face columns of a run with detection)."""
+
+    labels: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("labels", "values", "extra"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @property
+    def names(self) -> list[str]:
+        """``path``, ``extra``, ``label`` and ``p_<label>`` (with a gender head), the
+        value columns, ``error``."""
+        gender = ["label", *[f"p_{label}" for label in self.labels]] if self.labels else []
+        return ["path", *self.extra, *gender, *self.values, "error"]
 
 
 class FileDone(NamedTuple):

@@ -29,7 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from gender_cli.errors import GenderCliError
-from gender_cli.infer.rows import Row
+from gender_cli.infer.rows import Columns, Row
 
 STDOUT = "-"
 
@@ -104,15 +104,11 @@ def resolve_format(output: str | None, fmt: str | None) -> str:
 def open_writer(
     output: str,
     fmt: str,
-    labels: Sequence[str],
+    columns: Columns,
     resume: bool = False,
-    values: Sequence[str] = (),
-    extra: Sequence[str] = (),
     incomplete: Callable[[list[dict]], set[str]] | None = None,
 ) -> tuple[RowWriter, ExistingRows]:
-    """Open ``output`` ("-": stdout) for rows in format ``fmt``, with the columns of a
-    model's ``labels`` (gender head) and ``values`` (value heads) and the ``extra``
-    columns after ``path``.
+    """Open ``output`` ("-": stdout) for rows in format ``fmt`` with ``columns``.
 
     Without ``resume`` the output is started afresh. With ``resume`` an existing output
     is checked (same format and columns), a partial last row is cut off, and the rows
@@ -122,8 +118,8 @@ def open_writer(
     spec = FORMATS.get(fmt)
     if spec is None:
         raise GenderCliError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if extra and not spec.faces:
+    if columns.extra and not spec.faces:
         raise GenderCliError(f"{fmt} output holds one row per file; write the face rows as CSV or JSONL")
     # by name from the table: the writers depend on this module, never the other way round
     writers = importlib.import_module(f"gender_cli.infer.{spec.module}")
-    return writers.open_output(output, fmt, labels, resume=resume, values=values, extra=extra, incomplete=incomplete)
+    return writers.open_output(output, fmt, columns, resume=resume, incomplete=incomplete)

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from gender_cli.errors import GenderCliError
 from gender_cli.infer.row_columns import decode_names, rows_to_columns
-from gender_cli.infer.rows import Row, category_of, column_names
+from gender_cli.infer.rows import Columns, Row, category_of
 from gender_cli.infer.writer import STDOUT, ExistingRows
 
 ROWS_PER_PART = 100_000
@@ -43,10 +43,10 @@ _PART = re.compile(r"^part-(\d+)\.parquet$")
 _TEMPORARY = re.compile(r"^\.part-\d+\.parquet\.tmp$")
 
 
-def schema(labels: Sequence[str], values: Sequence[str] = ()) -> pa.Schema:
-    names = column_names(labels, values)
-    types = [pa.string(), *([pa.string()] if labels else []), *[pa.float64()] * (len(labels) + len(values)), pa.string()]
-    return pa.schema(list(zip(names, types)))
+def schema(columns: Columns) -> pa.Schema:
+    gender = [pa.string()] if columns.labels else []
+    types = [pa.string(), *gender, *[pa.float64()] * (len(columns.labels) + len(columns.values)), pa.string()]
+    return pa.schema(list(zip(columns.names, types)))
 
 
 class ParquetWriter:
@@ -57,18 +57,16 @@ class ParquetWriter:
     def __init__(
         self,
         folder: Path,
-        labels: Sequence[str],
-        values: Sequence[str] = (),
+        columns: Columns,
         next_part: int = 0,
         rows_per_part: int = ROWS_PER_PART,
         seconds_per_part: float = SECONDS_PER_PART,
     ):
         self.output = str(folder)
         self.fmt = "parquet"
-        self.labels = list(labels)
-        self.values = list(values)
+        self.labels, self.values = columns.labels, columns.values
         self.folder = folder
-        self.schema = schema(labels, values)
+        self.schema = schema(columns)
         self.rows_per_part = rows_per_part
         self.seconds_per_part = seconds_per_part
         self._next_part = next_part
@@ -134,12 +132,7 @@ class ParquetWriter:
 
 
 def open_output(
-    output: str,
-    fmt: str,
-    labels: Sequence[str],
-    resume: bool = False,
-    values: Sequence[str] = (),
-    extra: Sequence[str] = (),
+    output: str, fmt: str, columns: Columns, resume: bool = False,
     incomplete: Callable[[list[dict]], set[str]] | None = None,
 ) -> tuple[ParquetWriter, ExistingRows]:
     """Open the folder ``output`` for Parquet parts; with ``resume``, read what it holds
@@ -148,7 +141,7 @@ def open_output(
     Without ``resume`` the parts already there are removed (the request refuses an
     output with rows unless it says ``force``); other files in the folder are left alone.
     """
-    if extra or incomplete is not None:
+    if columns.extra or incomplete is not None:
         raise GenderCliError("parquet output holds one row per file; write the face rows as CSV or JSONL")
     if output == STDOUT:
         raise GenderCliError("parquet output is a folder of files; give a folder name, not '-'")
@@ -164,7 +157,7 @@ def open_output(
     parts = sorted((int(m.group(1)), folder / m.group(0)) for m in map(_PART.match, os.listdir(folder)) if m)
     existing = ExistingRows()
     if resume:
-        expected = schema(labels, values).names
+        expected = columns.names
         for _, part in parts:
             try:
                 names = pq.read_schema(part).names
@@ -183,7 +176,7 @@ def open_output(
             part.unlink()
         parts = []
     next_part = parts[-1][0] + 1 if parts else 0
-    return ParquetWriter(folder, labels, values, next_part=next_part), existing
+    return ParquetWriter(folder, columns, next_part=next_part), existing
 
 
 def _utf8(name: str) -> str:

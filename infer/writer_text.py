@@ -29,7 +29,7 @@ from pathlib import Path
 from gender_cli.atomic import names_file, write_all
 from gender_cli.errors import GenderCliError
 from gender_cli.infer.row_columns import columns_to_rows
-from gender_cli.infer.rows import Row, category_of, column_names
+from gender_cli.infer.rows import Columns, Row, category_of
 from gender_cli.infer.writer import STDOUT, ExistingRows
 
 PROBABILITY_DIGITS = 6
@@ -60,15 +60,10 @@ class AppendingWriter:
 
     fmt = ""
 
-    def __init__(
-        self, output: str, labels: Sequence[str], fd: int | None, values: Sequence[str] = (),
-        extra: Sequence[str] = (),
-    ):
+    def __init__(self, output: str, columns: Columns, fd: int | None):
         self.output = output
-        self.labels = list(labels)
-        self.values = list(values)
-        self.extra = list(extra)
-        self.header = column_names(self.labels, self.values, self.extra)
+        self.labels, self.values, self.extra = columns.labels, columns.values, columns.extra
+        self.header = columns.names
         self._fd = fd
 
     def encode(self, rows: Iterable[Row]) -> str:
@@ -157,28 +152,23 @@ WRITERS: dict[str, type[AppendingWriter]] = {"csv": CsvWriter, "jsonl": JsonlWri
 
 
 def open_output(
-    output: str,
-    fmt: str,
-    labels: Sequence[str],
-    resume: bool = False,
-    values: Sequence[str] = (),
-    extra: Sequence[str] = (),
+    output: str, fmt: str, columns: Columns, resume: bool = False,
     incomplete: Callable[[list[dict]], set[str]] | None = None,
 ) -> tuple[AppendingWriter, ExistingRows]:
     """Open ``output`` for CSV or JSONL rows (see ``writer.open_writer``)."""
     writer_class = WRITERS[fmt]
     if output == STDOUT:
-        writer = writer_class(output, labels, None, values, extra)
+        writer = writer_class(output, columns, None)
         if writer.heading():
             _write_stdout(writer.heading())
         return writer, ExistingRows()
 
     path = Path(output)
     if resume and path.is_file() and path.stat().st_size > 0:
-        probe = writer_class(output, labels, None, values, extra)
+        probe = writer_class(output, columns, None)
         existing = _read_existing(path, probe, incomplete)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        return writer_class(output, labels, fd, values, extra), existing
+        return writer_class(output, columns, fd), existing
 
     if path.parent and not path.parent.is_dir():
         if path.parent.exists():
@@ -188,7 +178,7 @@ def open_output(
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
     except OSError as exc:
         raise GenderCliError(f"cannot write {path}: {exc.strerror or exc}") from None
-    writer = writer_class(output, labels, fd, values, extra)
+    writer = writer_class(output, columns, fd)
     if writer.heading():
         with names_file(path):
             write_all(fd, _to_bytes(writer.heading()))

@@ -345,38 +345,38 @@ def test_output_inside_the_classified_folder_is_not_classified(model, good_folde
 
 def test_resume_cuts_a_partial_jsonl_line_and_refuses_a_damaged_file(tmp_path):
     from gender_cli.errors import GenderCliError
-    from gender_cli.infer.rows import Row
+    from gender_cli.infer.rows import Columns, Row
     from gender_cli.infer.writer import open_writer as open_output
 
     out = tmp_path / "p.jsonl"
-    writer, existing = open_output(str(out), "jsonl", contract.LABELS)
+    writer, existing = open_output(str(out), "jsonl", Columns(contract.LABELS))
     with writer:
         writer.write([Row("a\nb.jpg", "male", [0.9, 0.1], None), Row("c.jpg", None, None, "empty: file is empty")])
     complete = out.read_bytes()
     out.write_bytes(complete + '{"path": "d.jpg", "lab'.encode())
-    writer, existing = open_output(str(out), "jsonl", contract.LABELS, resume=True)
+    writer, existing = open_output(str(out), "jsonl", Columns(contract.LABELS), resume=True)
     writer.close()
     assert existing.categories == {"a\nb.jpg": None, "c.jpg": "empty"} and existing.cut_bytes > 0
     assert out.read_bytes() == complete
     out.write_bytes(b"garbage\n" + complete)
     with pytest.raises(GenderCliError, match="not a JSONL predictions file"):
-        open_output(str(out), "jsonl", contract.LABELS, resume=True)
+        open_output(str(out), "jsonl", Columns(contract.LABELS), resume=True)
     out.write_bytes(complete + b"not json\n" + complete)
     with pytest.raises(GenderCliError, match="line 3 is not a valid JSONL"):
-        open_output(str(out), "jsonl", contract.LABELS, resume=True)
+        open_output(str(out), "jsonl", Columns(contract.LABELS), resume=True)
 
 
 def test_csv_resume_keeps_paths_with_newlines_and_cuts_inside_a_quoted_field(tmp_path):
-    from gender_cli.infer.rows import Row
+    from gender_cli.infer.rows import Columns, Row
     from gender_cli.infer.writer import open_writer as open_output
 
     out = tmp_path / "p.csv"
-    writer, _ = open_output(str(out), "csv", contract.LABELS)
+    writer, _ = open_output(str(out), "csv", Columns(contract.LABELS))
     with writer:
         writer.write([Row("new\nline, ü.jpg", "female", [0.2, 0.8], None)])
     complete = out.read_bytes()
     out.write_bytes(complete + b'"half\nwritten')  # cut inside a quoted path with a newline
-    writer, existing = open_output(str(out), "csv", contract.LABELS, resume=True)
+    writer, existing = open_output(str(out), "csv", Columns(contract.LABELS), resume=True)
     writer.close()
     assert list(existing.categories) == ["new\nline, ü.jpg"]
     assert out.read_bytes() == complete

@@ -13,14 +13,14 @@ pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (the [ray] extra) is
 from gender_cli import contract  # noqa: E402
 from gender_cli.cli.main import cli  # noqa: E402
 from gender_cli.errors import GenderCliError  # noqa: E402
-from gender_cli.infer.rows import Row  # noqa: E402
+from gender_cli.infer.rows import Columns, Row  # noqa: E402
 from gender_cli.infer.writer import open_writer  # noqa: E402
 
 from helpers_infer import classify_files, interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
 
 
 def open_parquet_output(output, labels, resume=False):
-    return open_writer(output, "parquet", labels, resume=resume)
+    return open_writer(output, "parquet", Columns(labels), resume=resume)
 
 
 @pytest.fixture

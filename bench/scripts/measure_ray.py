@@ -227,7 +227,7 @@ def driver_rates(batch: int, rows: int = 50_000) -> dict:
     from gender_cli import contract
     from gender_cli.infer.classify import ClassifySummary
     from gender_cli.infer.row_columns import rows_to_columns
-    from gender_cli.infer.rows import Block, FileDone, Row, category_of
+    from gender_cli.infer.rows import Block, Columns, FileDone, Row, category_of
     from gender_cli.infer.writer import open_writer as open_output
 
     sample = [Row(f"s3://bucket/faces/{i:07d}.jpg", "female", [0.25, 0.75], None) for i in range(batch)]
@@ -235,9 +235,9 @@ def driver_rates(batch: int, rows: int = 50_000) -> dict:
     rates = {}
     with tempfile.TemporaryDirectory(prefix="measure-ray-driver-") as tmp:
         for fmt, name in (("csv", "rows.csv"), ("parquet", "rows")):
-            with open_output(str(Path(tmp) / f"warm-{name}"), fmt, contract.LABELS)[0] as warm:
+            with open_output(str(Path(tmp) / f"warm-{name}"), fmt, Columns(contract.LABELS))[0] as warm:
                 warm.write_columns(block)  # one-time imports (pyarrow loads pandas) stay out of the rate
-            writer, _ = open_output(str(Path(tmp) / name), fmt, contract.LABELS)
+            writer, _ = open_output(str(Path(tmp) / name), fmt, Columns(contract.LABELS))
             summary = ClassifySummary(output=name, model="", format=fmt, engine="ray", providers=[], notice=None,
                                       standin=True, files=rows)
             started = time.perf_counter()
