@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from gender_cli.infer.batches import iter_batches
-from gender_cli.infer.detect import FaceSettings, check_available
+from gender_cli.infer.detect import FaceSettings, check_settings
 from gender_cli.infer.faces import STAGES, FileFaces, iter_face_batches
 from gender_cli.infer.session import LoadedModel
 from gender_cli.system import available_cpus
@@ -45,7 +45,7 @@ def bench_faces(
     ``progress(stage, files done, files)``; ``on_file`` sees every file's faces."""
     from gender_cli.bench.bench import pass_stats
 
-    check_available(settings.detector)
+    check_settings(settings)
     size = model.info.image_size
     fixed = model.fixed_batch is not None
     report = progress or (lambda stage, done, total: None)

@@ -26,6 +26,7 @@ inside; outputs ``descriptor`` (N, D) float32 and, with a head, ``probabilities`
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Callable
 
 import numpy as np
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gender_cli import contract
-from gender_cli.convert.layer_plan import Step, descriptor_plan, plan
+from gender_cli.convert.layer_plan import INPUT, Step, descriptor_plan, plan
 from gender_cli.convert.network import Layer, Network
 from gender_cli.errors import ModelFileError
 
@@ -149,6 +150,38 @@ class ChannelSoftmax(nn.Module):
         return torch.softmax(x, dim=1)
 
 
+class ChannelAffine(nn.Module):
+    """``x * gamma + beta`` per channel (NCHW) or per feature (flat input)."""
+
+    def __init__(self, step: Step, dtype, device):
+        super().__init__()
+        dims = (-1,) if step.flat_output else (-1, 1, 1)
+        self.register_buffer("scale", _tensor(np.asarray(step.layer.weights).reshape(dims), dtype, device))
+        self.register_buffer("shift", _tensor(np.asarray(step.layer.bias).reshape(dims), dtype, device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
+class PaddedAdd(nn.Module):
+    """The sum of two NCHW maps, the smaller zero-extended at the end of each axis."""
+
+    def __init__(self, step: Step):
+        super().__init__()
+        self.grow = [
+            tuple(p for extra in reversed([o - i for i, o in zip(shape, step.output_shape)]) for p in (0, extra))
+            for shape in step.input_shapes
+        ]
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return F.pad(a, self.grow[0]) + F.pad(b, self.grow[1])
+
+
+class GlobalAverage(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
 def _conv_module(step: Step, dtype, device) -> nn.Module:
     return FullyConnected(step.layer, dtype, device) if step.fully_connected else Conv(step.layer, dtype, device)
 
@@ -160,15 +193,34 @@ BUILDERS: dict[str, Callable[[Step, torch.dtype, object], nn.Module]] = {
     "dropout": lambda step, dtype, device: nn.Identity(),
     "softmax": lambda step, dtype, device: ChannelSoftmax(),
     "lrn": lambda step, dtype, device: LocalResponseNorm(step.layer),
+    "affine": ChannelAffine,
+    "add": lambda step, dtype, device: PaddedAdd(step),
+    "global_pool": lambda step, dtype, device: GlobalAverage(),
 }
 
 
-def layer_stack(steps: list[Step], dtype: torch.dtype, device) -> nn.Sequential:
-    """The planned layers as one module on NCHW input."""
-    modules = nn.Sequential()
-    for step in steps:
-        modules.add_module(f"{step.index:02d}_{step.layer.name}", BUILDERS[step.layer.type](step, dtype, device))
-    return modules
+class LayerGraph(nn.Module):
+    """The planned layers as one module on NCHW input: each step takes the outputs of
+    the steps it names (a residual join takes two)."""
+
+    def __init__(self, steps: list[Step], dtype: torch.dtype, device):
+        super().__init__()
+        self.steps = [(step.index, step.inputs) for step in steps]
+        self.layers = nn.ModuleList(BUILDERS[step.layer.type](step, dtype, device) for step in steps)
+        readers = Counter(i for step in steps for i in step.inputs)
+        for step, module in zip(steps, self.layers):
+            if isinstance(module, nn.ReLU):  # in place only where nothing else reads the value
+                module.inplace = readers[step.inputs[0]] == 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = {INPUT: x}
+        for (index, inputs), module in zip(self.steps, self.layers):
+            values[index] = module(*(values[i] for i in inputs))
+        return values[self.steps[-1][0]]
+
+
+def layer_stack(steps: list[Step], dtype: torch.dtype, device) -> LayerGraph:
+    return LayerGraph(steps, dtype, device)
 
 
 class Classifier(nn.Module):

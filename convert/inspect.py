@@ -53,9 +53,11 @@ def inspect(path, prototxt=None) -> dict:
 def _supported_types(format_name: str) -> list[str]:
     if format_name == "caffe":
         from gender_cli.convert.caffe_reader import CONVERTERS
-    else:
-        from gender_cli.convert.layer_registry import CONVERTERS
-    return list(CONVERTERS)
+
+        return list(CONVERTERS)
+    from gender_cli.convert.layer_registry import supported_types
+
+    return list(supported_types())
 
 
 def _row(entry: LayerEntry) -> dict:

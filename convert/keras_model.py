@@ -1,8 +1,9 @@
-"""Build a Keras 3 model from the layer table with MatConvNet's exact semantics.
+"""Build a Keras 3 model from the layer graph with the source's exact semantics.
 
-One small builder per layer type (``BUILDERS``) turns a :class:`Layer` into Keras
-layers, in the order and with the shapes checked by ``convert/layer_plan.py``; the result is checked against :mod:`gender_cli.convert.reference`. Details that
-a naive translation gets wrong:
+Each layer is built by its kind's ``keras`` part (:mod:`gender_cli.convert.kinds`), in
+the order and with the shapes of ``convert/layer_plan.py``; this module holds the
+custom Keras layers those parts use, and the result is checked against
+:mod:`gender_cli.convert.reference`. Details that a naive translation gets wrong:
 
 * asymmetric padding is explicit (``ZeroPadding2D``) before a ``'valid'`` op, so the
   output size is MatConvNet's ``floor((H + pads - k_eff) / s) + 1``;
@@ -15,7 +16,8 @@ a naive translation gets wrong:
   number of in-image cells (see the reference module for the MatConvNet source),
   both in :class:`MatConvNetPooling2D`;
 * LRN is :class:`MatConvNetLRN` (MatConvNet's ``alpha`` is not divided by the depth,
-  and even depths are allowed).
+  and even depths are allowed);
+* dlib's residual join adds maps of different sizes (:class:`PaddedAdd`).
 
 Custom layers are registered under the package ``gender_cli``, so a saved
 ``model.keras`` reloads with ``keras.saving.load_model`` once this module is imported.
@@ -24,12 +26,11 @@ Only TensorFlow-needing code paths import this module.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
 from gender_cli import contract
-from gender_cli.convert.layer_plan import descriptor_plan, plan
+from gender_cli.convert.kinds import kind_of
+from gender_cli.convert.layer_plan import INPUT, descriptor_plan, plan
 from gender_cli.convert.network import Layer, Network
 from gender_cli.errors import ModelFileError
 from gender_cli.tf_quiet import import_keras
@@ -136,7 +137,41 @@ class MatConvNetLRN(keras.layers.Layer):
         }
 
 
-class _FromArray(keras.initializers.Initializer):
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ChannelAffine(keras.layers.Layer):
+    """``x * scale + shift`` per channel (the ``affine`` kind: dlib's frozen batch norm)."""
+
+    def __init__(self, scale, shift, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = [float(v) for v in np.asarray(scale).reshape(-1)]
+        self.shift = [float(v) for v in np.asarray(shift).reshape(-1)]
+
+    def call(self, inputs):
+        scale = keras.ops.convert_to_tensor(np.asarray(self.scale, np.float32))
+        shift = keras.ops.convert_to_tensor(np.asarray(self.shift, np.float32))
+        return inputs * scale + shift
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "shift": self.shift}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PaddedAdd(keras.layers.Layer):
+    """The ``add`` kind: the sum of two NHWC maps, the smaller zero-extended at the end
+    of each axis to the larger (dlib's ``add_prev``)."""
+
+    def call(self, inputs):
+        a, b = inputs
+        target = [max(x, y) for x, y in zip(a.shape[1:], b.shape[1:])]
+
+        def grown(x):
+            extra = [t - s for s, t in zip(x.shape[1:], target)]
+            return keras.ops.pad(x, [[0, 0]] + [[0, e] for e in extra]) if any(extra) else x
+
+        return grown(a) + grown(b)
+
+
+class FromArray(keras.initializers.Initializer):
     """Create a variable straight from the layer table's array.
 
     Cheaper than initialising and then assigning: the variable is made from one copy of
@@ -156,79 +191,21 @@ class _FromArray(keras.initializers.Initializer):
         return np.asarray(self.array, dtype=np.float32).reshape(shape)
 
 
-def _zero_pad(layer: Layer, x):
+def zero_pad(layer: Layer, x):
     top, bottom, left, right = layer.pad
     if not any(layer.pad):
         return x
     return keras.layers.ZeroPadding2D(((top, bottom), (left, right)), name=f"{layer.name}_pad")(x)
 
 
-def _conv(layer: Layer, x):
-    kh, kw, _, cout = layer.weights.shape
-    strided_dilation = max(layer.stride) > 1 and max(layer.dilate) > 1
-    conv = keras.layers.Conv2D(
-        cout,
-        (kh, kw),
-        strides=(1, 1) if strided_dilation else tuple(layer.stride),
-        dilation_rate=tuple(layer.dilate),
-        padding="valid",
-        use_bias=layer.bias is not None,
-        kernel_initializer=_FromArray(layer.weights, layer.name),
-        bias_initializer=_FromArray(layer.bias, layer.name),
-        name=layer.name,
-    )
-    x = conv(_zero_pad(layer, x))
-    # The variables now hold the weights; a plain initializer keeps the saved config
-    # standard and lets the array go.
-    conv.kernel_initializer = keras.initializers.Zeros()
-    conv.bias_initializer = keras.initializers.Zeros()
-    if strided_dilation:
-        x = Subsample2D(layer.stride, name=f"{layer.name}_subsample")(x)
-    return x
-
-
-def _pool(layer: Layer, x):
-    layer.pool_geometry()  # validates window, method and padding
-    if any(layer.pad):
-        return MatConvNetPooling2D(layer.pool, layer.stride, layer.pad, layer.method, name=layer.name)(x)
-    pooling = keras.layers.MaxPooling2D if layer.method == "max" else keras.layers.AveragePooling2D
-    return pooling(tuple(layer.pool), tuple(layer.stride), padding="valid", name=layer.name)(x)
-
-
-def _relu(layer: Layer, x):
-    return keras.layers.ReLU(name=layer.name)(x)
-
-
-def _dropout(layer: Layer, x):
-    return keras.layers.Dropout(layer.rate, name=layer.name)(x)
-
-
-def _softmax(layer: Layer, x):
-    return keras.layers.Softmax(axis=-1, name=layer.name)(x)
-
-
-def _lrn(layer: Layer, x):
-    return MatConvNetLRN(*layer.lrn, name=layer.name)(x)
-
-
-BUILDERS: dict[str, Callable] = {
-    "conv": _conv,
-    "pool": _pool,
-    "relu": _relu,
-    "dropout": _dropout,
-    "softmax": _softmax,
-    "lrn": _lrn,
-}
-
-
 def _backbone(network: Network, upto: str | None, input_size, steps=None):
     steps = steps if steps is not None else plan(network, upto, input_size)
     height, width = steps[0].input_shape[1:] if steps else tuple(network.input_size[:2])
     inputs = keras.Input(shape=(height, width, 3), dtype="float32", name=contract.INPUT_NAME)
-    x = MeanSubtraction(np.asarray(network.mean).reshape(-1), name="mean_subtraction")(inputs)
+    tensors = {INPUT: MeanSubtraction(np.asarray(network.mean).reshape(-1), name="mean_subtraction")(inputs)}
     for step in steps:
-        x = BUILDERS[step.layer.type](step.layer, x)
-    return inputs, x
+        tensors[step.index] = kind_of(step.layer).keras(step.layer, *(tensors[i] for i in step.inputs))
+    return inputs, tensors[steps[-1].index] if steps else tensors[INPUT]
 
 
 def build_keras_model(network: Network, upto: str | None = None, input_size=None) -> "keras.Model":

@@ -1,132 +1,75 @@
-"""Each layer's geometry and output shape, computed once from the layer table.
+"""Each layer's geometry and output shape, computed once from the layer graph.
 
 The backends that build a network from the table (the ONNX emitter, the Keras builder
 and the PyTorch port) walk :func:`plan` instead of re-deriving shapes: a :class:`Step`
-holds the layer, the per-image shape going in and coming out, and whether a conv is
-*fully connected* (its window covers its whole input, as fc6/fc7/fc8 do at 224x224),
-which the ONNX graph and the PyTorch port run as a matrix product on the input
-flattened in (C, H, W) order. The NumPy reference (``reference.py``) keeps its own
-arithmetic on purpose: it is the independent oracle the backends are checked against.
+holds the layer, the indices of the steps it takes, the per-image shapes going in and
+coming out, and whether a conv is *fully connected* (its window covers its whole input,
+as VGG's fc6/fc7/fc8 do at 224x224), which the ONNX graph and the PyTorch port run as a
+matrix product on the input flattened in (C, H, W) order. Each shape rule is its kind's
+(:mod:`gender_cli.convert.kinds`); the NumPy reference (``reference.py``) computes
+shapes by doing the arithmetic, which is what checks these rules.
 
 Shapes are per image: ``(C, H, W)`` maps, or ``(D,)`` after a fully connected layer.
 An unknown spatial size (``None``, for a size-agnostic Keras model) stays ``None``.
-Output sizes follow MatConvNet: ``floor((H + before + after - k_eff) / stride) + 1``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from gender_cli import contract
-from gender_cli.convert.network import SUPPORTED_TYPES, Layer, Network
-from gender_cli.errors import ModelFileError, UnsupportedLayerError
+from gender_cli.convert.kinds import kind_of
+from gender_cli.convert.kinds.geometry import output_size  # noqa: F401  (re-exported)
+from gender_cli.convert.network import Layer, Network
+from gender_cli.errors import ModelFileError
 
 Shape = tuple  # (C, H, W) or (D,); H and W may be None (unknown)
+INPUT = -1  # the index of the image input among a step's inputs
 
 
 @dataclass(frozen=True)
 class Step:
     index: int  # position in the layer table (0-based)
     layer: Layer
-    input_shape: Shape
+    inputs: tuple[int, ...]  # indices of the steps it takes; INPUT is the image
+    input_shapes: tuple[Shape, ...]
     output_shape: Shape
     fully_connected: bool = False  # a conv whose window covers its whole input
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.input_shapes[0]
 
     @property
     def flat_output(self) -> bool:
         return len(self.output_shape) == 1
 
 
-def output_size(size: int | None, kernel: int, stride: int, before: int, after: int, dilate: int = 1) -> int | None:
-    """Output length along one axis (None stays None)."""
-    if size is None:
-        return None
-    span = size + before + after - ((kernel - 1) * dilate + 1)
-    if span < 0:
-        raise ModelFileError(f"input of size {size} (padded {before}+{after}) is smaller than the window")
-    return span // stride + 1
-
-
-def _maps(layer: Layer, shape: Shape) -> Shape:
-    if len(shape) == 1:
-        raise ModelFileError(f"{layer.type} layer {layer.name!r} follows a fully connected layer")
-    return shape
-
-
-def _conv(layer: Layer, shape: Shape) -> tuple[Shape, bool]:
-    if layer.weights is None:
-        raise ModelFileError(f"conv layer {layer.name!r} has no weights")
-    kh, kw, cin, cout = (int(s) for s in layer.weights.shape)
-    if len(shape) == 1:
-        if kh == kw == 1 and shape[0] == cin:
-            return (cout,), True
-        raise ModelFileError(
-            f"conv layer {layer.name!r} follows a fully connected layer ({shape[0]} values) "
-            f"but takes {kh}x{kw}x{cin}"
-        )
-    c, h, w = shape
-    if c != cin:
-        raise ModelFileError(f"layer {layer.name!r}: filters expect {cin} input channels, got {c}")
-    if (h, w) == (kh, kw) and not any(layer.pad) and tuple(layer.dilate) == (1, 1):
-        return (cout,), True
-    top, bottom, left, right = (int(p) for p in layer.pad)
-    (sy, sx), (dy, dx) = layer.stride, layer.dilate
-    return (cout, output_size(h, kh, sy, top, bottom, dy), output_size(w, kw, sx, left, right, dx)), False
-
-
-def _pool(layer: Layer, shape: Shape) -> tuple[Shape, bool]:
-    c, h, w = _maps(layer, shape)
-    (ph, pw), (sy, sx), (top, bottom, left, right) = layer.pool_geometry()
-    return (c, output_size(h, ph, sy, top, bottom), output_size(w, pw, sx, left, right)), False
-
-
-def _same(layer: Layer, shape: Shape) -> tuple[Shape, bool]:
-    return shape, False
-
-
-def _lrn(layer: Layer, shape: Shape) -> tuple[Shape, bool]:
-    return _maps(layer, shape), False
-
-
-PLANNERS: dict[str, Callable[[Layer, Shape], tuple[Shape, bool]]] = {
-    "conv": _conv,
-    "pool": _pool,
-    "relu": _same,
-    "dropout": _same,
-    "softmax": _same,
-    "lrn": _lrn,
-}
-
-
 def next_shape(layer: Layer, shape: Shape) -> Shape:
-    """The per-image shape after ``layer`` (readers that build a table layer by layer)."""
-    planner = PLANNERS.get(layer.type)
-    if planner is None:
-        raise UnsupportedLayerError(f"layer {layer.name!r} has type {layer.type!r}")
-    return planner(layer, shape)[0]
+    """The per-image shape after single-input ``layer`` (readers that build a table layer by layer)."""
+    return kind_of(layer).shape(layer, shape)[0]
 
 
 def plan(network: Network, upto: str | None = None, input_size=None) -> list[Step]:
-    """The steps up to and including layer ``upto`` (default: all).
+    """The steps up to and including layer ``upto`` (default: all), in table order.
 
     ``input_size`` is ``(H, W)``; default the network's own. Raises ModelFileError for
-    inconsistent shapes and UnsupportedLayerError for a type outside SUPPORTED_TYPES.
+    inconsistent shapes or inputs and UnsupportedLayerError for a type no kind has.
     """
     last = len(network.layers) - 1 if upto is None else network.layer_index(upto)
     height, width = tuple(input_size) if input_size is not None else tuple(network.input_size[:2])
-    shape: Shape = (int(network.input_size[2]), height, width)
-    steps = []
-    for index, layer in enumerate(network.layers[: last + 1]):
-        planner = PLANNERS.get(layer.type)
-        if planner is None:
-            raise UnsupportedLayerError(
-                f"layer {index + 1} {layer.name!r} has type {layer.type!r}; supported types: "
-                f"{', '.join(SUPPORTED_TYPES)}"
+    image: Shape = (int(network.input_size[2]), height, width)
+    steps: list[Step] = []
+    for index, (layer, inputs) in enumerate(zip(network.layers[: last + 1], network.inputs_of())):
+        kind = kind_of(layer, index)
+        if len(inputs) != kind.arity:
+            raise ModelFileError(
+                f"layer {index + 1} {layer.name!r} ({layer.type}) takes {kind.arity} input(s), "
+                f"not {len(inputs)}"
             )
-        out, fully_connected = planner(layer, shape)
-        steps.append(Step(index, layer, shape, out, fully_connected))
-        shape = out
+        shapes = tuple(image if i == INPUT else steps[i].output_shape for i in inputs)
+        out, fully_connected = kind.shape(layer, *shapes)
+        steps.append(Step(index, layer, inputs, shapes, out, fully_connected))
     return steps
 
 
@@ -154,7 +97,3 @@ def descriptor_plan(network: Network, descriptor: str, input_size=None) -> Descr
             "expected 1x1 (is the input the network's input size?)"
         )
     return DescriptorPlan(steps, channels, False, True)
-
-
-if set(PLANNERS) != set(SUPPORTED_TYPES):  # pragma: no cover - a programming error
-    raise RuntimeError("layer_plan.PLANNERS and network.SUPPORTED_TYPES disagree")

@@ -1,4 +1,5 @@
-"""One small converter per MatConvNet layer type: raw layer struct -> :class:`Layer`.
+"""MatConvNet layer structs -> :class:`Layer`: the field parsing, and the dispatch to
+each kind's converter (``from_mat`` of its record in :mod:`gender_cli.convert.kinds`).
 
 A raw layer is the plain dict that :mod:`gender_cli.convert.matfile` reads from a
 ``.mat`` file (field name -> value; a cell is a list, a char array a str, numbers are
@@ -20,25 +21,21 @@ from typing import Callable
 
 import numpy as np
 
-from gender_cli.convert.network import SUPPORTED_TYPES, Layer
+from gender_cli.convert.network import Layer
 from gender_cli.errors import ModelFileError, UnsupportedLayerError
 
 Converter = Callable[[dict, str, str], Layer]  # (raw, name, label)
-CONVERTERS: dict[str, Converter] = {}
 
 
-def register(layer_type: str):
-    """Register the decorated function as the converter of MatConvNet ``layer_type``."""
+def converters() -> dict[str, Converter]:
+    """MatConvNet layer type -> its kind's converter, for the kinds MatConvNet has."""
+    from gender_cli.convert.kinds import KINDS
 
-    def decorator(fn: Converter) -> Converter:
-        CONVERTERS[layer_type] = fn
-        return fn
-
-    return decorator
+    return {name: kind.from_mat for name, kind in KINDS.items() if kind.from_mat is not None}
 
 
 def supported_types() -> tuple[str, ...]:
-    return tuple(CONVERTERS)
+    return tuple(converters())
 
 
 def layer_label(raw: dict, index: int) -> str:
@@ -64,7 +61,7 @@ def convert_layer(raw: dict, index: int) -> Layer:
     label = layer_label(raw, index)
     if not layer_type:
         raise ModelFileError(f"{label} has no 'type' field")
-    converter = CONVERTERS.get(layer_type)
+    converter = converters().get(layer_type)
     if converter is None:
         raise UnsupportedLayerError(
             f"{label}: layer type {layer_type!r} is not supported; "
@@ -76,7 +73,7 @@ def convert_layer(raw: dict, index: int) -> Layer:
 # -- field parsing ----------------------------------------------------------------------
 
 
-def _numbers(raw: dict, field: str, label: str) -> np.ndarray | None:
+def numbers(raw: dict, field: str, label: str) -> np.ndarray | None:
     """The field as a flat float64 vector, or None when absent or empty."""
     value = raw.get(field)
     if value is None:
@@ -89,7 +86,7 @@ def _numbers(raw: dict, field: str, label: str) -> np.ndarray | None:
 
 
 def _ints(raw: dict, field: str, label: str, allowed_lengths: tuple[int, ...], default) -> tuple:
-    flat = _numbers(raw, field, label)
+    flat = numbers(raw, field, label)
     if flat is None:
         return default
     if flat.size not in allowed_lengths or not np.all(flat == np.round(flat)) or np.any(flat < 0):
@@ -112,7 +109,7 @@ def pad4(raw: dict, label: str) -> tuple[int, int, int, int]:
     return values * 4 if len(values) == 1 else values
 
 
-def _positive(values: tuple, field: str, label: str) -> tuple:
+def positive(values: tuple, field: str, label: str) -> tuple:
     if any(v < 1 for v in values):
         raise ModelFileError(f"{label}: {field} must be at least 1, got {list(values)}")
     return values
@@ -154,79 +151,3 @@ def conv_arrays(raw: dict, label: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _dims(shape: tuple) -> str:
     return "x".join(str(d) for d in shape)
-
-
-# -- converters -------------------------------------------------------------------------
-
-
-@register("conv")
-def _conv(raw: dict, name: str, label: str) -> Layer:
-    weights, bias = conv_arrays(raw, label)
-    return Layer(
-        name=name,
-        type="conv",
-        weights=weights,
-        bias=bias,
-        stride=_positive(pair(raw, "stride", label, (1, 1)), "stride", label),
-        pad=pad4(raw, label),
-        dilate=_positive(pair(raw, "dilate", label, (1, 1)), "dilate", label),
-    )
-
-
-@register("relu")
-def _relu(raw: dict, name: str, label: str) -> Layer:
-    leak = _numbers(raw, "leak", label)
-    if leak is not None and np.any(leak != 0):
-        raise UnsupportedLayerError(
-            f"{label}: leaky ReLU (leak={leak.tolist()}) is not supported; only leak = 0"
-        )
-    return Layer(name=name, type="relu")
-
-
-POOL_METHODS = ("max", "avg")
-
-
-@register("pool")
-def _pool(raw: dict, name: str, label: str) -> Layer:
-    method = raw.get("method")
-    if method is None or (isinstance(method, str) and not method):
-        method = "max"  # vl_simplenn_tidy's default
-    if method not in POOL_METHODS:
-        raise UnsupportedLayerError(
-            f"{label}: pool method {method!r} is not supported; supported: {', '.join(POOL_METHODS)}"
-        )
-    window = pair(raw, "pool", label, None)
-    if window is None:
-        raise ModelFileError(f"{label}: pool layer has no 'pool' window size")
-    return Layer(
-        name=name,
-        type="pool",
-        pool=_positive(window, "pool", label),
-        stride=_positive(pair(raw, "stride", label, (1, 1)), "stride", label),
-        pad=pad4(raw, label),
-        method=method,
-    )
-
-
-@register("dropout")
-def _dropout(raw: dict, name: str, label: str) -> Layer:
-    rate = _numbers(raw, "rate", label)
-    return Layer(name=name, type="dropout", rate=0.5 if rate is None else float(rate[0]))
-
-
-@register("softmax")
-def _softmax(raw: dict, name: str, label: str) -> Layer:
-    return Layer(name=name, type="softmax")
-
-
-@register("lrn")
-def _lrn(raw: dict, name: str, label: str) -> Layer:
-    param = _numbers(raw, "param", label)
-    if param is None or param.size != 4:
-        raise ModelFileError(f"{label}: lrn 'param' must be [depth kappa alpha beta]")
-    depth, kappa, alpha, beta = param.tolist()
-    return Layer(name=name, type="lrn", lrn=(int(depth), kappa, alpha, beta))
-
-
-if set(CONVERTERS) != set(SUPPORTED_TYPES):  # pragma: no cover - a programming error
-    raise RuntimeError("layer_registry and network.SUPPORTED_TYPES disagree")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cli.convert.layer_registry import (
-    CONVERTERS, conv_arrays, convert_layer, raw_name, raw_type,
+    conv_arrays, convert_layer, converters, raw_name, raw_type,
 )
 from gender_cli.convert.network import Network
 from gender_cli.convert.source_file import LayerEntry, SourceFile, check_channels, file_head, to_network
@@ -403,7 +403,7 @@ def _entry(raw: dict, index: int, path) -> LayerEntry:
         layer = convert_layer(raw, index)
     except UnsupportedLayerError as exc:
         entry = LayerEntry(index, name, layer_type, None, problem=_without_label(str(exc)))
-        if layer_type not in CONVERTERS:
+        if layer_type not in converters():
             entry.params = _loose_param_count(raw)
         return entry
     except ModelFileError as exc:

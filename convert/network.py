@@ -1,6 +1,9 @@
 """The framework-free layer table: what every reader produces and every builder consumes.
 
-Conventions follow MatConvNet (``vl_simplenn``) exactly:
+The table is a graph: each layer takes the output of the layer before it, or of the
+layers its ``inputs`` name (a residual join takes two), and every layer comes after
+the layers it takes. What each kind of layer computes is in its record
+(:mod:`gender_cli.convert.kinds`). Conventions follow MatConvNet (``vl_simplenn``):
 
 * conv weights are ``(H, W, Cin, Cout)`` float32 (also TensorFlow's HWIO), bias ``(Cout,)``;
 * ``stride`` is ``(y, x)``; ``pad`` is ``(top, bottom, left, right)``; ``dilate`` is ``(y, x)``;
@@ -29,13 +32,10 @@ import numpy as np
 from gender_cli.atomic import names_file
 from gender_cli.errors import ModelFileError
 
-SUPPORTED_TYPES = ("conv", "relu", "pool", "dropout", "softmax", "lrn")
-
-
 @dataclass
 class Layer:
     name: str
-    type: str  # one of SUPPORTED_TYPES
+    type: str  # a kind of convert.kinds.KINDS
     weights: np.ndarray | None = None  # conv: (H, W, Cin, Cout) float32
     bias: np.ndarray | None = None  # conv: (Cout,) float32
     stride: tuple[int, int] = (1, 1)  # (y, x)
@@ -45,6 +45,7 @@ class Layer:
     method: str = "max"  # pool: "max" or "avg"
     rate: float = 0.5  # dropout rate (inference: identity)
     lrn: tuple[int, float, float, float] | None = None  # (depth, kappa, alpha, beta)
+    inputs: tuple[str, ...] = ()  # names of the layers it takes; empty: the layer before it
 
     @property
     def num_params(self) -> int:
@@ -80,6 +81,8 @@ class Layer:
             d["pool"] = list(self.pool)
         if self.lrn is not None:
             d["lrn"] = list(self.lrn)
+        if self.inputs:
+            d["inputs"] = list(self.inputs)
         if self.weights is not None:
             d["weights_shape"] = list(self.weights.shape)
         return d
@@ -111,6 +114,27 @@ class Network:
             f"the network has no layer named {name!r} "
             f"(layers: {', '.join(l.name for l in self.layers)})"
         )
+
+    def inputs_of(self) -> list[tuple[int, ...]]:
+        """For each layer, the indices of the layers it takes (-1: the image input).
+
+        ModelFileError for an input that names no earlier layer.
+        """
+        seen: dict[str, int] = {}
+        found = []
+        for index, layer in enumerate(self.layers):
+            if not layer.inputs:
+                found.append((index - 1,))
+            else:
+                missing = [name for name in layer.inputs if name not in seen]
+                if missing:
+                    raise ModelFileError(
+                        f"layer {index + 1} {layer.name!r} takes {', '.join(map(repr, missing))}, "
+                        "which is not a layer before it"
+                    )
+                found.append(tuple(seen[name] for name in layer.inputs))
+            seen[layer.name] = index
+        return found
 
     def truncated(self, last: str) -> "Network":
         """The same network up to and including layer ``last``."""
@@ -174,6 +198,7 @@ class Network:
                     method=d["method"],
                     rate=d["rate"],
                     lrn=tuple(d["lrn"]) if "lrn" in d else None,
+                    inputs=tuple(d.get("inputs", ())),
                     **arrays,
                 )
             )

@@ -32,6 +32,7 @@ class InputConvention:
     scale: float  # applied after the mean subtraction
     mean: tuple[float, float, float] | None  # in channel_order; None: the file's own mean
     where: str  # the code that shows it
+    face_crop: str = "box"  # how its training cut faces out of photos (infer.detect.CROPS)
 
     def mean_rgb(self) -> np.ndarray | None:
         if self.mean is None:
@@ -43,7 +44,7 @@ class InputConvention:
         """JSON-ready, for ``Network.preprocessing`` and the ONNX metadata."""
         mean = np.asarray(mean_rgb, np.float64).reshape(-1)
         in_order = mean[::-1] if self.channel_order == "BGR" else mean
-        return {
+        described = {
             "library": self.library,
             "channel_order": self.channel_order,
             "mean": [float(str(np.float32(m))) for m in in_order],  # float32 digits, not binary noise
@@ -51,6 +52,9 @@ class InputConvention:
             "folded": self.folded(),
             "where": self.where,
         }
+        if self.face_crop != "box":
+            described["face_crop"] = self.face_crop
+        return described
 
     def folded(self) -> str:
         steps = []
@@ -77,6 +81,11 @@ CONVENTIONS = {
     "deepface": InputConvention(
         "deepface (normalization='base')", "BGR", 1 / 255, (0.0, 0.0, 0.0),
         "https://github.com/serengil/deepface/blob/master/deepface/modules/detection.py",
+    ),
+    "dlib": InputConvention(
+        "dlib input_rgb_image_sized", "RGB", 1 / 256, None,
+        "dlib/dnn/input.h input_rgb_image_sized::to_tensor: (pixel - average) / 256, R, G, B planes",
+        face_crop="dlib-chip",
     ),
     "deepface-gender": InputConvention(
         "deepface DeepFace.analyze (gender)", "BGR", 1 / 255, (0.0, 0.0, 0.0),

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from gender_cli.devices import DEFAULT_DEVICE
-from gender_cli.infer.detect import FaceOptions, FaceSettings, check_available, settings_for_model
+from gender_cli.infer.detect import FaceOptions, FaceSettings, check_settings, settings_for_model
 from gender_cli.infer.engine_local import LocalEngine
 from gender_cli.infer.images import ImageInput
 from gender_cli.infer.request import DEFAULT_BATCH, ClassifyRequest, source_names
@@ -143,7 +143,7 @@ class Classifier:
         self._engine = LocalEngine.open(model, device, self._runs.batch, workers)
         self._settings = settings_for_model(self._runs.detect, self.info.raw)
         if self._settings is not None:
-            check_available(self._settings.detector)
+            check_settings(self._settings)
 
     @property
     def info(self) -> ModelInfo:

@@ -55,20 +55,34 @@ class DescriptorLayer:
     """A backbone layer whose output the head is trained on."""
 
     name: str  # CLI value and metadata value
-    layer: str  # name of the MatConvNet layer whose output is taken
+    layer: str  # name of the layer (in the converted layer table) whose output is taken
     global_average_pool: bool  # reduce H x W to 1 x 1 by averaging (pool5)
     help: str
 
 
+# In order of preference: a network's default descriptor is the first one whose layer it has.
 DESCRIPTORS = {
     d.name: d
     for d in (
-        DescriptorLayer("relu7", "relu7", False, "4096-d, the VGG-Face descriptor (Parkhi et al.)"),
+        DescriptorLayer("relu7", "relu7", False, "4096-d, the VGG-Face descriptor (Parkhi et al.); VGG-Face's default"),
         DescriptorLayer("fc8", "fc8", False, "2622-d identity scores (the VGG-Face classifier's own output)"),
-        DescriptorLayer("pool5", "pool5", True, "512-d, global average of the last convolutional maps"),
+        DescriptorLayer("pool5", "pool5", True, "512-d, global average of VGG-Face's last convolutional maps"),
+        DescriptorLayer("embedding", "fc", False, "128-d, dlib's face-recognition embedding; the dlib network's default"),
+        DescriptorLayer("pooled", "global_pool", False, "256-d, the dlib network's globally pooled maps"),
     )
 }
-DEFAULT_DESCRIPTOR = "relu7"
+DEFAULT_DESCRIPTOR = "relu7"  # VGG-Face's; see default_descriptor for any network
+
+
+def default_descriptor(layer_names) -> str:
+    """The first descriptor of DESCRIPTORS whose layer is among ``layer_names``."""
+    names = set(layer_names)
+    for spec in DESCRIPTORS.values():
+        if spec.layer in names:
+            return spec.name
+    raise UnknownDescriptorError(
+        f"the network has none of the descriptor layers ({', '.join(d.layer for d in DESCRIPTORS.values())})"
+    )
 
 
 def descriptor_spec(name: str) -> DescriptorLayer:
@@ -130,6 +144,9 @@ class Meta:
     FACE_MIN_SIZE = "face_min_size"  # smallest face searched, pixels of the original
     FACE_MARGIN = "face_margin"  # the box grows by this fraction of its side before cropping
     FACE_ALIGNMENT = "face_alignment"  # how the eyes were levelled (informative)
+    # The backbone's face crop convention (infer.detect.CROPS) when it is not "box", the
+    # VGG one: present in every graph of such a backbone, trained on faces or not.
+    FACE_CROP = "face_crop"
 
 
 REQUIRED_KEYS = (

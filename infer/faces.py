@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from gender_cli.infer.align import crop_face
+from gender_cli.infer.align import crop as crop_by
 from gender_cli.infer.detect import NO_FACE, Face, FaceSettings, detector_for_thread, eye_angle
 from gender_cli.infer.images import ImageError, ImageInput, Read, input_name, load_picture
 from gender_cli.infer.rows import Row
@@ -108,7 +108,7 @@ def find_faces(
     chosen = sorted(found, key=lambda face: face.area, reverse=True)[: settings.max_faces]
     chosen.sort(key=lambda face: (face.box[0] + face.box[2] / 2, face.box[1] + face.box[3] / 2))
     for number, face in enumerate(chosen):
-        crop = crop_face(picture.pixels, face, settings.margin, size, scale=shrink)
+        crop = crop_by(picture.pixels, face, settings, size, scale=shrink)
         angle = eye_angle(face.eyes) if face.eyes is not None else None
         result.faces.append(FoundFace(_original_box(face, shrink, picture), face.score, angle, crop))
         if on_crop is not None:

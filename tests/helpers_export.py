@@ -102,3 +102,41 @@ def odd_network(seed=0) -> Network:
         Layer(name="prob", type="softmax"),
     ]
     return net
+
+
+def residual_network(seed=0) -> Network:
+    """A small graph with every kind dlib's face network uses, in its awkward corners.
+
+    A stem (conv, affine, relu), a strided residual block whose 3x3 output with 6
+    channels meets its average-pooled 4x4 shortcut with 4 channels (the join extends
+    the smaller with zeros), a padded max pool, the global average and a fully
+    connected ``fc`` (descriptors ``embedding`` and ``pooled`` exist).
+    """
+    rng = np.random.default_rng(seed)
+
+    def conv(name, shape, **kw):
+        w = rng.standard_normal(shape).astype(np.float32) * np.float32(np.sqrt(2 / np.prod(shape[:3])))
+        return Layer(name=name, type="conv", weights=w, bias=rng.normal(0, 0.1, shape[3]).astype(np.float32), **kw)
+
+    def affine(name, channels, **kw):
+        return Layer(name=name, type="affine", weights=rng.uniform(0.5, 1.5, channels).astype(np.float32),
+                     bias=rng.normal(0, 0.2, channels).astype(np.float32), **kw)
+
+    layers = [
+        conv("stem", (3, 3, 3, 4), stride=(2, 2)),
+        affine("stem_affine", 4),
+        Layer(name="stem_relu", type="relu"),
+        conv("block_conv1", (3, 3, 4, 6), stride=(2, 2)),
+        affine("block_affine1", 6),
+        Layer(name="block_relu1", type="relu"),
+        conv("block_conv2", (3, 3, 6, 6), pad=(1, 1, 1, 1)),
+        affine("block_affine2", 6),
+        Layer(name="shortcut", type="pool", pool=(2, 2), stride=(2, 2), method="avg", inputs=("stem_relu",)),
+        Layer(name="join", type="add", inputs=("block_affine2", "shortcut")),
+        Layer(name="join_relu", type="relu"),
+        Layer(name="pool", type="pool", pool=(3, 3), stride=(2, 2), pad=(1, 1, 1, 1), method="max"),
+        Layer(name="global_pool", type="global_pool"),
+        Layer(name="fc", type="conv", weights=rng.standard_normal((1, 1, 6, 5)).astype(np.float32) * 0.4,
+              bias=np.zeros(5, np.float32)),
+    ]
+    return Network(layers=layers, input_size=(17, 23, 3), mean=np.array([122.8, 117.0, 104.3], np.float32))

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from gender_cli import workspace
 from gender_cli.cli.main import cli
 from gender_cli.convert import reference
+from gender_cli.convert.kinds import softmax
 from gender_cli.convert.network import Network
 from gender_cli.convert.source import load_network
 from gender_cli.errors import GenderCliError, MissingArtifactError, ModelFileError
@@ -195,7 +196,7 @@ def test_full_size_convert(tmp_path):
     # float32 sums over up to 25088 terms per layer, 16 layers deep, against float64
     np.testing.assert_allclose(np.asarray(logits_model(batch)), expected, rtol=1e-5, atol=1e-5 * scale)
     probabilities = np.asarray(model(batch))
-    expected_probabilities = reference.softmax(full.layers[-1], expected.astype(np.float64))
+    expected_probabilities = softmax.reference(full.layers[-1], expected.astype(np.float64))
     np.testing.assert_allclose(probabilities, expected_probabilities, atol=1e-3)
 
 

@@ -97,7 +97,7 @@ def _crop_without_eyes(path, detector) -> np.ndarray:
     from gender_cli.infer.detect import detector_for_thread
 
     found = detector_for_thread(detector).find(pixels, FaceSettings(detector).smallest_face)
-    return crop_face(pixels, Face(found[0].box, found[0].score, None), FaceSettings().margin, SIZE)
+    return crop_face(pixels, Face(found[0].box, found[0].score, None), FaceSettings().margin_used, SIZE)
 
 
 def _similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gender_cli.convert import reference
+from gender_cli.convert.kinds import conv, dropout, lrn, pool, relu, softmax
 from gender_cli.convert.network import Layer, Network
 from gender_cli.errors import ModelFileError, UnsupportedLayerError
 
@@ -60,7 +61,7 @@ def test_conv_matches_explicit_loops(stride, pad, dilate):
     w = rng.standard_normal((3, 2, 3, 4)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
     layer = Layer("c", "conv", weights=w, bias=b, stride=stride, pad=pad, dilate=dilate)
-    got = reference.conv(layer, x)
+    got = conv.reference(layer, x)
     np.testing.assert_allclose(got, conv_by_loops(x, w, b, stride, pad, dilate), rtol=1e-12, atol=1e-12)
 
 
@@ -68,14 +69,14 @@ def test_conv_single_tap_by_hand():
     # 1x1 input channel, 2x2 kernel of ones with bias 10: each output is a 2x2 window sum + 10.
     x = np.arange(9, dtype=float).reshape(1, 3, 3, 1)
     layer = Layer("c", "conv", weights=np.ones((2, 2, 1, 1), np.float32), bias=np.array([10.0], np.float32))
-    got = reference.conv(layer, x)[0, :, :, 0]
+    got = conv.reference(layer, x)[0, :, :, 0]
     np.testing.assert_array_equal(got, [[0 + 1 + 3 + 4 + 10, 1 + 2 + 4 + 5 + 10], [3 + 4 + 6 + 7 + 10, 4 + 5 + 7 + 8 + 10]])
 
 
 def test_conv_rejects_wrong_channel_count():
     layer = Layer("c", "conv", weights=np.ones((1, 1, 2, 1), np.float32), bias=np.zeros(1, np.float32))
     with pytest.raises(ModelFileError, match="2 input channels"):
-        reference.conv(layer, np.zeros((1, 3, 3, 3)))
+        conv.reference(layer, np.zeros((1, 3, 3, 3)))
 
 
 GRID = np.arange(16, dtype=float).reshape(1, 4, 4, 1)
@@ -83,18 +84,18 @@ PADDED_POOL = dict(pool=(2, 2), stride=(2, 2), pad=(1, 1, 1, 1))
 
 
 def test_max_pool_with_padding_by_hand():
-    got = reference.pool(Layer("p", "pool", method="max", **PADDED_POOL), GRID)[0, :, :, 0]
+    got = pool.reference(Layer("p", "pool", method="max", **PADDED_POOL), GRID)[0, :, :, 0]
     np.testing.assert_array_equal(got, [[0, 2, 3], [8, 10, 11], [12, 14, 15]])
 
 
 def test_max_pool_padding_never_wins_on_negative_input():
-    got = reference.pool(Layer("p", "pool", method="max", **PADDED_POOL), -1 - GRID)[0, :, :, 0]
+    got = pool.reference(Layer("p", "pool", method="max", **PADDED_POOL), -1 - GRID)[0, :, :, 0]
     np.testing.assert_array_equal(got, [[-1, -2, -4], [-5, -6, -8], [-13, -14, -16]])
 
 
 def test_avg_pool_with_padding_divides_by_cells_inside_the_image():
     # MatConvNet pooling_cpu.cpp clips the window to the image before averaging.
-    got = reference.pool(Layer("p", "pool", method="avg", **PADDED_POOL), GRID)[0, :, :, 0]
+    got = pool.reference(Layer("p", "pool", method="avg", **PADDED_POOL), GRID)[0, :, :, 0]
     expected = [
         [0, (1 + 2) / 2, 3],
         [(4 + 8) / 2, (5 + 6 + 9 + 10) / 4, (7 + 11) / 2],
@@ -105,26 +106,26 @@ def test_avg_pool_with_padding_divides_by_cells_inside_the_image():
 
 def test_pools_without_padding_and_asymmetric_padding():
     layer = Layer("p", "pool", method="avg", pool=(3, 2), stride=(1, 1), pad=(0, 2, 0, 1))
-    got = reference.pool(layer, GRID)[0, :, :, 0]
+    got = pool.reference(layer, GRID)[0, :, :, 0]
     # windows start at rows 0..3 (floor((4 + 2 - 3) / 1) + 1 = 4) and cols 0..3
     assert got.shape == (4, 4)
     assert got[0, 0] == np.mean([0, 1, 4, 5, 8, 9])
     assert got[3, 3] == 15  # only cell (3, 3) is inside the image
     assert got[2, 3] == (11 + 15) / 2
-    plain = reference.pool(Layer("p", "pool", method="max", pool=(2, 2), stride=(2, 2)), GRID)
+    plain = pool.reference(Layer("p", "pool", method="max", pool=(2, 2), stride=(2, 2)), GRID)
     np.testing.assert_array_equal(plain[0, :, :, 0], [[5, 7], [13, 15]])
 
 
 def test_pool_padding_as_large_as_window_is_rejected():
     with pytest.raises(ModelFileError, match="smaller than the pool window"):
-        reference.pool(Layer("p", "pool", method="avg", pool=(2, 2), pad=(2, 0, 0, 0)), GRID)
+        pool.reference(Layer("p", "pool", method="avg", pool=(2, 2), pad=(2, 0, 0, 0)), GRID)
 
 
 def test_relu_dropout_softmax():
     x = np.array([[[[-1.0, 0.0, 2.0]]]])
-    np.testing.assert_array_equal(reference.relu(Layer("r", "relu"), x), [[[[0, 0, 2]]]])
-    np.testing.assert_array_equal(reference.dropout(Layer("d", "dropout"), x), x)
-    p = reference.softmax(Layer("s", "softmax"), x + 1000.0)  # stable for large inputs
+    np.testing.assert_array_equal(relu.reference(Layer("r", "relu"), x), [[[[0, 0, 2]]]])
+    np.testing.assert_array_equal(dropout.reference(Layer("d", "dropout"), x), x)
+    p = softmax.reference(Layer("s", "softmax"), x + 1000.0)  # stable for large inputs
     np.testing.assert_allclose(p[0, 0, 0], np.exp([-1, 0, 2]) / np.exp([-1, 0, 2]).sum(), rtol=1e-14)
 
 
@@ -133,7 +134,7 @@ def test_lrn_matches_matconvnet_definition(depth):
     kappa, alpha, beta = 2.0, 1e-2, 0.75
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1, 2, 3, 7)) * 3
-    got = reference.lrn(Layer("n", "lrn", lrn=(depth, kappa, alpha, beta)), x)
+    got = lrn.reference(Layer("n", "lrn", lrn=(depth, kappa, alpha, beta)), x)
     m1 = (depth - 1) // 2
     m2 = depth - m1 - 1
     expected = np.empty_like(x)
@@ -169,7 +170,7 @@ def test_forward_upto_and_errors():
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
         reference.forward(net, images[0])
     bad = network([Layer("b", "bnorm")])
-    with pytest.raises(UnsupportedLayerError, match="'b' has type 'bnorm'.*conv, pool"):
+    with pytest.raises(UnsupportedLayerError, match="'b' has type 'bnorm'; supported types: conv, relu"):
         reference.forward(bad, images)
 
 

@@ -23,7 +23,7 @@ from gender_cli import workspace
 from gender_cli.contract import AGE, AGE_HEAD, GENDER_HEAD, HEADS, LABELS, PROBABILITIES, STANDIN_WARNING
 from gender_cli.devices import DEFAULT_DEVICE
 from gender_cli.errors import GenderCliError, ModelFileError
-from gender_cli.infer.detect import FaceSettings, check_available, settings_for_model, trained_on_faces_notice
+from gender_cli.infer.detect import FaceSettings, check_settings, settings_for_model, trained_on_faces_notice
 from gender_cli.train.batch_runner import run_over_paths
 from gender_cli.train.datasets import age_summary, load_dataset
 from gender_cli.atomic import write_json_atomically
@@ -131,7 +131,7 @@ def evaluate(
     standin = bool(info.standin)
     settings = settings_for_model(faces, info.raw)
     if settings is not None:
-        check_available(settings.detector)
+        check_settings(settings)
 
     samples = [dataset.samples[i] for i in indices]
     paths = [s.path for s in samples]

@@ -30,7 +30,7 @@ import platform
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -38,11 +38,11 @@ import numpy as np
 
 from gender_cli import __version__, workspace
 from gender_cli.atomic import write_json_atomically
-from gender_cli.contract import AGE, LABELS, PROBABILITIES, STANDIN_WARNING, descriptor_spec
+from gender_cli.contract import AGE, LABELS, PROBABILITIES, STANDIN_WARNING, default_descriptor, descriptor_spec
 from gender_cli.devices import DEFAULT_DEVICE
 from gender_cli.errors import GenderCliError
 from gender_cli.head_spec import AgeHeadSpec, HeadSpec
-from gender_cli.infer.detect import FaceSettings, check_available
+from gender_cli.infer.detect import FaceSettings, check_settings
 from gender_cli.tf_quiet import import_keras
 from gender_cli.train.age_head import AgeHeadConfig, age_estimates, save_keras_age_head, train_age_head
 from gender_cli.train.datasets import SPLITS, load_dataset
@@ -68,7 +68,7 @@ class TrainOptions:
     run_dir: Path | None = None  # default: workspace.new_run_dir()
     weights: str | None = None  # converted folder or weights file; default: the workspace's converted model
     layout: str = "auto"
-    descriptor: str = "relu7"
+    descriptor: str | None = None  # None: the network's default (contract.default_descriptor)
     task: str = AUTO  # tasks.TASK_CHOICES
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     agegender_split: bool = False
@@ -144,7 +144,8 @@ def train(
     """Train, evaluate and export; ``network`` overrides ``options.weights`` (an in-memory Network)."""
     say = log or (lambda message: None)
     started = time.perf_counter()
-    descriptor_spec(options.descriptor)
+    if options.descriptor is not None:
+        descriptor_spec(options.descriptor)
 
     dataset = load_dataset(options.data, options.layout)
     counts = dataset.class_counts()
@@ -171,14 +172,17 @@ def train(
 
     if network is None:
         network = _load_network(options.weights)
+    if options.descriptor is None:
+        options = replace(options, descriptor=default_descriptor(layer.name for layer in network.layers))
     used = [i for i, s in enumerate(plan.splits) if s is not None]
     paths = [dataset.samples[i].path for i in used]
     labels = np.array([dataset.samples[i].label for i in used], int)
     aged = all_aged[used]
     true_ages = np.array([dataset.samples[i].age if dataset.samples[i].has_age else np.nan for i in used], float)
     splits = [plan.splits[i] for i in used]
-    if options.faces is not None:
-        check_available(options.faces.detector)
+    if options.faces is not None:  # the faces are cut out as the backbone's training cut them
+        options = replace(options, faces=replace(options.faces, crop=network.preprocessing.get("face_crop", "box")))
+        check_settings(options.faces)
         say(f"faces: the largest face of each image, {options.faces.summary()}")
     desc = extract_descriptors(
         paths, network, options.descriptor, options.extract_batch, options.workers, options.device,

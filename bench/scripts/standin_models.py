@@ -28,16 +28,18 @@ def _dense_stack(dim: int, outputs: int, seed: int):
     return kernels, [np.zeros(HIDDEN, np.float32), np.zeros(outputs, np.float32)]
 
 
-def standin_head(run_dir: Path, dim: int) -> None:
+def standin_head(run_dir: Path, dim: int, descriptor: str = "relu7") -> Path:
     """A seeded ``dim -> 64 -> 2`` head in the train contract (head.json + weights)."""
     from gender_cli import contract
     from gender_cli.head_spec import HeadSpec
 
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
     spec = HeadSpec(
-        descriptor="relu7", input_dim=dim, hidden=[HIDDEN], dropout=0.0,
+        descriptor=descriptor, input_dim=dim, hidden=[HIDDEN], dropout=0.0,
         labels=list(contract.LABELS), threshold=0.5, standin=True,
     )
     spec.save(run_dir, *_dense_stack(dim, 2, 0))
+    return run_dir
 
 
 def standin_age_head(run_dir: Path, dim: int) -> None:
