@@ -124,8 +124,8 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
     """Classify every file under SRC... (one row per file, or per face with --detect;
     unreadable files get an error row).
 
-    SRC is a folder or file, or a URI that pyarrow reads (file://, s3://, gs://, ...;
-    needs pyarrow, in the [ray] extra).
+    SRC is a folder or file, file:// URI, or a URI that pyarrow reads (s3://, gs://,
+    ...; needs pyarrow, in the [ray] extra).
     """
     from gender_cli.infer import classify as run
 

@@ -24,6 +24,8 @@ import numpy as np
 from gender_cli.infer.images import DEFAULT_RESIZE, ImageError, ImageInput, Read, load_image
 from gender_cli.system import available_cpus
 
+DEFAULT_BATCH = 64  # images per inference batch unless a run says otherwise
+
 
 @dataclass
 class Batch:

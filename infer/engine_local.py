@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gender_cli.devices import DEFAULT_DEVICE
-from gender_cli.infer.batches import iter_batches
+from gender_cli.infer.batches import DEFAULT_BATCH, iter_batches
 from gender_cli.infer.detect import FaceSettings
 from gender_cli.infer.images import ImageInput, Read
 from gender_cli.infer.rows import Block, FileDone, HeadOutputs, Row, batch_rows
@@ -48,8 +48,9 @@ class LocalEngine:
         self.draw = draw
 
     @classmethod
-    def open(cls, model: str | os.PathLike | None, device: str = DEFAULT_DEVICE, batch: int = 64,
-             workers: int | None = None, resize: str | None = None, save_crops=None, draw=None) -> LocalEngine:
+    def open(cls, model: str | os.PathLike | None, device: str = DEFAULT_DEVICE, batch: int = DEFAULT_BATCH,
+             workers: int | None = None, resize: str | None = None, save_crops: str | os.PathLike | None = None,
+             draw: str | os.PathLike | None = None) -> LocalEngine:
         """Load ``model`` (None: the workspace's default classifier) on ``device``."""
         from gender_cli.infer.session import load_classifier
 

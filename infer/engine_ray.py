@@ -32,6 +32,7 @@ import numpy as np
 
 from gender_cli.devices import DEFAULT_DEVICE
 from gender_cli.errors import GenderCliError, first_line
+from gender_cli.infer.batches import DEFAULT_BATCH
 from gender_cli.infer.detect import FACE_COLUMNS, FaceSettings
 from gender_cli.infer.images import DEFAULT_RESIZE
 from gender_cli.infer.ray_cluster import Connection, Plan, cluster_shape, connect, disconnect, plan, require_ray
@@ -90,7 +91,7 @@ class RayEngine:
         self._plan: Plan | None = None
 
     @classmethod
-    def open(cls, model: str | os.PathLike | None, device: str = DEFAULT_DEVICE, batch: int = 64,
+    def open(cls, model: str | os.PathLike | None, device: str = DEFAULT_DEVICE, batch: int = DEFAULT_BATCH,
              resize: str | None = None, options: RayOptions = RayOptions()) -> RayEngine:
         """Check the classifier on the driver once (CPU) and read its contract; Ray itself
         starts with the run (:meth:`start`)."""

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from gender_cli.atomic import location_problem
 from gender_cli.devices import DEFAULT_DEVICE, DEVICES
 from gender_cli.errors import Option, RequestError
+from gender_cli.infer.batches import DEFAULT_BATCH
 from gender_cli.infer.detect import FaceOptions, FaceSettings, settings_for_model
 from gender_cli.infer.engine import DEFAULT_ENGINE, ENGINES
 from gender_cli.infer.engine_ray import RayOptions
 from gender_cli.infer.images import RESIZE_MODES
 from gender_cli.infer.writer import FORMATS, STDOUT, resolve_format
 
-DEFAULT_BATCH = 64
 MAX_BATCH = 4096
 
 
@@ -48,7 +48,7 @@ class ClassifyRequest:
     workers: int | None = None  # decode threads of the local engine; None: one per core
     recursive: bool = True  # look inside sub-folders
     resize: str | None = None  # stretch or center-crop; None: what the model's metadata says
-    detect: FaceOptions | None = None  # find, align and crop every face first: one row per face
+    detect: FaceOptions | bool | dict | None = None  # find, align and crop every face first (FaceOptions.of)
     require_face: bool = False  # with detect: a file without a face fails the run
     save_crops: str | None = None  # with detect, local engine: write each aligned crop under this folder
     draw: str | None = None  # with detect, local engine: write each photo with its boxes under this folder
