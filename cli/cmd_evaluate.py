@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ import click
 from gender_cli.cli.options import (
     batch_option, check_output_location, detect_options, device_option, model_option, quiet_option, workers_option,
 )
+from gender_cli.infer.detect import NO_FACE
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.train.evaluate import EVAL_SPLITS, evaluate as run_evaluate
 from gender_cli.cli.help_format import ERRORS, OK, epilog
@@ -65,7 +67,9 @@ def evaluate(data, model_path, out_dir, layout, split, splits_file, detect, batc
         notice(message, quiet)
     warn_if_standin(result.standin)
     if result.unreadable and not quiet:
-        click.echo(f"{len(result.unreadable)} unreadable image(s) left out (listed in metrics.json)", err=True)
+        counts = Counter(item["category"] for item in result.unreadable)
+        reasons = ", ".join(f"{n} {'without a face found' if c == NO_FACE else c}" for c, n in sorted(counts.items()))
+        click.echo(f"{len(result.unreadable)} image(s) left out: {reasons} (listed in metrics.json)", err=True)
     name = f"{result.model_path.name} ({result.precision})"
     if result.metrics is not None:
         click.echo(f"{name}: " + gender_summary_line(result.metrics))

@@ -20,9 +20,9 @@ from gender_cli.cli.help_format import ERRORS, OK, epilog
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object instead of a table.")
 def inspect_cmd(weights_file: str, prototxt, as_json: bool) -> None:
-    """Show a weights file (MatConvNet .mat, Caffe .caffemodel, Keras HDF5): format,
-    stand-in or real weights, every layer (kernel, stride, pad, pooling, parameters),
-    input size, mean, classes and sha256.
+    """Show a weights file (MatConvNet .mat, Caffe .caffemodel, Keras HDF5, dlib .dat):
+    format, stand-in or real weights, every layer (kernel, stride, pad, pooling,
+    parameters, the layers a residual join takes), input size, mean, classes and sha256.
 
     Layers that 'gender-cli convert' cannot handle are listed too, with the reason.
     """
@@ -62,7 +62,8 @@ def format_report(report: dict) -> str:
             f"outputs {', '.join(head['source_labels'])} -> labels {', '.join(head['labels'])}"
         )
     lines += [f"note:        {note}" for note in report["notes"]]
-    rows = [("#", "name", "type", "kernel", "stride", "pad", "pool", "params")]
+    graph = any(layer.get("inputs") for layer in report["layers"])  # a residual network: say what joins
+    rows = [("#", "name", "type", "kernel", "stride", "pad", "pool", "params") + (("takes",) if graph else ())]
     for layer in report["layers"]:
         pool = f"{_dims(layer['pool'])} {layer['method']}" if layer["pool"] else ""
         rows.append(
@@ -76,6 +77,7 @@ def format_report(report: dict) -> str:
                 pool,
                 f"{layer['params']:,}",
             )
+            + ((", ".join(layer.get("inputs") or ()),) if graph else ())
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines.append("")

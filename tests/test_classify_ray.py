@@ -83,16 +83,18 @@ def test_ray_gives_the_local_rows_on_the_bad_input_corpus(local_ray, model, corp
     assert "2 CPUs and 0 GPUs on 1 node" in ray_line and "1 inference actor" in ray_line
 
 
-def test_ray_gives_the_local_rows_of_a_graph_with_gender_and_age(local_ray, tiny_network, tmp_path):
-    """A two-head export (gender and age from one pass): the age column comes through too."""
+def test_ray_gives_the_local_rows_of_a_graph_with_gender_and_age(local_ray, tmp_path):
+    """A two-head export (gender and age from one pass) of dlib's residual network, whose
+    150x150 input the actors read from the graph: the age column comes through too."""
+    from gender_cli.convert.dlib_resnet import dlib_resnet_network
     from gender_cli.export.export import export
 
     from helpers_export import save_age_head, save_head, write_image_folder
 
-    dim = 16  # the tiny stand-in's relu7
-    save_head(tmp_path / "heads", "relu7", dim, seed=3)
-    save_age_head(tmp_path / "heads", "relu7", dim, seed=4)
-    model = export(tiny_network, tmp_path / "both.onnx", head=tmp_path / "heads").path
+    dim = 8  # the tiny dlib stand-in's embedding
+    save_head(tmp_path / "heads", "embedding", dim, seed=3)
+    save_age_head(tmp_path / "heads", "embedding", dim, seed=4)
+    model = export(dlib_resnet_network("tiny"), tmp_path / "both.onnx", head=tmp_path / "heads").path
     folder = write_image_folder(tmp_path / "faces", 5)
     (folder / "broken.png").write_bytes(b"\x89PNG not really")
     for engine in ("local", "ray"):

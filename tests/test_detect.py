@@ -167,6 +167,26 @@ def test_the_default_detector_finds_exactly_one_face_in_the_face_crops(utkface_s
     assert one >= 0.95
 
 
+def test_dlib_hog_finds_faces_that_fill_the_frame(utkface_sample, tmp_path):
+    """HOG misses a face cropped close (it touches every edge); a second search with a
+    border, only where nothing was found, finds most of them, boxed in the picture's pixels."""
+    from gender_cli.infer.detect import detector_for_thread
+
+    usable("dlib-hog")
+    settings = FaceSettings(detector="dlib-hog")
+    first = again = 0
+    for number, path in enumerate(sorted(utkface_sample.iterdir())[:20]):
+        close = Image.open(path).convert("RGB").crop((30, 30, 170, 170)).resize((200, 200))  # 70 % of the crop
+        first += bool(detector_for_thread("dlib-hog")._find(np.asarray(close), 80))
+        close.save(tmp_path / f"{number}.png")
+        found = find_faces(number, tmp_path / f"{number}.png", settings, SIZE)
+        again += len(found.faces) == 1
+        for face in found.faces:
+            x, y, w, h = face.box
+            assert 0 <= x and 0 <= y and x + w <= 200 and y + h <= 200
+    assert first <= 17 and again >= 18, (first, again)
+
+
 # --------------------------------------------------------------------------- geometry
 def _dots(angle: float, distance: float = 40.0, size: int = 200):
     """A grey picture with two black dots (the "eyes") on a line turned by ``angle``

@@ -169,3 +169,18 @@ def test_a_given_run_folder_that_existed_is_kept_when_the_run_fails(tmp_path, ti
         train_module.train(train_module.TrainOptions(data=data, run_dir=run_dir, device="cpu", progress=False,
                                                      workers=2, epochs=1), network=tiny_network)
     assert (run_dir / "notes.txt").read_text() == "the user's own file"
+
+
+def test_dlibs_network_trains_on_its_own_descriptor_and_input_size(tmp_path_factory):
+    """A residual graph with a 150x150 input: the default descriptor is its 'embedding'
+    and every verb reads the input size from the network and the graph."""
+    from gender_cli.convert.dlib_resnet import dlib_resnet_network
+    from gender_cli.infer.session import open_session
+
+    result, home, _ = colour_run(tmp_path_factory, dlib_resnet_network("tiny"), name="dlib", per_class=60)
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["options"]["descriptor"] == "embedding"
+    assert HeadSpec.load(result.run_dir)[0].input_dim == 8  # the tiny stand-in's embedding
+    info = open_session(result.classifier_path).info
+    assert info.input_size == (150, 150, 3) and info.raw["face_crop"] == "dlib-chip"
+    assert result.metrics["accuracy"] >= 0.9
