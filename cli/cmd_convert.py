@@ -7,28 +7,8 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.help_format import ERRORS, OK, epilog
-from gender_cli.cli.options import quiet_option
 from gender_cli.cli.messages import warn_if_standin
-
-
-def _default_source() -> Path:
-    """The one weights file of a known name in the current folder."""
-    from gender_cli.convert.formats import FORMATS
-
-    present = [Path(f.default_file) for f in FORMATS.values() if Path(f.default_file).exists()]
-    if len(present) == 1:
-        return present[0]
-    if present:
-        raise click.UsageError(
-            f"several weights files here ({', '.join(map(str, present))}); name the one to convert: "
-            "gender-cli convert FILE"
-        )
-    lines = "; ".join(f"{f.default_file} ({f.what}, {f.origin})" for f in FORMATS.values())
-    raise click.ClickException(
-        f"no weights file in the current folder. gender-cli converts {lines}. "
-        "Without real weights, make a stand-in with random weights: 'gender-cli make-standin', "
-        "then run 'gender-cli convert vgg_face.mat'"
-    )
+from gender_cli.cli.options import quiet_option, request_errors
 
 
 def _mean(ctx, param, value):
@@ -88,18 +68,14 @@ def convert(src: Path | None, out_dir: Path | None, prototxt, mean, keras: bool,
     also be a folder written by an earlier convert. The output replaces any earlier
     convert output only once it is complete.
     """
-    if src is None:
-        src = _default_source()
-    elif not src.exists():
-        raise click.BadParameter(f"{src} does not exist", param_hint="SRC")
-
-    from gender_cli.convert.convert import convert as run_convert
+    from gender_cli.api import convert as run_convert
 
     def progress(step: str) -> None:
         if not quiet:
             click.echo(f"{step} ...", err=True)
 
-    summary = run_convert(src, out_dir, progress=progress, prototxt=prototxt, mean=mean, keras=keras)
+    with request_errors(arguments={"src": "SRC"}):
+        summary = run_convert(src, out_dir, prototxt=prototxt, mean=mean, keras=keras, progress=progress).summary
     click.echo(
         f"converted {summary['source']} ({summary['format']}): {summary['layers']} layers, "
         f"{summary['params']:,} parameters, output {tuple(summary['output_shape'])}, "
