@@ -6,7 +6,7 @@
   ``iter_batches`` pipeline ``classify`` uses, one pass over the folder; the decode
   side alone is timed too, so the bottleneck is visible. With ``faces`` (detection
   settings) the pipeline of ``classify --detect`` instead (``bench_faces``).
-- End-to-end on Ray (``engine="ray"``): one ``classify_ray`` pass over the same folder
+- End-to-end on Ray (``engine="ray"``): one ``classify --engine ray`` pass over the same folder
   (rows to a scratch file; with ``faces``, detecting), beside the local figure; Ray's
   start-up is reported apart.
 - Side by side: the other precision variants stored next to the model
@@ -42,7 +42,11 @@ import numpy as np
 from gender_cli import __version__, contract
 from gender_cli.bench.machine import cpu_model
 from gender_cli.errors import ModelFileError
+from gender_cli.devices import DEFAULT_DEVICE
 from gender_cli.infer.batches import iter_batches
+from gender_cli.infer.engine import DEFAULT_ENGINE
+from gender_cli.infer.engine_ray import RayOptions
+from gender_cli.infer.request import DEFAULT_BATCH
 from gender_cli.infer.detect import settings_for_model
 from gender_cli.system import available_cpus
 from gender_cli.infer.files import list_image_files
@@ -222,13 +226,14 @@ def bench_end_to_end(
 
 
 def bench_end_to_end_ray(
-    model_path: str | os.PathLike, folder: str | os.PathLike, batch: int, device: str = "auto",
-    progress: Progress | None = None, faces=None, **ray_options,
+    model_path: str | os.PathLike, folder: str | os.PathLike, batch: int, device: str = DEFAULT_DEVICE,
+    progress: Progress | None = None, faces=None, ray_options: RayOptions | None = None,
 ) -> dict[str, Any]:
-    """One ``classify_ray`` pass over ``folder`` (with ``faces``, detection settings, that
-    of ``classify --engine ray --detect``): img/s without Ray's start-up, which is
-    reported apart."""
-    from gender_cli.infer.classify_ray import check_classifier, classify_ray
+    """One ``classify --engine ray`` pass over ``folder`` (with ``faces``, detection
+    settings, that of ``classify --engine ray --detect``): img/s without Ray's start-up,
+    which is reported apart."""
+    from gender_cli.infer.classify import classify
+    from gender_cli.infer.request import ClassifyRequest
 
     report = progress or (lambda stage, done, total: None)
     counts = {"done": 0, "total": 0}
@@ -242,10 +247,9 @@ def bench_end_to_end_ray(
         report("end-to-end on Ray", counts["done"], counts["total"])
 
     with tempfile.TemporaryDirectory(prefix="gender-cli-bench-") as scratch:
-        summary = classify_ray(
-            [folder], check_classifier(model_path), str(Path(scratch) / "rows.csv"), batch_size=batch,
-            device=device, on_start=started, on_batch=batch_done, detect=faces, **ray_options,
-        )
+        request = ClassifyRequest([folder], model=model_path, output=str(Path(scratch) / "rows.csv"), batch=batch,
+                                  device=device, detect=faces, engine="ray", ray=ray_options or RayOptions())
+        summary = classify(request, on_start=started, on_batch=batch_done)
     return {
         **({"faces": summary.faces, "detection": faces.describe()} if faces is not None else {}),
         "mode": "end-to-end on Ray",
@@ -254,10 +258,10 @@ def bench_end_to_end_ray(
         "failed_files": summary.failed,
         "images_per_second": summary.images_per_second,
         "seconds": summary.seconds,
-        "startup_seconds": summary.startup_seconds,
-        "address": summary.address,
-        "cluster": summary.cluster,
-        "plan": summary.plan,
+        "startup_seconds": summary.cluster.startup_seconds,
+        "address": summary.cluster.address,
+        "cluster": summary.cluster.cluster,
+        "plan": summary.cluster.plan,
         "providers": summary.providers,
     }
 
@@ -302,8 +306,8 @@ def _gpu_name() -> str | None:
 
 def bench(
     model_path: str | os.PathLike,
-    batch: int = 64,
-    device: str = "auto",
+    batch: int = DEFAULT_BATCH,
+    device: str = DEFAULT_DEVICE,
     warmup: int = 3,
     iters: int | None = None,
     images: str | os.PathLike | None = None,
@@ -316,13 +320,13 @@ def bench(
     command: str | None = None,
     progress: Progress | None = None,
     faces: dict | None = None,
-    engine: str = "local",
-    ray_options: dict[str, Any] | None = None,
+    engine: str = DEFAULT_ENGINE,
+    ray_options: RayOptions | None = None,
 ) -> dict[str, Any]:
     """Every figure ``gender-cli bench`` reports, as one JSON-ready dict.
 
     ``faces``: detection settings given for the end-to-end pass (None: no detection).
-    ``ray_options`` are ``classify_ray``'s cluster options (ray_address, actors, ...).
+    ``ray_options``: where and how big the Ray pass is (``engine="ray"``).
     """
     model_path = Path(model_path)
     model = open_session(model_path, device=device, threads=threads, allow_spinning=images is None)
@@ -355,7 +359,7 @@ def bench(
         e2e["ratio_to_model_only"] = e2e["images_per_second"] / model_only["images_per_second"]
         result["end_to_end"] = e2e
         if engine == "ray":
-            on_ray = bench_end_to_end_ray(model_path, images, batch, device, progress, settings, **(ray_options or {}))
+            on_ray = bench_end_to_end_ray(model_path, images, batch, device, progress, settings, ray_options)
             on_ray["ratio_to_local"] = on_ray["images_per_second"] / e2e["images_per_second"]
             result["end_to_end_ray"] = on_ray
 

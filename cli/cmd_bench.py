@@ -13,6 +13,8 @@ from gender_cli.cli.options import (
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import notice, warn_if_standin
 from gender_cli.cli.progress import StageProgress
+from gender_cli.infer.engine_ray import RayOptions
+from gender_cli.infer.request import DEFAULT_BATCH
 
 
 @click.command(
@@ -20,7 +22,7 @@ from gender_cli.cli.progress import StageProgress
     epilog=epilog("gender-cli bench --batch 64 --images faces/ -o bench.json", {**OK, **ERRORS}),
 )
 @model_option
-@batch_option(64)
+@batch_option(DEFAULT_BATCH)
 @device_option
 @click.option("--warmup", type=click.IntRange(0, 1000), default=3, show_default=True, help="Untimed runs before timing.")
 @click.option(
@@ -129,7 +131,7 @@ def bench(
             progress=progress,
             faces=detect,
             engine=engine,
-            ray_options=ray,
+            ray_options=RayOptions(**ray),
         )
     finally:
         progress.close()

@@ -1,15 +1,13 @@
-"""``gender-cli classify``: parse options, call the chosen engine, report on stderr.
+"""``gender-cli classify``: options -> a ``ClassifyRequest`` -> the run; the summary on stderr.
 
-Engines (``ENGINES``): ``local`` calls ``infer.classify.classify``; ``ray`` calls
-``infer.classify_ray.classify_ray``. Both take the same output options and give the
-same rows; the summary of a Ray run adds the cluster and the actors it used. Face
-detection (``--detect``: one row per face) runs on both; ``--save-crops`` and ``--draw``
-write files beside the run, so they are local-engine options.
+The request checks the options, ``infer.classify`` runs it on the chosen engine
+(``local`` or ``ray``, same rows) and returns the summary this module prints. The
+Python API's ``Classifier.classify`` builds the same request and runs the same code.
 """
 
 from __future__ import annotations
 
-import os
+import gc
 import sys
 
 import click
@@ -18,24 +16,22 @@ from gender_cli.atomic import FULL_DISK
 from gender_cli.cli.help_format import epilog
 from gender_cli.cli.messages import notice, threshold_notice, using_model, warn_if_standin
 from gender_cli.cli.options import (
-    RAY_OPTIONS, batch_option, check_output_location, detect_options, device_option, engine_option, model_option,
-    quiet_option, ray_options, workers_option,
+    batch_option, default_of, detect_options, device_option, engine_option, model_option, quiet_option, ray_options,
+    request_errors, workers_option,
 )
-from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, settings_for_model, trained_on_faces_notice
+from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, trained_on_faces_notice
+from gender_cli.infer.engine_ray import RayOptions
 from gender_cli.infer.images import RESIZE_MODES
-from gender_cli.infer.output import FOLDER_FORMATS, FORMATS, STDOUT, infer_format
+from gender_cli.infer.request import ClassifyRequest
 from gender_cli.infer.sources import is_uri
+from gender_cli.infer.writer import DEFAULT_FORMAT, FORMATS, STDOUT
 
 EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 
-DEFAULT_OUTPUTS = {"parquet": "predictions.parquet"}  # format -> default output; else:
-DEFAULT_OUTPUT = "predictions.csv"
-
-
 class SourceType(click.ParamType):
-    """A local file or folder that exists, or a URI (checked by the Ray engine)."""
+    """A local file or folder that exists, or a URI (listed when the run starts)."""
 
     name = "source"
 
@@ -43,6 +39,17 @@ class SourceType(click.ParamType):
         if is_uri(value):
             return value
         return click.Path(exists=True, path_type=str).convert(value, param, ctx)
+
+
+def _default_outputs() -> str:
+    others = [f"{spec.default_output}{'/' if spec.folder else ''} for {name}"
+              for name, spec in FORMATS.items() if name != DEFAULT_FORMAT]
+    return f"{FORMATS[DEFAULT_FORMAT].default_output} ({', '.join(others)})"
+
+
+def _extensions() -> str:
+    return ", ".join(f"{'/'.join(spec.extensions)} -> {name}" for name, spec in FORMATS.items()
+                     if name != DEFAULT_FORMAT)
 
 
 @click.command(
@@ -71,23 +78,22 @@ class SourceType(click.ParamType):
     "reaches the graph's threshold, else the first; 'gender-cli train' calibrates the head and sets "
     "that threshold to 0.5, so the label is the larger probability (a graph made before keeps its "
     "own threshold, and a notice says so). '-' writes to stdout; parquet output is a folder. Default: "
-    f"{DEFAULT_OUTPUT} ({DEFAULT_OUTPUTS['parquet']}/ for parquet).",
+    f"{_default_outputs()}.",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=click.Choice(list(FORMATS)),
     default=None,
-    help="Output format. Default: from the output's extension (.jsonl/.ndjson -> jsonl, "
-    ".parquet -> parquet), else csv. parquet writes a folder of part files (needs pyarrow, "
-    "in the [ray] extra).",
+    help=f"Output format. Default: from the output's extension ({_extensions()}), else {DEFAULT_FORMAT}. "
+    "parquet writes a folder of part files (needs pyarrow, in the [ray] extra).",
 )
-@batch_option(64)
+@batch_option(default_of(ClassifyRequest, "batch"))
 @device_option
 @workers_option
 @click.option(
     "--recursive/--no-recursive",
-    default=True,
+    default=default_of(ClassifyRequest, "recursive"),
     show_default=True,
     help="Look inside sub-folders (symlinks are followed, each folder once).",
 )
@@ -122,131 +128,60 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
     """Classify every file under SRC... (one row per file, or per face with --detect;
     unreadable files get an error row).
 
-    SRC is a folder or file; with --engine ray also a URI that pyarrow reads
-    (file://, s3://, gs://, ...).
+    SRC is a folder or file, file:// URI, or a URI that pyarrow reads (s3://, gs://,
+    ...; needs pyarrow, in the [ray] extra).
     """
-    if resume and force:
-        raise click.UsageError("--resume and --force contradict each other; choose one")
-    fmt = fmt or (infer_format(output, None) if output else None)
-    output = output or DEFAULT_OUTPUTS.get(fmt, DEFAULT_OUTPUT)
-    _check_engine_options(engine, folders, workers, ray)
-    _check_output(output, infer_format(output, fmt), resume, force)
-    faces = _check_detect_options(detect, require_face, save_crops, draw, engine, infer_format(output, fmt))
+    from gender_cli.infer import classify as run
 
-    bar = _ProgressBar(disabled=quiet)
-    options = dict(
-        fmt=fmt, batch_size=batch, recursive=recursive, resize=resize, resume=resume,
-        on_start=bar.start, on_batch=bar.update,
-    )
-    try:
-        summary = ENGINES[engine](folders, model_path, output, device, workers, quiet, ray, options, faces)
-    except KeyboardInterrupt:
-        bar.close()
-        click.echo(
-            f"Interrupted. Every row in {output} is complete; rerun with --resume to finish.", err=True
+    with request_errors():
+        request = ClassifyRequest(
+            folders, model=model_path, output=output, format=fmt, resume=resume, force=force, batch=batch,
+            device=device, workers=workers, recursive=recursive, resize=resize, detect=detect,
+            require_face=require_face, save_crops=save_crops, draw=draw, engine=engine, ray=RayOptions(**ray),
         )
-        sys.exit(EXIT_INTERRUPTED)
+    engine = run.open_engine(request)
+    _announce(engine, request, quiet)
+    bar = _ProgressBar(disabled=quiet)
+    try:
+        summary = run.classify(request, engine=engine, on_start=bar.start, on_batch=bar.update)
+    except KeyboardInterrupt:
+        summary = None
     except OSError as exc:
         bar.close()
-        if exc.filename != output or exc.errno not in FULL_DISK:
+        if exc.filename != request.output or exc.errno not in FULL_DISK:
             raise
         raise click.ClickException(
-            f"cannot write {output}: {exc.strerror}. Every row before it is complete: free some "
+            f"cannot write {request.output}: {exc.strerror}. Every row before it is complete: free some "
             "space, then rerun the same command with --resume"
         ) from None
     bar.close()
+    if summary is None:  # interrupted
+        # onnxruntime's threads go with the session, now: left to the interpreter's exit,
+        # a loaded machine sometimes saw them destroyed unjoined (SIGABRT instead of 130)
+        del engine
+        gc.collect()
+        click.echo(
+            f"Interrupted. Every row in {request.output} is complete; rerun with --resume to finish.", err=True
+        )
+        sys.exit(EXIT_INTERRUPTED)
     if summary.files == 0:
         click.echo(f"Warning: no files found under {', '.join(folders)}", err=True)
     if not quiet:
-        click.echo(_format_summary(summary), err=True)
+        click.echo(format_summary(summary), err=True)
     if not summary.all_classified:
         sys.exit(EXIT_SOME_FAILED)
 
 
-def _check_engine_options(engine: str, sources, workers, ray: dict) -> None:
-    if engine == "ray":
-        if workers is not None:
-            raise click.UsageError("--workers sets the local engine's decode threads; with --engine ray, decoding runs as Ray tasks")
-        return
-    for name in RAY_OPTIONS:
-        if ray[name] is not None:
-            raise click.UsageError(f"--{name.replace('_', '-')} applies to --engine ray")
-    uris = [s for s in sources if is_uri(s)]
-    if uris:
-        raise click.UsageError(f"{uris[0]}: URIs need --engine ray (the local engine reads local folders)")
-
-
-def _check_detect_options(detect, require_face, save_crops, draw, engine: str, fmt: str) -> dict:
-    """The face options for the local engine ({} without --detect), or a usage error."""
-    face_only = {"--require-face": require_face, "--save-crops": save_crops, "--draw": draw}
-    if detect is None:
-        if any(face_only.values()):
-            raise click.UsageError(f"{', '.join(k for k, v in face_only.items() if v)}: only with --detect")
-        return {}
-    if engine != "local" and (save_crops or draw):
-        raise click.UsageError("--save-crops and --draw write beside the run: use them with --engine local")
-    if fmt in FOLDER_FORMATS:
-        raise click.UsageError(f"--detect writes one row per face as CSV or JSONL, not --format {fmt}")
-    for param, folder in (("--save-crops", save_crops), ("--draw", draw)):
-        if folder:
-            check_output_location(folder, param)
-    return {"detect": detect, "require_face": require_face, "save_crops": save_crops, "draw": draw}
-
-
-def _check_output(output: str, fmt: str, resume: bool, force: bool) -> None:
-    if output == STDOUT:
-        if resume:
-            raise click.UsageError("--resume needs an output file, not '-'")
-        if fmt in FOLDER_FORMATS:
-            raise click.UsageError(f"--format {fmt} writes a folder of files; give -o FOLDER, not '-'")
-        return
-    if fmt in FOLDER_FORMATS:
-        if os.path.exists(output) and not os.path.isdir(output):
-            raise click.UsageError(f"--output {output} is a file; --format {fmt} writes a folder")
-        exists = os.path.isdir(output) and bool(os.listdir(output))
-    else:
-        if os.path.isdir(output):
-            raise click.UsageError(f"--output {output} is a folder; give a file name")
-        exists = os.path.exists(output)
-    if exists and not (resume or force):
-        raise click.UsageError(
-            f"{output} already exists; pass --resume to continue it or --force to replace it"
-        )
-
-
-def _run_local(sources, model_path, output, device, workers, quiet, ray, options, faces):
-    from gender_cli.infer.classify import classify, load_classifier
-
-    model = load_classifier(model_path, device)
-    detect = _announce(model.path, model.info, quiet, faces, model.notice)
-    return classify(sources, model, output, workers=workers, **options, **dict(faces, detect=detect))
-
-
-def _run_ray(sources, model_path, output, device, workers, quiet, ray, options, faces):
-    from gender_cli.infer.classify_ray import check_classifier, classify_ray
-    from gender_cli.infer.ray_cluster import require_ray
-
-    require_ray()
-    model = check_classifier(model_path)
-    detect = _announce(model.path, model.info, quiet, faces)
-    return classify_ray(sources, model, output, device=device, detect=detect,
-                        require_face=faces.get("require_face", False), **ray, **options)
-
-
-def _announce(path, info, quiet: bool, faces: dict, device_notice: str | None = None):
-    """Say which model runs (and what to know about it); return the detection settings
-    to use: those given, then the model's (None without --detect)."""
-    using_model(path, info.precision, quiet)
+def _announce(engine, request: ClassifyRequest, quiet: bool) -> None:
+    """Say which model runs and what to know about it (stand-in weights, the device, a
+    model trained on faces run without detection)."""
+    info = engine.info
+    using_model(engine.model_path, info.precision, quiet)
     warn_if_standin(info.standin)
-    notice(device_notice, quiet)
+    notice(engine.notice, quiet)
     notice(threshold_notice(info.gender_labels, info.threshold), quiet)
-    detect = settings_for_model(faces.get("detect"), info.raw)
-    if detect is None:
+    if request.detect is None:
         notice(trained_on_faces_notice(info.raw), quiet)
-    return detect
-
-
-ENGINES = {"local": _run_local, "ray": _run_ray}
 
 
 class _ProgressBar:
@@ -270,16 +205,17 @@ class _ProgressBar:
             self.bar = None
 
 
-def _format_summary(summary) -> str:
+def format_summary(summary) -> str:
+    """The lines the CLI prints after a run (``ClassifySummary``)."""
     lines = [
         f"files: {summary.files}  classified: {summary.classified}  failed: {summary.failed}"
         + (f"  already done (--resume): {summary.skipped}" if summary.skipped else ""),
         f"speed: {summary.images_per_second:.1f} img/s  providers: {', '.join(summary.providers) or '-'}",
     ]
-    if getattr(summary, "plan", None):
+    if summary.cluster is not None:
+        ray = summary.cluster
         lines.append(
-            f"ray: {summary.address}, {summary.cluster}; used {summary.plan}; "
-            f"start-up {summary.startup_seconds:.1f} s (not in img/s)"
+            f"ray: {ray.address}, {ray.cluster}; used {ray.plan}; start-up {ray.startup_seconds:.1f} s (not in img/s)"
         )
     if summary.errors:
         lines.append(
@@ -287,9 +223,9 @@ def _format_summary(summary) -> str:
         )
     if summary.truncated_bytes:
         lines.append(f"resume: removed a partial last row ({summary.truncated_bytes} bytes)")
-    if getattr(summary, "detection", None):
+    if summary.detection is not None:
         lines.insert(1, _format_faces(summary))
-    if getattr(summary, "redone", 0):
+    if summary.redone:
         lines.append(f"resume: {summary.redone} file(s) had only part of their face rows; done again")
     destination = "stdout" if summary.output == STDOUT else summary.output
     lines.append(f"rows written to {destination}")

@@ -1,4 +1,4 @@
-"""``gender-cli convert``: VGG-Face weights in any supported format → layer table in the workspace."""
+"""``gender-cli convert``: weights in any supported format → layer table in the workspace."""
 
 from __future__ import annotations
 
@@ -7,28 +7,8 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.help_format import ERRORS, OK, epilog
-from gender_cli.cli.options import quiet_option
 from gender_cli.cli.messages import warn_if_standin
-
-
-def _default_source() -> Path:
-    """The one weights file of a known name in the current folder."""
-    from gender_cli.convert.formats import FORMATS
-
-    present = [Path(f.default_file) for f in FORMATS.values() if Path(f.default_file).exists()]
-    if len(present) == 1:
-        return present[0]
-    if present:
-        raise click.UsageError(
-            f"several weights files here ({', '.join(map(str, present))}); name the one to convert: "
-            "gender-cli convert FILE"
-        )
-    lines = "; ".join(f"{f.default_file} ({f.what}, {f.origin})" for f in FORMATS.values())
-    raise click.ClickException(
-        f"no weights file in the current folder. gender-cli converts {lines}. "
-        "Without real weights, make a stand-in with random weights: 'gender-cli make-standin', "
-        "then run 'gender-cli convert vgg_face.mat'"
-    )
+from gender_cli.cli.options import quiet_option, request_errors
 
 
 def _mean(ctx, param, value):
@@ -44,7 +24,7 @@ def _mean(ctx, param, value):
 
 @click.command(
     "convert",
-    epilog=epilog("gender-cli convert VGG_FACE.caffemodel --prototxt VGG_FACE_deploy.prototxt", {**OK, **ERRORS}),
+    epilog=epilog("gender-cli convert dlib", {**OK, **ERRORS}),
 )
 @click.argument("src", required=False, type=click.Path(path_type=Path))
 @click.option(
@@ -79,27 +59,25 @@ def _mean(ctx, param, value):
 )
 @quiet_option
 def convert(src: Path | None, out_dir: Path | None, prototxt, mean, keras: bool, quiet: bool) -> None:
-    """Convert SRC, VGG-Face weights in any supported form, for the other verbs.
+    """Convert SRC, face-network weights in any supported form, for the other verbs.
 
     SRC is recognised by content: MatConvNet vgg_face.mat (MAT v5 or v7.3), Caffe
-    VGG_FACE.caffemodel, keras-vggface or deepface HDF5 weights, or deepface's
+    VGG_FACE.caffemodel, keras-vggface or deepface HDF5 weights, deepface's
     gender_model_weights.h5 (a ready classifier: 'gender-cli export' then works
-    without training). Default: the one such file in the current folder. SRC may
-    also be a folder written by an earlier convert. The output replaces any earlier
-    convert output only once it is complete.
+    without training), or dlib's dlib_face_recognition_resnet_model_v1.dat. Default:
+    the one such file in the current folder. 'dlib' names dlib's face network as the
+    [detect] extra installs it: real weights, nothing to download. SRC may also be a
+    folder written by an earlier convert. The output replaces any earlier convert
+    output only once it is complete.
     """
-    if src is None:
-        src = _default_source()
-    elif not src.exists():
-        raise click.BadParameter(f"{src} does not exist", param_hint="SRC")
-
-    from gender_cli.convert.convert import convert as run_convert
+    from gender_cli.api import convert as run_convert
 
     def progress(step: str) -> None:
         if not quiet:
             click.echo(f"{step} ...", err=True)
 
-    summary = run_convert(src, out_dir, progress=progress, prototxt=prototxt, mean=mean, keras=keras)
+    with request_errors(arguments={"src": "SRC"}):
+        summary = run_convert(src, out_dir, prototxt=prototxt, mean=mean, keras=keras, progress=progress).summary
     click.echo(
         f"converted {summary['source']} ({summary['format']}): {summary['layers']} layers, "
         f"{summary['params']:,} parameters, output {tuple(summary['output_shape'])}, "

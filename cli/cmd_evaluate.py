@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from pathlib import Path
 
@@ -12,8 +13,11 @@ from gender_cli.cli.options import (
     quiet_option, workers_option,
 )
 from gender_cli.infer.detect import NO_FACE
+from gender_cli.train.scoring import score
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import age_summary_line, gender_summary_line, notice, using_model, warn_if_standin
+
+DEFAULTS = inspect.signature(score).parameters  # the library's defaults (evaluate passes them on), shown by --help
 
 
 @click.command(
@@ -27,7 +31,7 @@ from gender_cli.cli.messages import age_summary_line, gender_summary_line, notic
               "Default: $GENDER_CLI_HOME/evaluations/<model>-NNN.")
 @labelled_data_options("Evaluate")
 @detect_options(max_faces=False)
-@batch_option(32)
+@batch_option(DEFAULTS["batch_size"].default)
 @workers_option
 @device_option
 @quiet_option

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gender_cli import contract
-from gender_cli.cli.options import quiet_option
+from gender_cli.cli.options import quiet_option, request_errors
 from gender_cli.cli.progress import StageProgress
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import warn_if_standin
@@ -29,85 +29,6 @@ def _size(n_bytes: int) -> str:
         if n_bytes >= scale:
             return f"{n_bytes / scale:.1f} {unit}"
     return f"{n_bytes} B"
-
-
-def _converted_head(weights: Path | None) -> Path | None:
-    """The head/ that convert wrote beside the network (a ready classifier), if any."""
-    from gender_cli import workspace
-    from gender_cli.convert.convert import HEAD_SUBDIR
-    from gender_cli.convert.source import network_folder
-    from gender_cli.head_spec import SPEC_FILE
-
-    if weights is None:
-        folder = workspace.converted_head_dir()
-    elif weights.is_dir() and network_folder(weights) is not None:
-        folder = network_folder(weights).parent / HEAD_SUBDIR
-    else:
-        return None
-    return folder if (folder / SPEC_FILE).is_file() else None
-
-
-def _resolve_head(head: Path | None, backbone_only: bool, weights: Path | None, network) -> tuple[Path | None, str | None]:
-    """(head folder or file, or None; a note for the user or None).
-
-    Default: the latest training run; but when convert wrote a head (a ready classifier)
-    that head is used unless the latest run was trained on this same network.
-    """
-    from gender_cli import workspace
-    from gender_cli.errors import MissingArtifactError
-    from gender_cli.head_spec import HeadSpec, first_spec
-
-    if backbone_only:
-        if head is not None:
-            raise click.UsageError("--head and --backbone-only exclude each other")
-        return None, None
-    if head is not None:
-        return head, None
-    converted = _converted_head(weights)
-    try:
-        run = workspace.latest_head_dir()
-    except MissingArtifactError:
-        run = None
-    if run is not None and (converted is None or first_spec(run).backbone_sha256 == network.source_sha256):
-        return run, None
-    if converted is not None:
-        spec, _, _ = HeadSpec.load(converted)
-        other = f"; the latest run ({run}) was trained on other weights" if run is not None else ""
-        return converted, f"using the head that convert wrote ({converted}: {spec.source}){other}"
-    return None, (
-        f"no trained head in {workspace.runs_dir()}: exporting the backbone only "
-        "(train one with 'gender-cli train DATA/', or pass --head RUN_DIR)"
-    )
-
-
-def _scratch_run(weights: Path | None, head: Path | None, backbone_only: bool) -> Path | None:
-    """The ``train --from-scratch`` run whose own network is to be exported: WEIGHTS when
-    it is one, else (no WEIGHTS) the head given or, by default, the latest run, when it is
-    one. None: the network is a converted one."""
-    from gender_cli import workspace
-    from gender_cli.errors import MissingArtifactError
-    from gender_cli.export.scratch_export import is_scratch_run
-
-    if weights is not None:
-        return weights if is_scratch_run(weights) else None
-    if backbone_only:
-        return None
-    if head is None:
-        try:
-            head = workspace.latest_head_dir()
-        except MissingArtifactError:
-            return None
-    return head if is_scratch_run(head) else None
-
-
-def _head_descriptor(head: Path) -> str | None:
-    """The descriptor a head was trained on: its spec (beside a Keras file), if any."""
-    from gender_cli.head_spec import HeadSpec, first_spec
-
-    folder = head.parent if head.is_file() else head
-    if head.is_file() and not HeadSpec.present(folder):
-        return None  # a Keras head alone: --descriptor (default: the network's own) says what it takes
-    return first_spec(folder).descriptor
 
 
 @click.command(
@@ -188,55 +109,20 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
     threshold, input size, mean and the source weights' hash, so classify needs
     nothing but the file.
     """
-    from gender_cli import workspace
-    from gender_cli.convert.source import load_network
-    from gender_cli.export.export import export
-    from gender_cli.export.scratch_export import load_scratch_network
+    from gender_cli.api import export as run_export
 
-    if precision == "int8" and calibration is None:
-        raise click.UsageError("--precision int8 needs --calibration FOLDER (face images to calibrate on)")
-    if set_default and backbone_only:
-        raise click.UsageError("--set-default needs a classifier (a head); a backbone cannot be the default")
-    if head is not None and not backbone_only:
-        _head_descriptor(head)  # a --head without a head fails before the network is read
-    scratch = _scratch_run(weights, head, backbone_only)
-    # before the default head: without a network, its note would be noise
-    network = load_scratch_network(scratch) if scratch is not None else load_network(weights)
-    if scratch is not None and head is None and not backbone_only:
-        head = scratch  # a from-scratch network's heads are its own run's
-    head_dir, note = _resolve_head(head, backbone_only, weights, network)
-    if set_default and head_dir is None:
-        raise click.UsageError("--set-default needs a classifier (a head); a backbone cannot be the default")
-    head_descriptor = _head_descriptor(head_dir) if head_dir is not None else None
-    if head_descriptor is not None:
-        if descriptor is not None and descriptor != head_descriptor:
-            raise click.BadParameter(
-                f"the head in {head_dir} was trained on {head_descriptor!r}; "
-                f"drop --descriptor or use --backbone-only",
-                param_hint="--descriptor",
-            )
-        descriptor = head_descriptor
-    descriptor = descriptor or contract.default_descriptor(layer.name for layer in network.layers)
-    if output is None:
-        output = workspace.classifier_path(precision) if head_dir else workspace.backbone_path(descriptor, precision)
-    if set_default and Path(output).resolve().parent != workspace.models_dir().resolve():
-        raise click.BadParameter(
-            f"the default classifier lives in {workspace.models_dir()}; drop -o or --set-default",
-            param_hint="--set-default",
-        )
-    if note:
-        click.echo(f"Note: {note}", err=True)
     progress = StageProgress(quiet, PROGRESS_LABELS)
     try:
-        result = export(
-            network, output, descriptor=descriptor, head=head_dir, precision=precision,
-            calibration=calibration, external_data=external_data, progress=progress,
-        )
+        with request_errors():
+            result = run_export(
+                weights, head=head, output=output, precision=precision, calibration=calibration,
+                descriptor=descriptor, backbone_only=backbone_only, external_data=external_data,
+                set_default=set_default, progress=progress, on_note=lambda note: click.echo(f"Note: {note}", err=True),
+            )
     finally:
         progress.close()
     _print_summary(result)
     if set_default:
-        workspace.set_default_classifier(result.path)
         click.echo(f"  default classifier: {result.path} (classify, bench and evaluate use it without --model)")
 
 

@@ -8,7 +8,7 @@ import click
 
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.options import check_output_location
-from gender_cli.infer.output import FORMATS
+from gender_cli.infer.writer import FORMATS
 from gender_cli.infer.report import DEFAULT_BAND
 
 

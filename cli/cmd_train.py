@@ -7,24 +7,30 @@ from pathlib import Path
 import click
 
 from gender_cli.cli.options import (
-    batch_option, check_output_location, detect_options, device_option, parsed_by, quiet_option, workers_option,
+    batch_option, check_output_location, default_of, detect_options, device_option, parsed_by, quiet_option,
+    workers_option,
 )
 from gender_cli.contract import AGE_RANGE, LAYER_DESCRIPTORS
-from gender_cli.train.age_head import AGE_LOSSES, DEFAULT_AGE_LOSS, AgeHeadConfig
+from gender_cli.train.age_head import AGE_LOSSES
 from gender_cli.train.datasets import LAYOUT_CHOICES
 from gender_cli.train.scratch_model import ScratchConfig
-from gender_cli.train.tasks import AUTO, TASK_CHOICES
+from gender_cli.train.tasks import TASK_CHOICES
+from gender_cli.train.train import TrainOptions
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.cli.messages import age_summary_line, gender_summary_line, warn_if_standin
 
 
-AGE_DEFAULTS = AgeHeadConfig()
+def _default(name: str):
+    """TrainOptions' default for ``name``, as the option's text when it is a list."""
+    value = default_of(TrainOptions, name)
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, (list, tuple)) else value
+
+
 SCRATCH_DEFAULTS = ScratchConfig()
 # options of the descriptor route that a network trained from scratch has no use for
 NOT_FROM_SCRATCH = ("weights", "descriptor", "head_batch", "hidden", "dropout", "age_hidden", "age_dropout",
                     "patience")
 SCRATCH_ONLY = ("input_size", "widths")
-
 
 def parse_hidden(ctx, param, value: str) -> list[int]:
     text = (value or "").strip()
@@ -61,11 +67,12 @@ def scratch_options(fn):
     return fn
 
 
-def _scratch_config(from_scratch: bool, epochs: int | None, input_size: int | None, widths: list[int] | None):
+def _scratch_config(from_scratch: bool, epochs: int, input_size: int | None, widths: list[int] | None):
     """The from-scratch settings the options ask for, None without --from-scratch; a usage
     error for an option that does not apply to the route chosen."""
-    given = {name for name in (*NOT_FROM_SCRATCH, *SCRATCH_ONLY)
-             if click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    context = click.get_current_context()
+    given = {name for name in (*NOT_FROM_SCRATCH, *SCRATCH_ONLY, "epochs")
+             if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     if not from_scratch:
         if given & set(SCRATCH_ONLY):
             raise click.UsageError(f"--{sorted(given & set(SCRATCH_ONLY))[0].replace('_', '-')} applies to "
@@ -77,7 +84,7 @@ def _scratch_config(from_scratch: bool, epochs: int | None, input_size: int | No
     if widths == []:
         raise click.BadParameter("give at least one block", param_hint="--widths")
     config = ScratchConfig()
-    if epochs is not None:
+    if "epochs" in given:  # else the stages' own default, not the heads'
         config.epochs = epochs
     if input_size is not None:
         config.input_size = input_size
@@ -90,58 +97,59 @@ def _scratch_config(from_scratch: bool, epochs: int | None, input_size: int | No
     "train",
     epilog=epilog("gender-cli train data/ --task both\n  gender-cli train data/ --from-scratch", {**OK, **ERRORS}),
 )
-@click.argument("data", type=click.Path(path_type=Path), default="data", required=False)
+@click.argument("data", type=click.Path(path_type=Path), default=str(_default("data")), required=False)
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder to write. Default: the next $GENDER_CLI_HOME/runs/NNN.")
 @click.option("--weights", type=click.Path(path_type=str), default=None,
               help="Backbone weights: a converted folder (network/) or a weights file that "
               "'gender-cli convert' reads. Default: the workspace's 'gender-cli convert' output.")
-@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
+@click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default=_default("layout"), show_default=True,
               help="How DATA is labelled: class folders male/ female/; agegender_cleaned "
               "combined/{aligned,valid}/NN_F|M; UTKFace names age_gender_race_date.jpg "
               "(0 male, 1 female); csv manifest path,gender[,split][,age] (0 male, 1 female). "
               "'auto' detects it.")
-@click.option("--task", type=click.Choice(TASK_CHOICES), default=AUTO, show_default=True,
+@click.option("--task", type=click.Choice(TASK_CHOICES), default=_default("task"), show_default=True,
               help="Heads to train on the same descriptors and splits: gender, age (DEX: softmax over "
               "the ages {}-{}, its expected value in years) or both. 'auto': both when every image "
               "has an age, else gender.".format(*AGE_RANGE))
-@click.option("--descriptor", type=click.Choice(list(LAYER_DESCRIPTORS)), default=None,
+@click.option("--descriptor", type=click.Choice(list(LAYER_DESCRIPTORS)), default=_default("descriptor"),
               help="Backbone layer the head is trained on (default: the network's own): "
               + "; ".join(f"{d.name}: {d.help}" for d in LAYER_DESCRIPTORS.values()) + ".")
-@click.option("--split", "fractions", default="0.6,0.2,0.2", show_default=True, callback=parsed_by("gender_cli.train.splits", "parse_fractions"),
+@click.option("--split", "fractions", default=_default("fractions"), show_default=True,
+              callback=parsed_by("gender_cli.train.splits", "parse_fractions"),
               help="Train,validation,test fractions of a stratified, seeded split (a manifest's "
               "split column wins over it).")
 @click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Reuse the splits.csv of an earlier run (same images, same splits).")
 @click.option("--agegender-split", is_flag=True,
               help="agegender layout: aligned/ is train (validation carved from it), valid/ is test.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=int, default=_default("seed"), show_default=True,
               help="Seed of the split and of the head's training; same seed, same metrics.")
-@click.option("--epochs", type=click.IntRange(1, 100000), default=None,
-              help="Most epochs (default 100; per stage with --from-scratch, default "
-              f"{SCRATCH_DEFAULTS.epochs}); early stopping on validation loss usually ends sooner.")
-@click.option("--head-batch", type=click.IntRange(1, 65536), default=32, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, 100000), default=_default("epochs"), show_default=True,
+              help="Most epochs; early stopping on validation loss usually ends sooner. With --from-scratch: "
+              f"most epochs per stage, default {SCRATCH_DEFAULTS.epochs}.")
+@click.option("--head-batch", type=click.IntRange(1, 65536), default=_default("head_batch"), show_default=True,
               help="Descriptors per training step of the head (--batch is images per inference batch).")
-@click.option("--hidden", default="16,16", show_default=True, callback=parse_hidden,
+@click.option("--hidden", default=_default("hidden"), show_default=True, callback=parse_hidden,
               help="Hidden layer sizes of the head (ReLU); '' gives logistic regression.")
-@click.option("--dropout", type=click.FloatRange(0.0, 0.95), default=0.4, show_default=True,
+@click.option("--dropout", type=click.FloatRange(0.0, 0.95), default=_default("dropout"), show_default=True,
               help="Dropout after each hidden layer (training only).")
-@click.option("--age-hidden", default=",".join(str(n) for n in AGE_DEFAULTS.hidden), show_default=True,
+@click.option("--age-hidden", default=_default("age_hidden"), show_default=True,
               callback=parse_hidden,
               help="Hidden layer sizes of the age head (ReLU); '' puts the 101-way softmax straight on "
               "the descriptor, as DEX's new last layer.")
-@click.option("--age-dropout", type=click.FloatRange(0.0, 0.95), default=AGE_DEFAULTS.dropout,
+@click.option("--age-dropout", type=click.FloatRange(0.0, 0.95), default=_default("age_dropout"),
               show_default=True, help="Dropout after each hidden layer of the age head (training only).")
-@click.option("--age-loss", type=click.Choice(list(AGE_LOSSES)), default=DEFAULT_AGE_LOSS, show_default=True,
+@click.option("--age-loss", type=click.Choice(list(AGE_LOSSES)), default=_default("age_loss"), show_default=True,
               help="Training loss of the age head: "
               + "; ".join(f"{loss.name}: {loss.help}" for loss in AGE_LOSSES.values()) + ".")
-@click.option("--lr", "learning_rate", type=click.FloatRange(0.0, min_open=True), default=1e-3,
+@click.option("--lr", "learning_rate", type=click.FloatRange(0.0, min_open=True), default=_default("learning_rate"),
               show_default=True, help="Adam learning rate (halved when validation loss stalls).")
-@click.option("--patience", type=click.IntRange(1, 10000), default=10, show_default=True,
+@click.option("--patience", type=click.IntRange(1, 10000), default=_default("patience"), show_default=True,
               help="Epochs without validation-loss improvement before stopping (best weights kept).")
 @scratch_options
 @detect_options(max_faces=False)
-@batch_option(32)
+@batch_option(_default("extract_batch"))
 @workers_option
 @device_option
 @quiet_option
@@ -185,7 +193,7 @@ def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_fi
     options = TrainOptions(
         data=data, run_dir=run_dir, weights=weights, layout=layout, descriptor=descriptor,
         task=task, fractions=fractions, agegender_split=agegender_split, splits_file=splits_file, seed=seed,
-        epochs=epochs if epochs is not None else TrainOptions.epochs, head_batch=head_batch, hidden=hidden, dropout=dropout, age_hidden=age_hidden,
+        epochs=epochs, head_batch=head_batch, hidden=hidden, dropout=dropout, age_hidden=age_hidden,
         age_dropout=age_dropout, age_loss=age_loss, learning_rate=learning_rate, patience=patience,
         extract_batch=batch, workers=workers, device=device, progress=not quiet,
         faces=FaceSettings.resolve(None, **detect) if detect is not None else None, scratch=scratch,

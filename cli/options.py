@@ -1,19 +1,49 @@
-"""Option bundles shared by several verbs, so one flag means one thing everywhere."""
+"""Option bundles shared by several verbs, so one flag means one thing everywhere.
+
+Defaults come from the library (a request's dataclass fields, its module constants),
+never from literals here, so ``--help`` and the Python API agree.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
-import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from gender_cli.atomic import location_problem
 from gender_cli.devices import DEFAULT_DEVICE, DEVICE_HELP, DEVICES
+from gender_cli.errors import Option, RequestError
 from gender_cli.infer import detect as face_detect
+from gender_cli.infer.engine import DEFAULT_ENGINE, ENGINES
 from gender_cli.infer.ray_cluster import DECODE_CPUS, GPU_ACTOR_CPUS
+from gender_cli.infer.request import MAX_BATCH
 
-ENGINES = ("local", "ray")
+
+def default_of(cls, name: str):
+    """The default of dataclass field ``name``: where an option's default lives."""
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            return item.default_factory() if item.default is dataclasses.MISSING else item.default
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+@contextmanager
+def request_errors(arguments: dict[str, str] | None = None):
+    """A library :class:`RequestError` as Click's usage error (exit status 2), its options
+    spelled as flags; one at fault of a single option as that option's bad value
+    (``arguments``: how the command names the options that are its arguments)."""
+    try:
+        yield
+    except RequestError as exc:
+        message = exc.spelled(cli=True)
+        if exc.option:
+            hint = (arguments or {}).get(exc.option) or Option(exc.option).spelled(cli=True)
+            raise click.BadParameter(message, param_hint=hint) from None
+        raise click.UsageError(message) from None
 
 
 def device_option(fn):
@@ -26,11 +56,11 @@ def device_option(fn):
     )(fn)
 
 
-def batch_option(default: int = 64):
+def batch_option(default: int):
     def decorator(fn):
         return click.option(
             "--batch",
-            type=click.IntRange(1, 4096),
+            type=click.IntRange(1, MAX_BATCH),
             default=default,
             show_default=True,
             help="Images per inference batch (fewer for a smaller job; on CUDA a short "
@@ -69,8 +99,8 @@ def workers_option(fn):
 def engine_option(fn):
     return click.option(
         "--engine",
-        type=click.Choice(ENGINES),
-        default="local",
+        type=click.Choice(list(ENGINES)),
+        default=DEFAULT_ENGINE,
         show_default=True,
         help="'local': decode threads and one onnxruntime session in this process. 'ray': the same "
         "decode and graph as Ray Data stages (CPU decode tasks, inference actors) on a Ray "
@@ -78,10 +108,11 @@ def engine_option(fn):
     )(fn)
 
 
-# Options that only --engine ray reads: name -> the click option that declares it.
+# Options that only --engine ray reads: RayOptions field -> the click option that declares it.
 RAY_OPTIONS = {
-    "ray_address": click.option(
+    "address": click.option(
         "--ray-address",
+        "address",
         default=None,
         metavar="ADDR",
         help="Ray cluster to run on (--engine ray). Default: $RAY_ADDRESS; without either, a local "
@@ -124,13 +155,9 @@ def check_output_location(path: str | Path, param_hint: str) -> None:
     The nearest existing folder at or above the output must be a folder we may write in
     (the rest of the path is created later).
     """
-    path = Path(path)
-    start = path if path.is_dir() else path.parent
-    existing = next(p for p in (start, *start.parents) if p.exists())
-    if not existing.is_dir():
-        raise click.BadParameter(f"{existing} is a file; a folder is needed there", param_hint=param_hint)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"cannot write in {existing} (permission denied)", param_hint=param_hint)
+    problem = location_problem(path)
+    if problem:
+        raise click.BadParameter(problem, param_hint=param_hint)
 
 
 def detect_options(max_faces: bool = True):
@@ -197,12 +224,16 @@ def parsed_by(module: str, name: str):
 def labelled_data_options(verb: str):
     """``--layout``, ``--split`` and ``--splits``: which labelled images a verb that scores a
     classifier on DATA (evaluate, audit) takes; ``verb`` starts their help ("Evaluate")."""
-    from gender_cli.train.datasets import LAYOUT_CHOICES
+    import inspect
 
+    from gender_cli.train.datasets import LAYOUT_CHOICES
+    from gender_cli.train.scoring import EVAL_SPLITS, score
+
+    layout = inspect.signature(score).parameters["layout"].default  # the library's default
     options = [
-        click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default="auto", show_default=True,
+        click.option("--layout", type=click.Choice(LAYOUT_CHOICES), default=layout, show_default=True,
                      help="How DATA is labelled (as for 'gender-cli train'); 'auto' detects it."),
-        click.option("--split", type=click.Choice(["test", "all"]), default=None,
+        click.option("--split", type=click.Choice(EVAL_SPLITS), default=None,
                      help=f"{verb} the test split (of --splits, or of the manifest's split column) or all "
                      "images. Default: test when split information exists, else all."),
         click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),

@@ -100,3 +100,17 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def location_problem(path: str | os.PathLike) -> str | None:
+    """Why an output that will be created at ``path`` cannot be (None when it can): the
+    nearest existing folder at or above it must be a folder we may write in (the rest
+    of the path is created later)."""
+    path = Path(path)
+    start = path if path.is_dir() else path.parent
+    existing = next(p for p in (start, *start.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file; a folder is needed there"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write in {existing} (permission denied)"
+    return None

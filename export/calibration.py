@@ -31,7 +31,7 @@ class ImageSet:
 def read_folder(folder: Path, size: tuple[int, int], limit: int = DEFAULT_LIMIT) -> ImageSet:
     """Up to ``limit`` images of ``folder`` (recursively), resized to ``size`` = (H, W)."""
     from gender_cli.infer.files import list_image_files
-    from gender_cli.infer.images import ImageError, load_image
+    from gender_cli.infer.images import DEFAULT_RESIZE, ImageError, load_image
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -43,7 +43,7 @@ def read_folder(folder: Path, size: tuple[int, int], limit: int = DEFAULT_LIMIT)
     images, skipped = [], 0
     for path in paths:
         try:
-            images.append(load_image(path, size=size, resize="stretch"))
+            images.append(load_image(path, size=size, resize=DEFAULT_RESIZE))
         except ImageError:
             skipped += 1
     if not images:

@@ -15,8 +15,9 @@ import numpy as np
 from gender_cli import __version__, contract
 from gender_cli.contract import AGE_HEAD, GENDER_HEAD, Meta
 from gender_cli.convert.network import Network
+from gender_cli.infer.images import DEFAULT_RESIZE
 
-RESIZE = "stretch"  # what classify does by default; training descriptors used the same
+RESIZE = DEFAULT_RESIZE  # what classify does by default; training descriptors used the same
 
 
 def build_metadata(

@@ -1,1 +1,2 @@
-"""Inference path: file walking, image decoding, onnxruntime sessions. Never imports TensorFlow."""
+"""Inference path: the classify pipeline (request -> engine -> writer), image decoding, face
+detection, onnxruntime sessions. Never imports TensorFlow; docs/development.md maps its modules."""

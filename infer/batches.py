@@ -3,8 +3,10 @@
 ``iter_batches`` keeps up to ``prefetch`` batches being decoded by a thread pool
 while the caller runs the model on the current one (Pillow releases the GIL while
 decoding and resizing, so threads overlap well with onnxruntime). Batches come out
-in input order. Each worker writes its image straight into the batch array; a file
-that fails leaves its slot zero and records an :class:`ImageError`.
+in input order. Each worker writes its image straight into the batch array; an input
+that fails leaves its slot zero and records an :class:`ImageError`. Inputs are what
+``images.load_image`` takes: file names (what ``classify`` reads) or, from the Python
+API, raw bytes, arrays and PIL images.
 
 Stopping early (``break``, ``generator.close()``, an exception or Ctrl-C in the
 consumer) cancels the queued decodes and joins the threads before returning.
@@ -12,66 +14,71 @@ consumer) cancels the queued decodes and joins the threads before returning.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from gender_cli.infer.images import ImageError, load_image
+from gender_cli.infer.images import DEFAULT_RESIZE, ImageError, ImageInput, Read, load_image
 from gender_cli.system import available_cpus
+
+DEFAULT_BATCH = 64  # images per inference batch unless a run says otherwise
 
 
 @dataclass
 class Batch:
-    """``images[i]`` holds ``paths[i]`` (or zeros when ``i in errors``); rows past
-    ``len(paths)`` are zero padding that keeps the batch shape fixed."""
+    """``images[i]`` holds input ``paths[i]`` (or zeros when ``i in errors``); slots past
+    ``len(paths)`` are zero padding that keeps the batch shape fixed. ``start`` is the
+    position of ``paths[0]`` in the whole list."""
 
-    paths: list[Path]
+    paths: Sequence[ImageInput]
     images: np.ndarray
     errors: dict[int, ImageError] = field(default_factory=dict)
+    start: int = 0
 
     def __len__(self) -> int:
         return len(self.paths)
 
 
 def iter_batches(
-    paths: Sequence[str | os.PathLike],
+    paths: Sequence[ImageInput],
     batch_size: int,
     size: tuple[int, int] = (224, 224),
-    resize: str = "stretch",
+    resize: str = DEFAULT_RESIZE,
     workers: int | None = None,
     prefetch: int = 3,
     fixed_shape: bool = False,
+    read: Read | None = None,
 ) -> Iterator[Batch]:
-    """Yield :class:`Batch` objects covering ``paths`` in order.
+    """Yield :class:`Batch` objects covering ``paths`` (any inputs ``load_image`` takes)
+    in order; ``read`` reads a named file (default: the local disk).
 
-    Each batch has ``batch_size`` slots, or fewer when there are fewer files (a job of
+    Each batch has ``batch_size`` slots, or fewer when there are fewer inputs (a job of
     3 files makes batches of 3), unless ``fixed_shape`` asks for exactly ``batch_size``.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    paths = [Path(p) for p in paths]
+    inputs = list(paths)
     if not fixed_shape:
-        batch_size = min(batch_size, max(1, len(paths)))
+        batch_size = min(batch_size, max(1, len(inputs)))
     height, width = size
     executor = ThreadPoolExecutor(max_workers=workers or available_cpus(), thread_name_prefix="decode")
     pending: deque[tuple[Batch, list[Future]]] = deque()
-    starts = iter(range(0, len(paths), batch_size))
+    starts = iter(range(0, len(inputs), batch_size))
 
     def submit_next() -> None:
         start = next(starts, None)
         if start is None:
             return
         batch = Batch(
-            paths=paths[start : start + batch_size],
+            paths=inputs[start : start + batch_size],
             images=np.zeros((batch_size, height, width, 3), dtype=np.uint8),
+            start=start,
         )
         futures = [
-            executor.submit(decode_into, batch, index, size, resize) for index in range(len(batch.paths))
+            executor.submit(decode_into, batch, index, size, resize, read) for index in range(len(batch.paths))
         ]
         pending.append((batch, futures))
 
@@ -91,8 +98,8 @@ def iter_batches(
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def decode_into(batch: Batch, index: int, size: tuple[int, int], resize: str, read=None) -> None:
-    """Decode ``batch.paths[index]`` into its slot, or record why it failed (never raises)."""
+def decode_into(batch: Batch, index: int, size: tuple[int, int], resize: str, read: Read | None = None) -> None:
+    """Decode input ``index`` of ``batch`` into its slot, or record why it failed (never raises)."""
     try:
         batch.images[index] = load_image(batch.paths[index], size=size, resize=resize, read=read)
     except ImageError as exc:

@@ -436,12 +436,45 @@ class FaceSettings:
         return cls(detector, min_face, base.margin if margin is None else margin, max_faces, base.crop)
 
 
-def settings_for_model(given: dict | None, raw: dict[str, str]) -> FaceSettings | None:
+@dataclass(frozen=True)
+class FaceOptions:
+    """Face detection as asked for (``--detect`` and its options; ``detect=`` in Python):
+    each value None means the model's (``train --detect`` stores them), then the default."""
+
+    detector: str | None = None
+    min_face: int | None = None
+    margin: float | None = None
+    max_faces: int | None = None
+
+    @classmethod
+    def of(cls, value: bool | dict | FaceOptions | FaceSettings | None) -> FaceOptions | None:
+        """None for no detection (None, False); ``True``: detect with the model's settings;
+        a dict of these fields, or settings, for those values."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, FaceSettings):
+            return cls(value.detector, value.min_face, value.margin, value.max_faces)
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(cls.__dataclass_fields__))
+            if unknown:
+                raise GenderCliError(f"unknown face detection setting(s) {', '.join(unknown)}; "
+                                     f"choose from {', '.join(cls.__dataclass_fields__)}")
+            return cls(**value)
+        raise GenderCliError(f"detect takes True, a dict of face settings or FaceOptions, not {value!r}")
+
+
+def settings_for_model(given: dict | FaceOptions | None, raw: dict[str, str]) -> FaceSettings | None:
     """The settings to detect with: None without ``--detect`` (``given`` None); else the
     values given, then those of the model's metadata ``raw`` (how its training faces
     were cropped, or at least its backbone's crop convention), then the defaults."""
     if given is None:
         return None
+    if isinstance(given, FaceOptions):
+        given = {name: getattr(given, name) for name in FaceOptions.__dataclass_fields__}
     trained = FaceSettings.from_meta(raw)
     if trained is None and raw.get(Meta.FACE_CROP):
         trained = FaceSettings(crop=raw[Meta.FACE_CROP])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from gender_cli.infer.output import Row
+from gender_cli.infer.rows import Row
 
 DRAW_SIDE = 1024
 DRAW_QUALITY = 90
@@ -31,13 +31,6 @@ def mirrored(folder: Path, path: Path, suffix: str) -> Path:
     parts = [("__" if part == ".." else part) for part in Path(path).parts if part not in (Path(path).anchor, ".")]
     target = Path(folder).joinpath(*parts)
     return target.with_name(target.name + suffix)
-
-
-def outside(paths: list[Path], folders) -> list[Path]:
-    """``paths`` less those inside any of ``folders`` (crops and drawings written into a
-    folder being classified must not become inputs of the next run)."""
-    roots = [os.path.join(os.path.realpath(folder), "") for folder in folders if folder]
-    return [p for p in paths if not any(os.path.realpath(p).startswith(root) for root in roots)]
 
 
 class FaceFiles:

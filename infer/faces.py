@@ -19,21 +19,19 @@ rows were all written from one that was cut short (:func:`incomplete_paths`).
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from gender_cli.infer.align import crop as crop_by
 from gender_cli.infer.detect import NO_FACE, Face, FaceSettings, detector_for_thread, eye_angle
-from gender_cli.infer.images import ImageError, load_picture
-from gender_cli.infer.output import Row
+from gender_cli.infer.images import ImageError, ImageInput, Read, input_name, load_picture
+from gender_cli.infer.rows import Row
 from gender_cli.system import available_cpus
 
 SEARCH_SIDE = 1280  # larger pictures are searched at this long side (detection cost grows with pixels)
@@ -59,7 +57,7 @@ class FileFaces:
     """What one file gave: its faces, or why it has none."""
 
     index: int  # position in the caller's list
-    path: Path
+    path: ImageInput  # as the caller gave it (a file name, or an input of the Python API)
     faces: list[FoundFace] = field(default_factory=list)
     error: tuple[str, str] | None = None  # (category, message)
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # this thread's CPU time per stage of STAGES
@@ -70,19 +68,24 @@ class FileFaces:
     def error_text(self) -> str | None:
         return f"{self.error[0]}: {self.error[1]}" if self.error else None
 
+    @property
+    def name(self) -> str:
+        """How its rows name it."""
+        return input_name(self.path, self.index)
+
 
 def find_faces(
     index: int,
-    path: Path,
+    path: ImageInput,
     settings: FaceSettings,
     size: tuple[int, int],
     preview_side: int | None = None,
-    on_crop: Callable[[Path, int, np.ndarray], None] | None = None,
-    read: Callable[[str | os.PathLike], bytes] | None = None,
+    on_crop: Callable[[ImageInput, int, np.ndarray], None] | None = None,
+    read: Read | None = None,
 ) -> FileFaces:
     """Every face of ``path`` as aligned crops of ``size`` (H, W); never raises for a bad
-    file. ``read(path)`` gives the file's bytes (the Ray engine's readers)."""
-    result = FileFaces(index, Path(path))
+    file. ``read(path)`` gives a named file's bytes (URIs are read through pyarrow)."""
+    result = FileFaces(index, path)
     started = time.thread_time()
     try:
         picture = load_picture(path, long_side=SEARCH_SIDE, read=read)
@@ -164,15 +167,16 @@ class FaceBatch:
 
 
 def iter_face_batches(
-    paths: Sequence[str | os.PathLike],
+    paths: Sequence[ImageInput],
     batch_size: int,
     size: tuple[int, int],
     settings: FaceSettings,
     workers: int | None = None,
     prefetch: int = 3,
     preview_side: int | None = None,
-    on_crop: Callable[[Path, int, np.ndarray], None] | None = None,
+    on_crop: Callable[[ImageInput, int, np.ndarray], None] | None = None,
     fixed_shape: bool = False,
+    read: Read | None = None,
 ) -> Iterator[FaceBatch]:
     """Yield batches of ``batch_size`` rows covering ``paths`` in order (fewer for a job
     of fewer files, unless ``fixed_shape``, as ``batches.iter_batches`` does).
@@ -198,7 +202,7 @@ def iter_face_batches(
             item = next(queued, None)
             if item is None:
                 return
-            pending.append(executor.submit(find_faces, item[0], Path(item[1]), settings, size, preview_side, on_crop))
+            pending.append(executor.submit(find_faces, item[0], item[1], settings, size, preview_side, on_crop, read))
 
     try:
         top_up()
@@ -237,7 +241,7 @@ def face_columns(entry: FaceEntry) -> tuple:
 
 def error_row(entry: FaceEntry) -> Row:
     """The row of a file without a crop (no face, or unreadable)."""
-    return Row(str(entry.file.path), None, None, entry.file.error_text, extra=face_columns(entry))
+    return Row(entry.file.name, None, None, entry.file.error_text, extra=face_columns(entry), index=entry.file.index)
 
 
 def incomplete_paths(records: list[dict]) -> set[str]:

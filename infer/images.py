@@ -4,6 +4,10 @@
 returns the upright RGB picture (what face detection searches), with the factor that
 maps its pixels back to the original's.
 
+Both take a file name (what ``classify`` reads) or, from the Python API, the file's
+raw bytes (decoded exactly as the file would be), a PIL image (taken as already
+opened: rules 2 and 4-7, no JPEG draft) or a uint8 H x W x 3 RGB array (rule 7 only).
+
 Every failure becomes an :class:`ImageError` whose ``category`` says what went wrong
 (see ``CATEGORIES``), so a caller can write one row per file and carry on.
 
@@ -37,7 +41,7 @@ The rules, in the order they are applied:
    shrinking): ``"stretch"`` resizes the whole image ignoring its aspect ratio (what
    the face-crop datasets and the training pipeline do); ``"center-crop"`` scales so
    the image covers the target (the short side becomes 224 for a square target) and
-   cuts the centre.
+   cuts the centre. Where the target size equals the picture's, nothing is resampled.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ import math
 import os
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -60,6 +66,7 @@ MAX_PIXELS = 100_000_000
 
 CATEGORIES = ("empty", "not_image", "truncated", "corrupt", "too_large", "unreadable")
 RESIZE_MODES = ("stretch", "center-crop")
+DEFAULT_RESIZE = RESIZE_MODES[0]  # a model's metadata says otherwise when it was trained so
 RESAMPLE = Image.Resampling.BILINEAR
 WHITE = (255, 255, 255)
 ORIENTATION_TAG = 0x0112
@@ -70,6 +77,16 @@ warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 _ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
 _UINT16_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
+"""What ``load_image`` and ``load_picture`` take: a file name, its bytes, a PIL image, or an array."""
+Read = Callable[[Union[str, os.PathLike]], bytes]
+"""Reads a named file's bytes (the Ray engine and URIs read through pyarrow)."""
+
+
+def input_name(item: ImageInput, index: int) -> str:
+    """How a row names an input: a file as spelled, anything else by its position."""
+    return os.fspath(item) if isinstance(item, (str, os.PathLike)) else str(index)
 
 
 class ImageError(Exception):
@@ -90,12 +107,13 @@ class ImageError(Exception):
 
 
 def load_image(
-    path: str | os.PathLike,
+    path: ImageInput,
     size: tuple[int, int] = (224, 224),
-    resize: str = "stretch",
-    read: Callable[[str | os.PathLike], bytes] | None = None,
+    resize: str = DEFAULT_RESIZE,
+    read: Read | None = None,
 ) -> np.ndarray:
-    """Decode ``path`` into a uint8 array of shape (size[0], size[1], 3), RGB."""
+    """Decode ``path`` (a file name, or any :data:`ImageInput`) into a uint8 array of
+    shape (size[0], size[1], 3), RGB; raises :class:`ImageError`."""
     if resize not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {RESIZE_MODES}, not {resize!r}")
     height, width = size
@@ -127,9 +145,9 @@ class Picture:
 
 
 def load_picture(
-    path: str | os.PathLike,
+    path: ImageInput,
     long_side: int | None = None,
-    read: Callable[[str | os.PathLike], bytes] | None = None,
+    read: Read | None = None,
 ) -> Picture:
     """Decode ``path`` upright and RGB at full size, or (``long_side``) JPEG-draft-reduced
     as long as the long side stays at least ``long_side`` pixels."""
@@ -149,25 +167,47 @@ def _decode(path, draft, finish, read=None):
     ``read(path)`` gives the file's bytes (default: read it from the local disk). Every
     failure becomes an ImageError.
     """
-    try:
-        data = read(path) if read is not None else Path(path).read_bytes()
-    except OSError as exc:
-        raise ImageError("unreadable", f"cannot read file ({exc.strerror or exc})") from None
+    if isinstance(path, np.ndarray):
+        return finish(_array_image(path), (1.0, 1.0))
+    if isinstance(path, Image.Image):
+        return _decode_image(path, None, finish)
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        data = bytes(path)
+    elif not isinstance(path, (str, os.PathLike)):
+        raise ImageError("not_image", f"cannot read a {type(path).__name__}: give a file name, its bytes, "
+                                      "a PIL image or a uint8 H x W x 3 RGB array")
+    else:
+        try:
+            data = read(path) if read is not None else Path(path).read_bytes()
+        except OSError as exc:
+            raise ImageError("unreadable", f"cannot read file ({exc.strerror or exc})") from None
     if not data:
         raise ImageError("empty", "file is empty (0 bytes)")
+    with _image_errors(), Image.open(io.BytesIO(data)) as img:
+        return _decode_image(img, draft, finish)
+
+
+def _decode_image(img: Image.Image, draft, finish):
+    """Rules 2-6 on an opened image, then ``finish(rgb, scale)``."""
+    with _image_errors():
+        _check_pixels(img)
+        stored = img.size
+        if img.format == "JPEG" and draft is not None:
+            img.draft(None, draft(img.size))
+        img.load()
+        decoded = img.size
+        scale = (stored[0] / decoded[0], stored[1] / decoded[1])
+        img = _apply_orientation(img)
+        if img.size != decoded:  # a quarter turn swapped the axes
+            scale = scale[::-1]
+        return finish(_to_rgb(img), scale)
+
+
+@contextmanager
+def _image_errors():
+    """Pillow's failures, each as an ImageError of its category."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            _check_pixels(img)
-            stored = img.size
-            if img.format == "JPEG" and draft is not None:
-                img.draft(None, draft(img.size))
-            img.load()
-            decoded = img.size
-            scale = (stored[0] / decoded[0], stored[1] / decoded[1])
-            img = _apply_orientation(img)
-            if img.size != decoded:  # a quarter turn swapped the axes
-                scale = scale[::-1]
-            return finish(_to_rgb(img), scale)
+        yield
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -182,6 +222,19 @@ def _decode(path, draft, finish, read=None):
     except (SyntaxError, ValueError, TypeError, IndexError, KeyError, MemoryError) as exc:
         # Pillow's plugins signal malformed data with a variety of exception types.
         raise ImageError("corrupt", first_line(exc)) from None
+
+
+def _array_image(array: np.ndarray) -> Image.Image:
+    """A uint8 H x W x 3 RGB array as a PIL image (no copy of the pixels' meaning: no
+    orientation, no colour conversion)."""
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ImageError("not_image", f"expected a uint8 H x W x 3 RGB array, got {array.dtype} {array.shape}")
+    height, width = array.shape[:2]
+    if height < 1 or width < 1:
+        raise ImageError("corrupt", f"the array holds a {width}x{height} picture")
+    if height * width > MAX_PIXELS:
+        raise ImageError("too_large", f"{width}x{height} pixels exceeds the {MAX_PIXELS:,}-pixel limit")
+    return Image.fromarray(np.ascontiguousarray(array))
 
 
 def _check_pixels(img: Image.Image) -> None:

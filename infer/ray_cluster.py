@@ -42,6 +42,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from gender_cli.devices import DEFAULT_DEVICE
 from gender_cli.errors import GenderCliError, first_line
 
 DECODE_CPUS = 0.5
@@ -198,7 +199,7 @@ class Plan:
 
 def plan(
     shape: ClusterShape,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     actors: int | None = None,
     gpus_per_actor: float | None = None,
     cpus_per_actor: float | None = None,

@@ -9,8 +9,8 @@
   face columns) or one error row for a file without a crop (``no_face`` or its image
   error), plus ``aligned`` (whether the eyes were levelled) for the summary.
 - ``Classifier`` is an actor holding one onnxruntime session, opened by
-  ``classify.load_classifier`` (the same checks as locally) on CUDA when the actor was
-  given a GPU, else on CPU. Its rows come from ``classify.classify_batch``, the local
+  ``session.load_classifier`` (the same checks as locally) on CUDA when the actor was
+  given a GPU, else on CPU. Its rows come from ``rows.batch_rows``, the local
   engine's per-batch function; the batch is padded to the fixed batch shape on CUDA
   (cuDNN chooses its algorithms once) and for graphs exported with a static N.
 - The model travels through the object store (``ship_model``): the driver puts the
@@ -36,6 +36,7 @@ from gender_cli import contract
 from gender_cli.infer.batches import Batch, decode_into
 from gender_cli.infer.detect import FACE_COLUMNS
 from gender_cli.infer.row_columns import decode_names, encode_face_cells, rows_to_columns
+from gender_cli.infer.rows import batch_rows
 
 
 def decode(batch: dict[str, np.ndarray], size: tuple[int, int], resize: str, reader=None) -> dict[str, np.ndarray]:
@@ -101,7 +102,7 @@ class ShippedModel:
         """Fetch the files, open the session, remove the files (the session keeps what it needs)."""
         import ray
 
-        from gender_cli.infer.classify import load_classifier
+        from gender_cli.infer.session import load_classifier  # here: decode tasks need no onnxruntime
 
         folder = tempfile.mkdtemp(prefix="gender-cli-model-")
         try:
@@ -126,9 +127,6 @@ class Classifier:
     """One inference actor: a session, and the local engine's rows for each batch."""
 
     def __init__(self, model: ShippedModel, device: str, threads: int, batch_size: int):
-        from gender_cli.infer.classify import classify_batch  # here: decode tasks need no onnxruntime
-
-        self.classify_batch = classify_batch
         self.model = model.open(device, threads)
         self.pad_to = (self.model.fixed_batch or batch_size) if self.model.pads_batches else None
         self.provider = self.model.providers[0]
@@ -146,7 +144,7 @@ class Classifier:
             padded = np.zeros((self.pad_to, *images.shape[1:]), dtype=np.uint8)
             padded[: len(paths)] = images
             images = padded
-        rows = self.classify_batch(self.model, Batch(paths=paths, images=images, errors=errors))
+        rows = batch_rows(self.model, Batch(paths=paths, images=images, errors=errors))
         info = self.model.info
         columns = rows_to_columns(rows, len(info.gender_labels), info.value_columns)
         columns["provider"] = np.array([self.provider] * len(rows), dtype=object)

@@ -1,6 +1,6 @@
 """Read a ``classify`` output back (CSV, JSONL, or a Parquet folder) for ``report``.
 
-The columns are the ones ``output`` writes: ``path``, the face columns with
+The columns are the ones the writers (``infer.writer``) write: ``path``, the face columns with
 ``--detect`` (``face``, ``faces``, ``box``, ``detector_score``), ``label`` and one
 ``p_<label>`` per label (graphs with the gender head), ``age`` (the age head),
 ``error``. The labels are the ``p_<label>`` columns, in their order. A Parquet folder
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gender_cli.errors import GenderCliError
-from gender_cli.infer.output import category_of, infer_format
+from gender_cli.infer.rows import category_of
+from gender_cli.infer.writer import resolve_format
 
 REQUIRED = ("path", "error")
 
@@ -49,7 +50,7 @@ def read_predictions(path: str | Path, fmt: str | None = None) -> Predictions:
     path = Path(path)
     if not path.exists():
         raise GenderCliError(f"{path} does not exist; give the output of 'gender-cli classify'")
-    fmt = "parquet" if path.is_dir() else infer_format(str(path), fmt)
+    fmt = "parquet" if path.is_dir() else resolve_format(str(path), fmt)
     try:
         columns, records = {"csv": _csv, "jsonl": _jsonl, "parquet": _parquet}[fmt](path)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:

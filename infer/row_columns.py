@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gender_cli.infer.output import Row
+from gender_cli.infer.rows import Row
 
 
 def encode_names(names: Sequence[str]) -> list[bytes]:

@@ -36,10 +36,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from gender_cli import contract
+from gender_cli import contract, workspace
 from gender_cli.contract import Meta
-from gender_cli.devices import DEVICES
+from gender_cli.devices import DEFAULT_DEVICE, DEVICES
 from gender_cli.errors import GenderCliError, ModelFileError, first_line
+from gender_cli.infer.images import DEFAULT_RESIZE
 from gender_cli.system import available_cpus, nvidia_gpu_present
 
 CUDA = "CUDAExecutionProvider"
@@ -56,7 +57,13 @@ _ORT_DEFAULT_LOG_SEVERITY = 2  # warning; onnxruntime offers no getter
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The contract metadata of an exported graph, parsed."""
+    """The contract metadata of an exported graph, parsed: what a classifier is.
+
+    ``labels`` in output order and the decision ``threshold`` on the second label's
+    probability; ``heads`` (``gender``, ``age``); ``input_size`` (H, W, 3) and ``resize``,
+    how images reach it; ``precision`` (fp32, fp16, int8); ``standin`` (made from
+    random stand-in weights: its answers mean nothing); ``raw``, every metadata entry.
+    """
 
     labels: tuple[str, ...]
     threshold: float
@@ -84,6 +91,11 @@ class ModelInfo:
     def gender_labels(self) -> tuple[str, ...]:
         """The gender labels, or () when the graph has no gender head."""
         return self.labels if contract.GENDER_HEAD in self.heads else ()
+
+    @property
+    def source_format(self) -> str | None:
+        """The weights format the backbone was converted from (``mat``, ``caffe``, ...)."""
+        return self.raw.get(Meta.SOURCE_FORMAT) or None
 
     @property
     def value_columns(self) -> tuple[str, ...]:
@@ -162,7 +174,7 @@ class LoadedModel:
 
 def open_session(
     model_path: str | os.PathLike,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     threads: int | None = None,
     allow_spinning: bool = True,
 ) -> LoadedModel:
@@ -287,7 +299,7 @@ def read_model_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         standin=raw[Meta.STANDIN].strip().lower() == "true",
         kind=raw[Meta.KIND],
         metrics=metrics,
-        resize=raw.get(Meta.RESIZE) or "stretch",
+        resize=raw.get(Meta.RESIZE) or DEFAULT_RESIZE,
         raw=raw,
         heads=heads,
     )
@@ -307,6 +319,23 @@ def _check_io(session: ort.InferenceSession, info: ModelInfo, path: Path) -> Non
             raise ModelFileError(f"{path}: {name} head without a {contract.HEADS[name].output!r} output")
     if contract.GENDER_HEAD in info.heads and len(info.labels) != 2:
         raise ModelFileError(f"{path}: expected 2 labels in metadata, found {list(info.labels)}")
+
+
+def load_classifier(
+    model_path: str | os.PathLike | None, device: str = DEFAULT_DEVICE, threads: int | None = None
+) -> LoadedModel:
+    """Open the given classifier, or the workspace's default one; refuse a backbone.
+
+    Idle onnxruntime threads do not spin, which leaves the cores to the image decoders
+    when both share a small CPU."""
+    path = Path(model_path) if model_path else workspace.default_classifier()
+    model = open_session(path, device=device, threads=threads, allow_spinning=False)
+    if model.info.kind != "classifier":
+        raise ModelFileError(
+            f"{path} is a {model.info.kind!r} graph (descriptors only), not a classifier; "
+            "use a classifier-<precision>.onnx from 'gender-cli export' after 'gender-cli train'"
+        )
+    return model
 
 
 def describe_model(model: LoadedModel) -> dict[str, Any]:

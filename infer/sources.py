@@ -1,4 +1,4 @@
-"""What ``classify --engine ray`` reads: local folders, and URIs that pyarrow file systems open.
+"""What ``classify`` reads: local folders, and URIs that pyarrow file systems open.
 
 A source is a local path, a ``file://`` URI, or any other URI pyarrow understands
 (``s3://bucket/faces``, ``gs://...``, ``abfs://...``, ``hdfs://...``). Rows name files
@@ -14,8 +14,9 @@ the way the source was spelled: ``folder/a.jpg``, ``file:///data/a.jpg``,
   the same file system object, which travels to the decode tasks (pyarrow file systems
   pickle). Object stores have no links, so nothing else is needed.
 
-On a cluster, local paths must name the same files on every node (a shared disk); an
-object-store URI needs nothing shared.
+Both engines list and read through this module. On a Ray cluster, local paths must
+name the same files on every node (a shared disk); an object-store URI needs nothing
+shared.
 """
 
 from __future__ import annotations
@@ -76,6 +77,21 @@ def list_sources(sources: Sequence[str | os.PathLike], recursive: bool = True) -
         for name in names:
             add(name)
     return listing
+
+
+def without(files: list[str], targets: Sequence[str | os.PathLike | None]) -> list[str]:
+    """``files`` less those that are, or lie inside, one of ``targets`` (the run's own
+    output, a Parquet folder, the crops and drawings it writes): what a run writes into a
+    folder it classifies must not become its input."""
+    roots = [os.path.realpath(t) for t in targets if t and str(t) != "-"]
+    return [name for name in files if not any(_inside(name, root) for root in roots)] if roots else files
+
+
+def _inside(name: str, root: str) -> bool:
+    if is_uri(name) and not name.startswith(FILE_SCHEME):
+        return False
+    real = os.path.realpath(local_path(name))
+    return real == root or real.startswith(root + os.sep)
 
 
 def local_path(source: str | os.PathLike) -> str | os.PathLike:

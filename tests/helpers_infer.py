@@ -320,3 +320,14 @@ def refuse_listing(monkeypatch, folder_name: str) -> None:
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", refuse)
+
+
+def classify_files(sources, model, output, on_start=None, on_batch=None, opened=None, **options):
+    """``classify`` through the library, as the CLI runs it (device ``cpu`` unless given;
+    ``opened``: an engine already open)."""
+    from gender_cli.infer.classify import classify
+    from gender_cli.infer.request import ClassifyRequest
+
+    options.setdefault("device", "cpu")
+    request = ClassifyRequest(sources, model=model, output=str(output), **options)
+    return classify(request, engine=opened, on_start=on_start, on_batch=on_batch)

@@ -17,13 +17,12 @@ from click.testing import CliRunner
 from gender_cli import contract, workspace
 from gender_cli.cli.main import cli
 from gender_cli.contract import Meta
-from gender_cli.infer.classify import classify, load_classifier
 from gender_cli.infer.files import list_image_files
 from gender_cli.infer.images import load_image
 from gender_cli.infer.session import CUDA, open_session
 
 from helpers_train import read_csv  # noqa: E402
-from helpers_infer import reference_forward, refuse_listing, write_tiny_classifier  # noqa: E402
+from helpers_infer import classify_files, reference_forward, refuse_listing, write_tiny_classifier  # noqa: E402
 
 SIZE = 32
 pytestmark = pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
@@ -125,7 +124,6 @@ def test_jsonl_and_stdout_outputs(model, corpus, tmp_path):
 def test_interrupted_run_then_resume_gives_every_file_once(model, corpus, tmp_path):
     root, expected = corpus
     out = tmp_path / "out.csv"
-    loaded = load_classifier(model, "cpu")
     batches_seen = []
 
     def interrupt_after_two_batches(count):
@@ -134,19 +132,19 @@ def test_interrupted_run_then_resume_gives_every_file_once(model, corpus, tmp_pa
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        classify([root], loaded, str(out), batch_size=5, on_batch=interrupt_after_two_batches)
+        classify_files([root], model, out, batch=5, on_batch=interrupt_after_two_batches)
     partial = read_csv(out)
     assert len(partial) == 10  # two whole batches, nothing half-written
     # a crash in the middle of a write could leave a partial row: simulate one
     with open(out, "a", encoding="utf-8") as handle:
         handle.write(f'"{root}/zzz-partial.jpg",ma')
-    summary = classify([root], loaded, str(out), batch_size=5, resume=True)
+    summary = classify_files([root], model, out, batch=5, resume=True)
     assert summary.skipped == 10 and summary.classified + summary.failed == len(expected) - 10
     assert summary.truncated_bytes > 0
     rows = read_csv(out)
     assert sorted(r["path"] for r in rows) == sorted(str(root / n) for n in expected)
     assert rows[:10] == partial
-    again = classify([root], loaded, str(out), batch_size=5, resume=True)
+    again = classify_files([root], model, out, batch=5, resume=True)
     assert again.skipped == len(expected) and again.classified == again.failed == 0
     assert len(read_csv(out)) == len(expected)
     assert sum(again.errors.values()) == sum(1 for c in expected.values() if c)
@@ -156,10 +154,11 @@ def test_killed_subprocess_then_resume(model, good_folder, tmp_path):
     out = tmp_path / "killed.jsonl"
     script = (
         "import sys, os\n"
-        "from gender_cli.infer.classify import classify, load_classifier\n"
-        "m = load_classifier(sys.argv[1], 'cpu')\n"
+        "from gender_cli.infer.classify import classify\n"
+        "from gender_cli.infer.request import ClassifyRequest\n"
         "def die(n): os._exit(9)\n"  # as abrupt as a kill: no cleanup, no flush
-        "classify([sys.argv[2]], m, sys.argv[3], batch_size=4, on_batch=die)\n"
+        "request = ClassifyRequest([sys.argv[2]], model=sys.argv[1], output=sys.argv[3], batch=4, device='cpu')\n"
+        "classify(request, on_batch=die)\n"
     )
     subprocess.run([sys.executable, "-c", script, str(model), str(good_folder), str(out)], check=False)
     assert len(out.read_text().splitlines()) == 4
@@ -280,7 +279,7 @@ def test_classify_never_imports_tensorflow_or_training_packages(model, corpus, t
         "except SystemExit as exit:\n"
         "    print('exit', exit.code)\n"
         "import gender_cli.infer.batches, gender_cli.infer.classify, gender_cli.infer.files\n"
-        "import gender_cli.infer.images, gender_cli.infer.output, gender_cli.infer.session\n"
+        "import gender_cli.infer.images, gender_cli.infer.writer_text, gender_cli.infer.session\n"
         "import gender_cli.cli.cmd_bench, gender_cli.bench.bench\n"
         "loaded = [m for m in ('tensorflow', 'keras', 'scipy', 'h5py', 'onnx') if sys.modules.get(m)]\n"
         "print('heavy', loaded)\n"
@@ -352,36 +351,38 @@ def test_output_inside_the_classified_folder_is_not_classified(model, good_folde
 
 def test_resume_cuts_a_partial_jsonl_line_and_refuses_a_damaged_file(tmp_path):
     from gender_cli.errors import GenderCliError
-    from gender_cli.infer.output import Row, open_output
+    from gender_cli.infer.rows import Columns, Row
+    from gender_cli.infer.writer import open_writer as open_output
 
     out = tmp_path / "p.jsonl"
-    writer, existing = open_output(str(out), "jsonl", contract.LABELS)
+    writer, existing = open_output(str(out), "jsonl", Columns(contract.LABELS))
     with writer:
         writer.write([Row("a\nb.jpg", "male", [0.9, 0.1], None), Row("c.jpg", None, None, "empty: file is empty")])
     complete = out.read_bytes()
     out.write_bytes(complete + '{"path": "d.jpg", "lab'.encode())
-    writer, existing = open_output(str(out), "jsonl", contract.LABELS, resume=True)
+    writer, existing = open_output(str(out), "jsonl", Columns(contract.LABELS), resume=True)
     writer.close()
     assert existing.categories == {"a\nb.jpg": None, "c.jpg": "empty"} and existing.cut_bytes > 0
     assert out.read_bytes() == complete
     out.write_bytes(b"garbage\n" + complete)
     with pytest.raises(GenderCliError, match="not a JSONL predictions file"):
-        open_output(str(out), "jsonl", contract.LABELS, resume=True)
+        open_output(str(out), "jsonl", Columns(contract.LABELS), resume=True)
     out.write_bytes(complete + b"not json\n" + complete)
     with pytest.raises(GenderCliError, match="line 3 is not a valid JSONL"):
-        open_output(str(out), "jsonl", contract.LABELS, resume=True)
+        open_output(str(out), "jsonl", Columns(contract.LABELS), resume=True)
 
 
 def test_csv_resume_keeps_paths_with_newlines_and_cuts_inside_a_quoted_field(tmp_path):
-    from gender_cli.infer.output import Row, open_output
+    from gender_cli.infer.rows import Columns, Row
+    from gender_cli.infer.writer import open_writer as open_output
 
     out = tmp_path / "p.csv"
-    writer, _ = open_output(str(out), "csv", contract.LABELS)
+    writer, _ = open_output(str(out), "csv", Columns(contract.LABELS))
     with writer:
         writer.write([Row("new\nline, ü.jpg", "female", [0.2, 0.8], None)])
     complete = out.read_bytes()
     out.write_bytes(complete + b'"half\nwritten')  # cut inside a quoted path with a newline
-    writer, existing = open_output(str(out), "csv", contract.LABELS, resume=True)
+    writer, existing = open_output(str(out), "csv", Columns(contract.LABELS), resume=True)
     writer.close()
     assert list(existing.categories) == ["new\nline, ü.jpg"]
     assert out.read_bytes() == complete
@@ -450,19 +451,17 @@ def _png_folder(folder: Path, count: int) -> Path:
 def test_a_small_job_runs_only_its_own_images(model, tmp_path, monkeypatch):
     """3 files with --batch 64 put 3 images through the graph, not 64 (CPU)."""
     folder = _png_folder(tmp_path / "three", 3)
-    loaded = load_classifier(model, "cpu")
     fed = _images_fed(monkeypatch)
-    summary = classify([folder], loaded, str(tmp_path / "p.csv"), batch_size=64)
+    summary = classify_files([folder], model, tmp_path / "p.csv", batch=64)
     assert summary.classified == 3 and fed == [3]
 
 
 def test_a_short_last_batch_is_not_padded_on_cpu_and_rows_do_not_depend_on_the_batch(model, tmp_path, monkeypatch):
     folder = _png_folder(tmp_path / "five", 5)
-    loaded = load_classifier(model, "cpu")
     fed = _images_fed(monkeypatch)
-    classify([folder], loaded, str(tmp_path / "a.csv"), batch_size=2)
+    classify_files([folder], model, tmp_path / "a.csv", batch=2)
     assert fed == [2, 2, 1]
-    classify([folder], loaded, str(tmp_path / "b.csv"), batch_size=1)
+    classify_files([folder], model, tmp_path / "b.csv", batch=1)
     a, b = read_csv(tmp_path / "a.csv"), read_csv(tmp_path / "b.csv")
     assert [r["path"] for r in a] == [r["path"] for r in b] and len(a) == 5
     for x, y in zip(a, b):

@@ -16,11 +16,11 @@ from PIL import Image
 
 from helpers_faces import centre, frontal_faces, write_photo  # noqa: E402
 from helpers_train import read_csv  # noqa: E402
-from helpers_infer import reference_forward, write_tiny_classifier  # noqa: E402
+from helpers_infer import classify_files, reference_forward, write_tiny_classifier  # noqa: E402
 
 from gender_cli.cli.main import cli
 from gender_cli.contract import Meta
-from gender_cli.infer.classify import classify, load_classifier
+from gender_cli.infer.session import load_classifier
 from gender_cli.infer.detect import FaceSettings
 from gender_cli.photos import background
 
@@ -132,11 +132,36 @@ def test_resume_after_everything_adds_nothing(model, photos, tmp_path):
     assert "already done (--resume): 5" in result.output
 
 
+def test_the_api_gives_the_cli_face_rows(model, photos, tmp_path):
+    """Classifier(detect=True): one Prediction per face, the CLI's rows; a photo's bytes
+    give what its file gives."""
+    from gender_cli import Classifier
+
+    root, _ = photos
+    out = tmp_path / "out.jsonl"
+    run("classify", root, "--model", model, "-o", out, "--detect", "-q")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    classifier = Classifier(model, device="cpu", detect=True)
+    files = sorted(root.iterdir())
+    predicted = classifier.predict(files)
+    assert len(predicted) == len(rows) == 8  # 1 + 2 + 3 faces, none.jpg's and broken.jpg's error rows
+    for p, row in zip(predicted, rows):
+        assert (p.source, p.face, p.faces, p.error, p.label) == (row["path"], row["face"], row["faces"], row["error"],
+                                                                row["label"])
+        assert list(p.box or []) == (row["box"] or []) and p.detector_score == row["detector_score"]
+    assert [p.category for p in predicted if not p.ok] == ["not_image", "no_face"]  # broken.jpg, none.jpg
+    three = root / "three.jpg"
+    from_bytes = classifier.predict(three.read_bytes())
+    assert [(p.face, p.box) for p in from_bytes] == [(p.face, p.box) for p in predicted if p.source == str(three)]
+    assert {p.source for p in from_bytes} == {0}
+    record = predicted[0].to_dict()
+    assert list(record)[:5] == ["source", "face", "faces", "box", "detector_score"]
+
+
 def test_a_multi_face_file_cut_short_is_done_again(model, photos, tmp_path):
     """Batches of one row: three.jpg's faces straddle three writes. Stop after its first
     face's row; --resume must remove that row and do the whole file again."""
     root, _ = photos
-    loaded = load_classifier(model, "cpu")
     out = tmp_path / "out.csv"
     settings = FaceSettings()
     written: list[int] = []
@@ -148,16 +173,16 @@ def test_a_multi_face_file_cut_short_is_done_again(model, photos, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        classify([root], loaded, str(out), batch_size=1, detect=settings, on_batch=stop_inside_three)
+        classify_files([root], model, out, batch=1, detect=settings, on_batch=stop_inside_three)
     assert not [t for t in threading.enumerate() if t.name.startswith("faces")]  # stopped and joined
     cut = read_csv(out)
     assert [r["face"] for r in cut if Path(r["path"]).name == "three.jpg"] == ["0"]
 
-    summary = classify([root], loaded, str(out), batch_size=1, detect=settings, resume=True)
+    summary = classify_files([root], model, out, batch=1, detect=settings, resume=True)
     assert summary.redone == 1
     rows = read_csv(out)
     fresh = tmp_path / "fresh.csv"
-    classify([root], loaded, str(fresh), batch_size=1, detect=settings)
+    classify_files([root], model, fresh, batch=1, detect=settings)
     assert sorted(map(tuple, (r.values() for r in rows))) == sorted(map(tuple, (r.values() for r in read_csv(fresh))))
     assert [r["face"] for r in rows if Path(r["path"]).name == "three.jpg"] == ["0", "1", "2"]
 

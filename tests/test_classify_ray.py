@@ -23,12 +23,12 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from gender_cli.bench.machine import descends_from  # noqa: E402
 from gender_cli.cli.main import cli  # noqa: E402
-from gender_cli.infer import classify_ray as classify_ray_module  # noqa: E402
-from gender_cli.infer.classify import classify, load_classifier  # noqa: E402
-from gender_cli.infer.classify_ray import check_classifier, classify_ray  # noqa: E402
+from gender_cli.infer import engine_ray  # noqa: E402
+from gender_cli.infer.engine_ray import RayOptions  # noqa: E402
+from gender_cli.infer.session import load_classifier  # noqa: E402
 
 from helpers_train import read_csv  # noqa: E402
-from helpers_infer import interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
+from helpers_infer import classify_files, interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
 
 SIZE = 32
 # as outside pytest: Pillow's decompression-bomb warning is an error (images.py sets it)
@@ -199,23 +199,35 @@ def test_an_actor_killed_mid_run_still_leaves_one_row_per_file(local_ray, tmp_pa
             seen_after.update(actors)
 
     out = tmp_path / "rows.jsonl"
-    summary = classify_ray([folder], check_classifier(slow), str(out), batch_size=2, actors=1, on_batch=kill_the_actor)
+    summary = classify_files([folder], slow, out, batch=2, engine="ray", ray=RayOptions(actors=1), on_batch=kill_the_actor)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     files = sorted(str(p) for p in folder.iterdir())
     assert sorted(r["path"] for r in records) == files  # each file exactly once
     assert summary.classified == 40 and summary.failed == 1
     assert seen_after - set(killed)  # the pool went on with a new actor while rows still came
     local = tmp_path / "local.jsonl"
-    classify([folder], load_classifier(slow, "cpu"), str(local), batch_size=2)
+    classify_files([folder], slow, local, batch=2)
     local_rows = {r["path"]: r for r in map(json.loads, local.read_text().splitlines())}
     assert_same_rows({r["path"]: r for r in records}, local_rows)
+
+
+def test_the_api_on_ray_writes_the_cli_s_local_rows(local_ray, model, corpus, tmp_path):
+    from gender_cli import Classifier
+
+    root, expected = corpus
+    assert run("classify", root, "--model", model, "-o", tmp_path / "local.jsonl", "-q").exit_code == 3
+    summary = Classifier(model, device="cpu", batch=8).classify(root, tmp_path / "ray.jsonl", engine="ray")
+    assert summary.engine == "ray" and summary.cluster is not None and summary.files == len(expected)
+    rows = [{r["path"]: r for r in map(json.loads, (tmp_path / name).read_text().splitlines())}
+            for name in ("ray.jsonl", "local.jsonl")]
+    assert_same_rows(*rows)
 
 
 def test_resume_after_an_interrupted_ray_run(local_ray, model, tmp_path):
     folder = write_noise_images(tmp_path / "faces", 24)
     out = tmp_path / "rows.csv"
     with pytest.raises(KeyboardInterrupt):
-        classify_ray([folder], check_classifier(model), str(out), batch_size=4, on_batch=interrupt_after(2))
+        classify_files([folder], model, out, batch=4, engine="ray", on_batch=interrupt_after(2))
     partial = read_csv(out)
     assert len(partial) == 8  # two whole blocks, nothing half-written
     result = run("classify", folder, "--model", model, "-o", out, "--resume", "--engine", "ray", "--batch", 4)
@@ -259,11 +271,11 @@ def test_decoding_stays_in_its_own_tasks_even_when_resources_match(local_ray, mo
     from gender_cli.infer.ray_cluster import DECODE_CPUS, ClusterShape, plan
 
     folder = write_noise_images(tmp_path / "faces", 4)
-    classified = check_classifier(model)
+    classified = load_classifier(model, "cpu")
     same = plan(ClusterShape((2.0,), (0.0,)), cpus_per_actor=DECODE_CPUS)
-    dataset = classify_ray_module._pipeline(
-        [str(p) for p in sorted(folder.iterdir())], classified, classified.info, same, 2, "stretch",
-        classify_ray_module.Reader(),
+    dataset = engine_ray._pipeline(
+        [str(p) for p in sorted(folder.iterdir())], classified.path, classified.info, same, 2, "stretch",
+        engine_ray.Reader(),
     )
     assert sum(len(block["path"]) for block in dataset.iter_batches(batch_size=None)) == 4
     stages = dataset.stats()
@@ -282,17 +294,16 @@ def test_the_model_reaches_the_actors_without_a_shared_disk(local_ray, tiny_netw
     assert model.with_name(model.name + ".data").is_file()
     folder = write_image_folder(tmp_path / "faces", 4)
     local = tmp_path / "local.csv"
-    classify([folder], load_classifier(model, "cpu"), str(local), batch_size=4)
-    real_ship = classify_ray_module.ship_model
+    classify_files([folder], model, local, batch=4)
+    real_ship = engine_ray.ship_model
 
     def ship_then_hide(path):
         shipped = real_ship(path)
         shutil.move(str(Path(path).parent), str(tmp_path / "hidden"))
         return shipped
 
-    monkeypatch.setattr(classify_ray_module, "ship_model", ship_then_hide)
-    classified = check_classifier(model)
-    summary = classify_ray([folder], classified, str(tmp_path / "rows.csv"), batch_size=4)
+    monkeypatch.setattr(engine_ray, "ship_model", ship_then_hide)
+    summary = classify_files([folder], model, tmp_path / "rows.csv", batch=4, engine="ray")
     assert not model.parent.exists()
     assert summary.classified == 4 and summary.providers == ["CPUExecutionProvider"]
     assert sorted(read_csv(tmp_path / "rows.csv"), key=lambda r: r["path"]) == read_csv(local)

@@ -105,7 +105,7 @@ def test_age_only_graph(graphs):
 
 
 def test_classify_columns_follow_the_heads(graphs, tmp_path):
-    from gender_cli.infer.classify import classify, load_classifier
+    from helpers_infer import classify_files
 
     folder = write_image_folder(tmp_path / "faces", 5)
     (folder / "empty.jpg").write_bytes(b"")
@@ -114,7 +114,7 @@ def test_classify_columns_follow_the_heads(graphs, tmp_path):
                          ("both", ["path", "label", "p_male", "p_female", "age", "error"]),
                          ("age", ["path", "age", "error"])):
         out = tmp_path / f"{name}.csv"
-        summary = classify([folder], load_classifier(graphs[name].path, "cpu"), str(out), batch_size=4, workers=1)
+        summary = classify_files([folder], graphs[name].path, out, batch=4, workers=1)
         assert summary.classified == 5 and summary.failed == 1
         with out.open(newline="") as fh:
             rows = list(csv.DictReader(fh))
@@ -124,8 +124,8 @@ def test_classify_columns_follow_the_heads(graphs, tmp_path):
         if "age" in header:
             got = [float(r["age"]) for r in sorted(rows, key=lambda r: r["path"]) if r["error"] == ""]
             assert got == pytest.approx(run(graphs[name].path, images)[AGE].tolist(), abs=0.005 + 1e-6)
-    resumed = classify([folder], load_classifier(graphs["both"].path, "cpu"), str(tmp_path / "both.csv"),
-                       batch_size=4, workers=1, resume=True)  # the header with its age column is recognised
+    resumed = classify_files([folder], graphs["both"].path, tmp_path / "both.csv", batch=4, workers=1,
+                             resume=True)  # the header with its age column is recognised
     assert resumed.skipped == 6 and resumed.classified == 0
 
 

@@ -13,11 +13,14 @@ pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow (the [ray] extra) is
 from gender_cli import contract  # noqa: E402
 from gender_cli.cli.main import cli  # noqa: E402
 from gender_cli.errors import GenderCliError  # noqa: E402
-from gender_cli.infer.classify import classify, load_classifier  # noqa: E402
-from gender_cli.infer.output import Row  # noqa: E402
-from gender_cli.infer.output_parquet import open_parquet_output  # noqa: E402
+from gender_cli.infer.rows import Columns, Row  # noqa: E402
+from gender_cli.infer.writer import open_writer  # noqa: E402
 
-from helpers_infer import interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
+from helpers_infer import classify_files, interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
+
+
+def open_parquet_output(output, labels, resume=False):
+    return open_writer(output, "parquet", Columns(labels), resume=resume)
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def test_parquet_holds_the_csv_rows_unrounded(model, faces, tmp_path):
 def test_interrupted_parquet_run_resumes_with_every_file_once(model, faces, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
-        classify([faces], load_classifier(model, "cpu"), str(out), fmt="parquet", batch_size=3, on_batch=interrupt_after(2))
+        classify_files([faces], model, out, format="parquet", batch=3, on_batch=interrupt_after(2))
     first = pq.read_table(out).column("path").to_pylist()
     assert len(first) == 6  # the rows written before Ctrl-C were flushed as a part
     (out / ".part-00001.parquet.tmp").write_bytes(b"half a part")  # as a hard kill mid-write leaves

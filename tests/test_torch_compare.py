@@ -139,7 +139,7 @@ def test_classifier_without_head_gives_the_descriptor_only(torch, tiny_network, 
 
     images = images_for(tiny_network, 2)
     net = Classifier(tiny_network, "relu7", channels_last=channels_last)
-    conv_weight = net.backbone[0].weight
+    conv_weight = net.backbone.layers[0].weight
     assert conv_weight.is_contiguous(memory_format=torch.channels_last) == channels_last
     with torch.inference_mode():
         outputs = net(torch.from_numpy(images))

@@ -154,16 +154,15 @@ def test_classify_rows_carry_gender_and_age(chain):
 
 
 def test_classify_jsonl_and_error_rows_carry_an_empty_age(chain, tmp_path):
-    from gender_cli.infer.classify import classify, load_classifier
+    from helpers_infer import classify_files
 
     folder = tmp_path / "inbox"
     folder.mkdir()
     for name in sorted(chain["ages"])[:3]:
         (folder / name).write_bytes((chain["data"] / name).read_bytes())
     (folder / "broken.jpg").write_bytes(b"not an image")
-    model = load_classifier(chain["model"], "cpu")
     out = tmp_path / "p.jsonl"
-    summary = classify([folder], model, str(out), batch_size=4, workers=1)
+    summary = classify_files([folder], chain["model"], out, batch=4, workers=1)
     assert summary.classified == 3 and summary.failed == 1
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [list(r) for r in records] == [["path", "label", "p_male", "p_female", "age", "error"]] * 4
@@ -234,8 +233,9 @@ def test_bad_ages_in_a_manifest_are_counted_and_reported(chain, tiny_network, tm
 def test_task_age_alone_trains_exports_and_classifies(chain, tiny_network, tmp_path, monkeypatch):
     """``--task age``: no gender head anywhere; the graph gives age alone and classify's
     rows are path, age, error."""
-    from gender_cli.infer.classify import classify, load_classifier
     from gender_cli.train.train import TrainOptions, train
+
+    from helpers_infer import classify_files
 
     monkeypatch.setenv("GENDER_CLI_HOME", str(tmp_path / "home"))
     data = tmp_path / "data"
@@ -253,6 +253,6 @@ def test_task_age_alone_trains_exports_and_classifies(chain, tiny_network, tmp_p
     assert list(read_csv(result.run_dir / "predictions.csv")[0]) == ["path", "true_age", "predicted_age", "split"]
     assert "Test metrics" not in (result.run_dir / "report.md").read_text()
     out = tmp_path / "p.csv"
-    summary = classify([data], load_classifier(result.classifier_path, "cpu"), str(out), workers=1)
+    summary = classify_files([data], result.classifier_path, out, workers=1)
     assert summary.classified == 60
     assert out.read_text().splitlines()[0] == "path,age,error"

@@ -7,3 +7,7 @@ Modules: ``datasets`` (layouts), ``splits``, ``descriptors`` (ONNX backbone + ca
 and ``audit`` (:func:`audit.audit`, with ``groups``, ``group_metrics``, ``intervals``
 and ``audit_report``).
 """
+
+from gender_cli.api import make_callable
+
+make_callable(__name__)  # gender_cli.train(...) runs the verb (gender_cli.api.train)

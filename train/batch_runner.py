@@ -18,6 +18,8 @@ from typing import Iterator
 
 import numpy as np
 
+from gender_cli.infer.images import DEFAULT_RESIZE
+
 
 @dataclass
 class BatchResult:
@@ -37,7 +39,7 @@ def model_image_size(loaded) -> tuple[int, int]:
 
 
 def model_resize(loaded) -> str:
-    return loaded.info.resize or "stretch"
+    return loaded.info.resize or DEFAULT_RESIZE
 
 
 def run_over_paths(

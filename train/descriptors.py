@@ -33,6 +33,7 @@ import numpy as np
 from gender_cli.atomic import names_file
 from gender_cli import workspace
 from gender_cli.contract import DESCRIPTOR, Meta, descriptor_spec
+from gender_cli.devices import DEFAULT_DEVICE
 from gender_cli.errors import GenderCliError
 from gender_cli.train.batch_runner import model_image_size, model_resize, run_over_paths
 
@@ -53,7 +54,7 @@ def backbone_identity(network) -> str:
     return "weights-" + digest.hexdigest()
 
 
-def ensure_backbone(network, descriptor: str, device: str = "auto", progress=None):
+def ensure_backbone(network, descriptor: str, device: str = DEFAULT_DEVICE, progress=None):
     """An open session on a backbone graph for ``network`` and ``descriptor``; (re)exported if stale.
 
     Returns ``(loaded_model, path, exported: bool)``.
@@ -181,7 +182,7 @@ def extract_descriptors(
     descriptor: str = "relu7",
     batch_size: int = 32,
     workers: int | None = None,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     progress: bool = True,
     shard_batches: int = DEFAULT_SHARD_BATCHES,
     on_shard: Callable[[int], None] | None = None,

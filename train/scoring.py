@@ -17,6 +17,7 @@ import numpy as np
 
 from gender_cli import workspace
 from gender_cli.contract import GENDER_HEAD, HEADS, LABELS, PROBABILITIES
+from gender_cli.devices import DEFAULT_DEVICE
 from gender_cli.errors import GenderCliError, ModelFileError
 from gender_cli.infer.detect import FaceSettings, check_settings, settings_for_model
 from gender_cli.train.batch_runner import run_over_paths
@@ -86,7 +87,7 @@ def score(
     splits_file: Path | None = None,
     batch_size: int = 32,
     workers: int | None = None,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     progress: bool = True,
     faces: dict | None = None,
     verb: str = "evaluate",

@@ -39,6 +39,7 @@ import numpy as np
 from gender_cli import __version__, workspace
 from gender_cli.atomic import write_json_atomically
 from gender_cli.contract import AGE, LABELS, PROBABILITIES, STANDIN_WARNING, default_descriptor, descriptor_spec
+from gender_cli.devices import DEFAULT_DEVICE
 from gender_cli.errors import GenderCliError
 from gender_cli.head_spec import AgeHeadSpec, HeadSpec
 from gender_cli.infer.detect import FaceSettings, check_settings
@@ -87,7 +88,7 @@ class TrainOptions:
     patience: int = 10
     extract_batch: int = 32
     workers: int | None = None
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     progress: bool = True
     export: bool = True
     faces: FaceSettings | None = None  # train on each image's largest detected face (--detect)

@@ -137,13 +137,15 @@ def _own_cpu() -> float:
 
 
 def run_local(model_path: Path, folder: Path, out: Path, batch: int) -> dict:
-    from gender_cli.infer.classify import classify, load_classifier
+    from gender_cli.infer.classify import classify, open_engine
+    from gender_cli.infer.request import ClassifyRequest
 
+    request = ClassifyRequest([folder], model=model_path, output=str(out), batch=batch)
     started = time.perf_counter()
-    model = load_classifier(model_path, "auto")
+    engine = open_engine(request)
     loaded = time.perf_counter() - started
     cpu = _own_cpu()
-    summary = classify([folder], model, str(out), batch_size=batch)
+    summary = classify(request, engine=engine)
     cpu = _own_cpu() - cpu
     return {
         "files": summary.files,
@@ -158,10 +160,12 @@ def run_local(model_path: Path, folder: Path, out: Path, batch: int) -> dict:
 
 
 def run_ray(model_path: Path, folder: Path, out: Path, batch: int) -> dict:
-    from gender_cli.infer.classify_ray import check_classifier, classify_ray
+    from gender_cli.infer.classify import classify, open_engine
+    from gender_cli.infer.request import ClassifyRequest
 
+    request = ClassifyRequest([folder], model=model_path, output=str(out), batch=batch, engine="ray")
     started = time.perf_counter()
-    model = check_classifier(model_path)
+    engine = open_engine(request)
     checked = time.perf_counter() - started
     started = time.perf_counter()
     with CpuSampler() as cpu:
@@ -176,18 +180,19 @@ def run_ray(model_path: Path, folder: Path, out: Path, batch: int) -> dict:
             if window["done"] == window["total"]:
                 cpu.mark("pipeline end")
 
-        summary = classify_ray([folder], model, str(out), batch_size=batch, on_start=on_start, on_batch=on_batch)
+        summary = classify(request, engine=engine, on_start=on_start, on_batch=on_batch)
     total = time.perf_counter() - started  # start-up + pipeline + shutdown
+    ray = summary.cluster
     return {
         "files": summary.files,
         "failed": summary.failed,
         "providers": summary.providers,
-        "cluster": summary.cluster,
-        "plan": summary.plan,
+        "cluster": ray.cluster,
+        "plan": ray.plan,
         "driver_model_check_s": checked,
-        "startup_s": summary.startup_seconds,
+        "startup_s": ray.startup_seconds,
         "seconds": summary.seconds,
-        "shutdown_s": total - summary.startup_seconds - summary.seconds,
+        "shutdown_s": total - ray.startup_seconds - summary.seconds,
         "images_per_second": summary.images_per_second,
         "images_per_second_with_model_load": summary.images_per_second,  # loading is inside the run
         "cpu_seconds_per_image": {role: seconds / summary.files for role, seconds in cpu.by_role().items()},
@@ -220,24 +225,28 @@ def decode_rates(folder: Path, size: tuple[int, int]) -> dict:
 
 def driver_rates(batch: int, rows: int = 50_000) -> dict:
     from gender_cli import contract
-    from gender_cli.infer.output import Row, open_output
     from gender_cli.infer.classify import ClassifySummary
     from gender_cli.infer.row_columns import rows_to_columns
+    from gender_cli.infer.rows import Block, Columns, FileDone, Row, category_of
+    from gender_cli.infer.writer import open_writer as open_output
 
     sample = [Row(f"s3://bucket/faces/{i:07d}.jpg", "female", [0.25, 0.75], None) for i in range(batch)]
     block = rows_to_columns(sample, len(contract.LABELS))
     rates = {}
     with tempfile.TemporaryDirectory(prefix="measure-ray-driver-") as tmp:
         for fmt, name in (("csv", "rows.csv"), ("parquet", "rows")):
-            with open_output(str(Path(tmp) / f"warm-{name}"), fmt, contract.LABELS)[0] as warm:
+            with open_output(str(Path(tmp) / f"warm-{name}"), fmt, Columns(contract.LABELS))[0] as warm:
                 warm.write_columns(block)  # one-time imports (pyarrow loads pandas) stay out of the rate
-            writer, _ = open_output(str(Path(tmp) / name), fmt, contract.LABELS)
-            summary = ClassifySummary(output=name, model="", providers=[], notice=None, standin=True, files=rows)
+            writer, _ = open_output(str(Path(tmp) / name), fmt, Columns(contract.LABELS))
+            summary = ClassifySummary(output=name, model="", format=fmt, engine="ray", providers=[], notice=None,
+                                      standin=True, files=rows)
             started = time.perf_counter()
             with writer:
-                for _ in range(rows // batch):  # what classify_ray does with each block
-                    summary.count_errors(block["error"])
-                    writer.write_columns(block)
+                for _ in range(rows // batch):  # what the run does with each block of the Ray engine
+                    done = Block(columns=block, done=[FileDone(category_of(str(e)) if e else None)
+                                                      for e in block["error"]])
+                    writer.write_columns(done.columns)
+                    summary.add(done)
             rates[f"{fmt}_rows_per_second"] = (rows // batch) * batch / (time.perf_counter() - started)
     return {"block_rows": batch, **rates}
 

@@ -32,16 +32,11 @@ PACKAGES = ("gender-cli", "ray", "onnxruntime", "onnxruntime-gpu", "opencv-pytho
 def run(engine: str, model_path: Path, folder: Path, out: Path, batch: int) -> dict:
     from gender_cli.infer.detect import FaceSettings
 
-    if engine == "local":
-        from gender_cli.infer.classify import classify, load_classifier
+    from gender_cli.infer.classify import classify
+    from gender_cli.infer.request import ClassifyRequest
 
-        summary = classify([folder], load_classifier(model_path, "auto"), str(out), batch_size=batch,
-                           detect=FaceSettings())
-    else:
-        from gender_cli.infer.classify_ray import check_classifier, classify_ray
-
-        summary = classify_ray([folder], check_classifier(model_path), str(out), batch_size=batch,
-                               detect=FaceSettings())
+    summary = classify(ClassifyRequest([folder], model=model_path, output=str(out), batch=batch,
+                                       detect=FaceSettings(), engine=engine))
     return {
         "load_average_before": None,
         "photos": summary.files,
@@ -49,7 +44,7 @@ def run(engine: str, model_path: Path, folder: Path, out: Path, batch: int) -> d
         "no_face": summary.errors.get("no_face", 0),
         "seconds": summary.seconds,
         "photos_per_second": summary.images_per_second,
-        "startup_s": getattr(summary, "startup_seconds", 0.0),
+        "startup_s": summary.cluster.startup_seconds if summary.cluster else 0.0,
     }
 
 

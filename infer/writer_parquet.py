@@ -1,4 +1,5 @@
-"""Predictions as a folder of Parquet part files (``--format parquet``, for very large runs).
+"""Predictions as a folder of Parquet part files (``--format parquet``, for very large runs):
+the third :class:`~gender_cli.infer.writer.RowWriter`.
 
 Layout: ``OUTPUT/part-00000.parquet``, ``part-00001.parquet``, ... Each part is a
 complete Parquet file with the columns of the CSV/JSONL output: ``path`` and ``label``
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gender_cli.errors import GenderCliError
-from gender_cli.infer.output import STDOUT, ExistingRows, Row, category_of, columns
 from gender_cli.infer.row_columns import decode_names, rows_to_columns
+from gender_cli.infer.rows import Columns, Row, category_of
+from gender_cli.infer.writer import STDOUT, ExistingRows
 
 ROWS_PER_PART = 100_000
 SECONDS_PER_PART = 60.0
@@ -41,10 +43,10 @@ _PART = re.compile(r"^part-(\d+)\.parquet$")
 _TEMPORARY = re.compile(r"^\.part-\d+\.parquet\.tmp$")
 
 
-def schema(labels: Sequence[str], values: Sequence[str] = ()) -> pa.Schema:
-    names = columns(labels, values)
-    types = [pa.string(), *([pa.string()] if labels else []), *[pa.float64()] * (len(labels) + len(values)), pa.string()]
-    return pa.schema(list(zip(names, types)))
+def schema(columns: Columns) -> pa.Schema:
+    gender = [pa.string()] if columns.labels else []
+    types = [pa.string(), *gender, *[pa.float64()] * (len(columns.labels) + len(columns.values)), pa.string()]
+    return pa.schema(list(zip(columns.names, types)))
 
 
 class ParquetWriter:
@@ -55,18 +57,16 @@ class ParquetWriter:
     def __init__(
         self,
         folder: Path,
-        labels: Sequence[str],
-        values: Sequence[str] = (),
+        columns: Columns,
         next_part: int = 0,
         rows_per_part: int = ROWS_PER_PART,
         seconds_per_part: float = SECONDS_PER_PART,
     ):
         self.output = str(folder)
         self.fmt = "parquet"
-        self.labels = list(labels)
-        self.values = list(values)
+        self.labels, self.values = columns.labels, columns.values
         self.folder = folder
-        self.schema = schema(labels, values)
+        self.schema = schema(columns)
         self.rows_per_part = rows_per_part
         self.seconds_per_part = seconds_per_part
         self._next_part = next_part
@@ -131,14 +131,18 @@ class ParquetWriter:
         self.close()
 
 
-def open_parquet_output(
-    output: str, labels: Sequence[str], resume: bool = False, values: Sequence[str] = ()
+def open_output(
+    output: str, fmt: str, columns: Columns, resume: bool = False,
+    incomplete: Callable[[list[dict]], set[str]] | None = None,
 ) -> tuple[ParquetWriter, ExistingRows]:
-    """Open the folder ``output`` for Parquet parts; with ``resume``, read what it holds.
+    """Open the folder ``output`` for Parquet parts; with ``resume``, read what it holds
+    (see ``writer.open_writer``; one row per file: no ``extra`` columns).
 
-    Without ``resume`` the parts already there are removed (the CLI asks for --force
-    first); other files in the folder are left alone.
+    Without ``resume`` the parts already there are removed (the request refuses an
+    output with rows unless it says ``force``); other files in the folder are left alone.
     """
+    if columns.extra or incomplete is not None:
+        raise GenderCliError("parquet output holds one row per file; write the face rows as CSV or JSONL")
     if output == STDOUT:
         raise GenderCliError("parquet output is a folder of files; give a folder name, not '-'")
     folder = Path(output)
@@ -153,7 +157,7 @@ def open_parquet_output(
     parts = sorted((int(m.group(1)), folder / m.group(0)) for m in map(_PART.match, os.listdir(folder)) if m)
     existing = ExistingRows()
     if resume:
-        expected = schema(labels, values).names
+        expected = columns.names
         for _, part in parts:
             try:
                 names = pq.read_schema(part).names
@@ -172,7 +176,7 @@ def open_parquet_output(
             part.unlink()
         parts = []
     next_part = parts[-1][0] + 1 if parts else 0
-    return ParquetWriter(folder, labels, values, next_part=next_part), existing
+    return ParquetWriter(folder, columns, next_part=next_part), existing
 
 
 def _utf8(name: str) -> str:

@@ -1,16 +1,10 @@
-"""Prediction files (CSV or JSONL) that are valid at every moment, and can be resumed.
+"""CSV and JSONL prediction files that are valid at every moment, and can be resumed.
 
-(``parquet`` output, a folder of part files, lives in ``output_parquet``; ``open_output``
-hands it over.)
-
-Columns: ``path``, ``label``, one ``p_<label>`` per label in the model's output
-order, one column per value head (``age``, in years; ``ModelInfo.value_columns``),
-``error`` (empty, or ``"category: message"``). A graph without a gender head has no
-``label``/``p_<label>`` columns (``labels`` empty). A row for a file that failed has
-empty label, probabilities and values (``null`` in JSONL). A caller may add columns
-after ``path`` (``extra``: the face columns of ``classify --detect``); their values
-are JSON numbers and lists in JSONL, and in CSV a list is written with spaces between
-its items, a missing value as an empty cell.
+Two :class:`~gender_cli.infer.writer.RowWriter` implementations, :class:`CsvWriter`
+and :class:`JsonlWriter`, on one appending base; the columns are ``writer``'s. In CSV
+probabilities have 6 decimals and values (age) 2, an empty cell stands for a missing
+value and a list (a face's box) is written with spaces between its items; in JSONL
+numbers are rounded alike, missing values are ``null`` and lists are JSON lists.
 
 Durability: each batch's rows are encoded first and written with one ``write`` on a
 file opened for appending, then flushed and fsync'ed. An interruption (Ctrl-C, a
@@ -30,44 +24,16 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from gender_cli.atomic import names_file, write_all
 from gender_cli.errors import GenderCliError
+from gender_cli.infer.row_columns import columns_to_rows
+from gender_cli.infer.rows import Columns, Row, category_of
+from gender_cli.infer.writer import STDOUT, ExistingRows
 
-STDOUT = "-"
-FORMATS = ("csv", "jsonl", "parquet")
-FOLDER_FORMATS = ("parquet",)  # written as a folder of part files, never to stdout
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 PROBABILITY_DIGITS = 6
 VALUE_DIGITS = 2  # age in years: a hundredth of a year is under four days
-
-
-def infer_format(output: str, fmt: str | None) -> str:
-    """``fmt`` when given, else from the output's extension (CSV by default)."""
-    if fmt:
-        return fmt
-    return _EXTENSIONS.get(Path(output).suffix.lower(), "csv") if output != STDOUT else "csv"
-
-
-def columns(labels: Sequence[str], values: Sequence[str] = (), extra: Sequence[str] = ()) -> list[str]:
-    gender = ["label", *[f"p_{label}" for label in labels]] if labels else []
-    return ["path", *extra, *gender, *values, "error"]
-
-
-@dataclass
-class Row:
-    path: str
-    label: str | None
-    probabilities: Sequence[float] | None
-    error: str | None
-    values: dict[str, float] | None = None  # value column -> value (age in years)
-    extra: Sequence = ()  # values of the extra columns, in their order (fewer: the rest empty)
-
-    @property
-    def category(self) -> str | None:
-        return category_of(self.error)
 
 
 def _extra_cells(row: Row, extra: Sequence[str]) -> list:
@@ -82,11 +48,6 @@ def _csv_cell(value) -> str:
     return str(value)
 
 
-def category_of(error: str | None) -> str | None:
-    """The category of an ``error`` cell (``"category: message"``), None when empty."""
-    return error.split(":", 1)[0] if error else None
-
-
 def _numbers(row: Row, labels: Sequence[str], values: Sequence[str]) -> list[tuple[float | None, int]]:
     """(number or None, digits) for each probability and value column of ``row``."""
     probabilities = row.probabilities if row.probabilities is not None else [None] * len(labels)
@@ -94,54 +55,34 @@ def _numbers(row: Row, labels: Sequence[str], values: Sequence[str]) -> list[tup
     return cells + [(row.values[name] if row.values else None, VALUE_DIGITS) for name in values]
 
 
-def encode_rows(
-    rows: Iterable[Row], fmt: str, labels: Sequence[str], values: Sequence[str] = (), extra: Sequence[str] = ()
-) -> str:
-    buffer = io.StringIO()
-    if fmt == "csv":
-        writer = csv.writer(buffer, lineterminator="\n")
-        for row in rows:
-            cells = [_csv_cell(value) for value in _extra_cells(row, extra)]
-            label = [row.label or ""] if labels else []
-            numbers = ["" if v is None else f"{v:.{d}f}" for v, d in _numbers(row, labels, values)]
-            writer.writerow([row.path, *cells, *label, *numbers, row.error or ""])
-    else:
-        names = columns(labels, values, extra)
-        for row in rows:
-            label = [row.label] if labels else []
-            numbers = [None if v is None else round(float(v), d) for v, d in _numbers(row, labels, values)]
-            record = dict(zip(names, [row.path, *_extra_cells(row, extra), *label, *numbers, row.error]))
-            buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return buffer.getvalue()
+class AppendingWriter:
+    """Appends encoded batches to a file (durably) or to stdout; subclasses encode."""
 
+    fmt = ""
 
-@dataclass
-class ExistingRows:
-    """What a resumed output already holds: path -> error category (None when classified)."""
-
-    categories: dict[str, str | None] = field(default_factory=dict)
-    cut_bytes: int = 0  # size of a partial last row that was removed
-    redone: int = 0  # paths whose incomplete rows were removed (done again)
-
-
-class PredictionWriter:
-    """Appends encoded batches to a file (durably) or to stdout."""
-
-    def __init__(
-        self, output: str, fmt: str, labels: Sequence[str], fd: int | None, values: Sequence[str] = (),
-        extra: Sequence[str] = (),
-    ):
+    def __init__(self, output: str, columns: Columns, fd: int | None):
         self.output = output
-        self.fmt = fmt
-        self.labels = list(labels)
-        self.values = list(values)
-        self.extra = list(extra)
+        self.labels, self.values, self.extra = columns.labels, columns.values, columns.extra
+        self.header = columns.names
         self._fd = fd
+
+    def encode(self, rows: Iterable[Row]) -> str:
+        raise NotImplementedError
+
+    def heading(self) -> str:
+        """What a new output starts with."""
+        return ""
+
+    def records(self, text: str, path: Path) -> tuple[list[dict], list[int]]:
+        """The complete rows of an output's ``text`` and the character offset where each
+        ends (``ends[0]``: where the rows start); raises when ``text`` is not this
+        writer's output with these columns."""
+        raise NotImplementedError
 
     def write(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        text = encode_rows(rows, self.fmt, self.labels, self.values, self.extra)
+        text = self.encode(rows)
         if self._fd is None:
             _write_stdout(text)
             return
@@ -155,9 +96,6 @@ class PredictionWriter:
             raise
 
     def write_columns(self, columns) -> None:
-        """Rows given as columns (``row_columns``)."""
-        from gender_cli.infer.row_columns import columns_to_rows
-
         self.write(columns_to_rows(columns, self.values))
 
     def close(self) -> None:
@@ -165,51 +103,72 @@ class PredictionWriter:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> PredictionWriter:
+    def __enter__(self) -> AppendingWriter:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
+class CsvWriter(AppendingWriter):
+    fmt = "csv"
+
+    def encode(self, rows: Iterable[Row]) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in rows:
+            cells = [_csv_cell(value) for value in _extra_cells(row, self.extra)]
+            label = [row.label or ""] if self.labels else []
+            numbers = ["" if v is None else f"{v:.{d}f}" for v, d in _numbers(row, self.labels, self.values)]
+            writer.writerow([row.path, *cells, *label, *numbers, row.error or ""])
+        return buffer.getvalue()
+
+    def heading(self) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(self.header)
+        return buffer.getvalue()
+
+    def records(self, text: str, path: Path) -> tuple[list[dict], list[int]]:
+        return _csv_records(text, self.header, path)
+
+
+class JsonlWriter(AppendingWriter):
+    fmt = "jsonl"
+
+    def encode(self, rows: Iterable[Row]) -> str:
+        buffer = io.StringIO()
+        for row in rows:
+            label = [row.label] if self.labels else []
+            numbers = [None if v is None else round(float(v), d) for v, d in _numbers(row, self.labels, self.values)]
+            cells = [row.path, *_extra_cells(row, self.extra), *label, *numbers, row.error]
+            buffer.write(json.dumps(dict(zip(self.header, cells)), ensure_ascii=False) + "\n")
+        return buffer.getvalue()
+
+    def records(self, text: str, path: Path) -> tuple[list[dict], list[int]]:
+        return _jsonl_records(text, self.header, path)
+
+
+WRITERS: dict[str, type[AppendingWriter]] = {"csv": CsvWriter, "jsonl": JsonlWriter}
+
+
 def open_output(
-    output: str,
-    fmt: str,
-    labels: Sequence[str],
-    resume: bool = False,
-    values: Sequence[str] = (),
-    extra: Sequence[str] = (),
+    output: str, fmt: str, columns: Columns, resume: bool = False,
     incomplete: Callable[[list[dict]], set[str]] | None = None,
-) -> tuple[PredictionWriter, ExistingRows]:
-    """Open ``output`` for writing predictions.
-
-    Without ``resume`` the file is started afresh (header only). With ``resume`` an
-    existing file is checked (same format and columns), a partial last row is cut
-    off, and the rows already present are returned so their paths can be skipped.
-    ``incomplete(records)`` names the paths whose rows are not all there: their rows
-    (the last ones written) are cut off as well.
-    """
-    if fmt not in FORMATS:
-        raise GenderCliError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if fmt in FOLDER_FORMATS:
-        if extra:
-            raise GenderCliError(f"{fmt} output holds one row per file; write the face rows as CSV or JSONL")
-        from gender_cli.infer.output_parquet import open_parquet_output
-
-        return open_parquet_output(output, labels, resume=resume, values=values)
-    header = columns(labels, values, extra)
+) -> tuple[AppendingWriter, ExistingRows]:
+    """Open ``output`` for CSV or JSONL rows (see ``writer.open_writer``)."""
+    writer_class = WRITERS[fmt]
     if output == STDOUT:
-        writer = PredictionWriter(output, fmt, labels, None, values, extra)
-        if fmt == "csv":
-            _write_stdout(",".join(header) + "\n")
+        writer = writer_class(output, columns, None)
+        if writer.heading():
+            _write_stdout(writer.heading())
         return writer, ExistingRows()
 
     path = Path(output)
-    existing = ExistingRows()
     if resume and path.is_file() and path.stat().st_size > 0:
-        existing = _read_existing(path, fmt, header, incomplete)
+        probe = writer_class(output, columns, None)
+        existing = _read_existing(path, probe, incomplete)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        return PredictionWriter(output, fmt, labels, fd, values, extra), existing
+        return writer_class(output, columns, fd), existing
 
     if path.parent and not path.parent.is_dir():
         if path.parent.exists():
@@ -219,13 +178,12 @@ def open_output(
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
     except OSError as exc:
         raise GenderCliError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if fmt == "csv":
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(header)
+    writer = writer_class(output, columns, fd)
+    if writer.heading():
         with names_file(path):
-            write_all(fd, _to_bytes(buffer.getvalue()))
+            write_all(fd, _to_bytes(writer.heading()))
             os.fsync(fd)
-    return PredictionWriter(output, fmt, labels, fd, values, extra), existing
+    return writer, ExistingRows()
 
 
 def _cut(fd: int, size: int) -> None:
@@ -251,11 +209,12 @@ def _write_stdout(text: str) -> None:
 
 
 def _read_existing(
-    path: Path, fmt: str, header: list[str], incomplete: Callable[[list[dict]], set[str]] | None = None
+    path: Path, writer: AppendingWriter, incomplete: Callable[[list[dict]], set[str]] | None = None
 ) -> ExistingRows:
     data = path.read_bytes()
     text = data.decode("utf-8", errors="surrogateescape")  # byte-exact round trip
-    records, ends = (_csv_records if fmt == "csv" else _jsonl_records)(text, header, path)
+    records, ends = writer.records(text, path)
+    fmt = writer.fmt
     complete_chars = ends[-1]
     if text[complete_chars:].endswith("\n"):
         # an interrupted write never ends with a newline: this is damage, not a cut
