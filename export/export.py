@@ -91,13 +91,14 @@ def build_graph(
     expose_activations: bool = False,
 ) -> tuple[GraphBuilder, int]:
     """The full graph in memory (weights still lazy) with ``heads`` (loaded, or None);
-    returns (graph, descriptor_dim). Scale-and-shift layers are folded into the
-    convolutions before them (:mod:`fold`)."""
-    network = fold_affine(network, keep={contract.descriptor_spec(descriptor).layer})
+    returns (graph, descriptor_dim). Scale-and-shift layers of a layer table are folded
+    into the convolutions before them (:mod:`fold`); a from-scratch trunk comes through
+    tf2onnx, which folds its batch normalization itself."""
     g = GraphBuilder()
     if isinstance(network, ScratchTrunk):
         descriptor_tensor, dim = network.emit(g, np.dtype(dtype))
     else:
+        network = fold_affine(network, keep={contract.descriptor_spec(descriptor).layer})
         x = emit_preprocess(g, network, np.dtype(dtype))
         descriptor_tensor, dim = emit_backbone(g, network, x, descriptor, np.dtype(dtype))
     descriptor_fp32 = cast_to_float32(g, descriptor_tensor, np.dtype(dtype), "descriptor_float32")
