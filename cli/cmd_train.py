@@ -8,7 +8,7 @@ import click
 
 from gender_cli.cli.options import (
     batch_option, check_output_location, default_of, detect_options, device_option, parsed_by, quiet_option,
-    workers_option,
+    request_errors, workers_option,
 )
 from gender_cli.contract import AGE_RANGE, LAYER_DESCRIPTORS
 from gender_cli.train.age_head import AGE_LOSSES
@@ -27,9 +27,6 @@ def _default(name: str):
 
 
 SCRATCH_DEFAULTS = ScratchConfig()
-# options of the descriptor route that a network trained from scratch has no use for
-NOT_FROM_SCRATCH = ("weights", "descriptor", "head_batch", "hidden", "dropout", "age_hidden", "age_dropout",
-                    "patience")
 SCRATCH_ONLY = ("input_size", "widths")
 
 def parse_hidden(ctx, param, value: str) -> list[int]:
@@ -69,19 +66,17 @@ def scratch_options(fn):
 
 def _scratch_config(from_scratch: bool, epochs: int, input_size: int | None, widths: list[int] | None):
     """The from-scratch settings the options ask for, None without --from-scratch; a usage
-    error for an option that does not apply to the route chosen."""
+    error for a setting of the network without it (train() itself refuses the descriptor
+    route's options with it)."""
     context = click.get_current_context()
-    given = {name for name in (*NOT_FROM_SCRATCH, *SCRATCH_ONLY, "epochs")
+    given = {name for name in (*SCRATCH_ONLY, "epochs")
              if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     if not from_scratch:
         if given & set(SCRATCH_ONLY):
             raise click.UsageError(f"--{sorted(given & set(SCRATCH_ONLY))[0].replace('_', '-')} applies to "
                                    "--from-scratch only")
         return None
-    if given & set(NOT_FROM_SCRATCH):
-        raise click.UsageError(f"--{sorted(given & set(NOT_FROM_SCRATCH))[0].replace('_', '-')} does not apply "
-                               "to --from-scratch (the network is trained from the images)")
-    if widths == []:
+    if "widths" in given and not widths:
         raise click.BadParameter("give at least one block", param_hint="--widths")
     config = ScratchConfig()
     if "epochs" in given:  # else the stages' own default, not the heads'
@@ -198,7 +193,8 @@ def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_fi
         extract_batch=batch, workers=workers, device=device, progress=not quiet,
         faces=FaceSettings.resolve(None, **detect) if detect is not None else None, scratch=scratch,
     )
-    result = train(options, log=log)
+    with request_errors():
+        result = train(options, log=log)
     m = result.metrics
     warn_if_standin(result.standin)
     if m is not None:

@@ -180,15 +180,17 @@ def test_the_ray_engine_gives_the_local_rows(in_home, tmp_path):
             assert abs(float(row["p_female"]) - float(local[path]["p_female"])) <= 1e-5
 
 
-def test_the_same_seed_trains_the_same_network(scratch_run, tmp_path, monkeypatch):
-    """The module's run made again from the same command: the same weights, bit for bit."""
+def test_the_python_api_with_the_same_seed_trains_the_same_network(scratch_run, tmp_path, monkeypatch):
+    """The module's CLI run made again through ``gender_cli.train``: the same weights, bit for bit."""
+    import gender_cli
+    from gender_cli.errors import RequestError
     from gender_cli.tf_quiet import import_keras
 
     keras = import_keras()
     home, data, first, _ = scratch_run
     monkeypatch.setenv("GENDER_CLI_HOME", str(tmp_path / "home"))
-    assert run("train", data, *TINY, "-q").exit_code == 0
-    again = tmp_path / "home" / "runs" / "001"
+    again = gender_cli.train(data, from_scratch={"input_size": SIZE, "widths": [4, 8]}, epochs=2, workers=2,
+                             progress=False, export=False).run_dir
     for name in ("head_weights.npz", "age_head_weights.npz"):
         with np.load(first / name) as a, np.load(again / name) as b:
             for key in a.files:
@@ -197,6 +199,8 @@ def test_the_same_seed_trains_the_same_network(scratch_run, tmp_path, monkeypatc
               for run_dir in (first, again)]
     for a, b in zip(*trunks):
         np.testing.assert_array_equal(a, b)
+    with pytest.raises(RequestError, match="hidden does not apply to from_scratch"):
+        gender_cli.train(data, from_scratch=True, hidden=[8])
 
 
 def test_the_stages_differ_as_the_reference_project_trains(tmp_path):
@@ -233,6 +237,7 @@ def test_decoding_keeps_the_order_and_the_pixels_classify_sees(tmp_path):
 
 @pytest.mark.parametrize("argv, says", [
     (["--from-scratch", "--weights", "x"], "--weights does not apply to --from-scratch"),
+    (["--from-scratch", "--hidden", "8"], "--hidden does not apply to --from-scratch"),
     (["--from-scratch", "--descriptor", "relu7"], "--descriptor does not apply to --from-scratch"),
     (["--input-size", "64"], "--input-size applies to --from-scratch only"),
     (["--widths", "8,16"], "--widths applies to --from-scratch only"),

@@ -27,7 +27,7 @@ import numpy as np
 
 from gender_cli.atomic import names_file
 from gender_cli.contract import AGE_HEAD, AGE_RANGE, GENDER_HEAD, LABELS
-from gender_cli.errors import GenderCliError
+from gender_cli.errors import Option, RequestError
 from gender_cli.export.scratch_export import DESCRIPTOR, SCRATCH_FILE, TRUNK_FILE
 from gender_cli.head_spec import class_ages
 from gender_cli.infer.detect import check_settings
@@ -35,7 +35,9 @@ from gender_cli.tf_quiet import import_keras, native_stderr_silenced
 from gender_cli.train.age_head import AGE_LOSSES, AgeHeadConfig, mae_years_metric
 from gender_cli.train.head_model import class_weights, seed_everything
 from gender_cli.train.scratch_data import DecodedImages, decode_images, training_dataset
-from gender_cli.train.scratch_model import STAGES, ScratchConfig, ScratchNetwork, describe_augmentation
+from gender_cli.train.scratch_model import (
+    NOT_FROM_SCRATCH, STAGES, ScratchConfig, ScratchNetwork, describe_augmentation,
+)
 from gender_cli.train.train import Chosen, Fitted, ReadImages, TrainOptions
 
 LR_FACTOR = 0.5  # ReduceLROnPlateau halves the rate
@@ -188,10 +190,7 @@ class ScratchRoute:
     standin = False
 
     def __init__(self, options: TrainOptions, say):
-        if options.weights is not None:
-            raise GenderCliError("--from-scratch trains its own network from the images; drop --weights")
-        if options.descriptor not in (None, DESCRIPTOR):
-            raise GenderCliError(f"--from-scratch trains the descriptor {DESCRIPTOR!r}; drop --descriptor")
+        check_options(options)
         self.options = replace(options, descriptor=DESCRIPTOR)
         self.config: ScratchConfig = options.scratch
         self.say = say
@@ -312,6 +311,16 @@ class ScratchRoute:
         lines.append(f"- kept: the best weights of the {run.kept} stage (epoch {_kept_epoch(run)} of "
                      f"{len(run.history['val_loss'])}); training took {run.seconds:.0f} s")
         return lines
+
+
+def check_options(options: TrainOptions) -> None:
+    """RequestError for an option of the descriptor route set to anything but its default:
+    a network trained from the images has no use for it."""
+    defaults = TrainOptions()
+    for name in NOT_FROM_SCRATCH:
+        if getattr(options, name) != getattr(defaults, name):
+            raise RequestError(Option(name), " does not apply to ", Option("from_scratch"),
+                               " (the network is trained from the images)")
 
 
 def _kept_epoch(run: StagesRun) -> int:

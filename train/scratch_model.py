@@ -29,6 +29,9 @@ DESCRIPTOR_LAYER = descriptor_spec(SCRATCH_DESCRIPTOR).layer  # the trunk's last
 SCALE = 1 / 255  # uint8 -> 0..1, inside the graph
 SCALE_LAYER = "scale"
 HEAD_LAYERS = {GENDER_HEAD: "gender", AGE_HEAD: "age"}  # Keras layer (and output) name per head
+# options (TrainOptions fields) of the descriptor route that a network trained from the images has no use for
+NOT_FROM_SCRATCH = ("weights", "descriptor", "head_batch", "hidden", "dropout", "age_hidden", "age_dropout",
+                    "patience")
 
 
 @dataclass(frozen=True)
