@@ -4,7 +4,8 @@ One tiny from-scratch run (32x32 input, blocks of 4 and 8 channels, two epochs p
 stage) on the known-answer age task (UTKFace names; gender and age drawn into the
 pictures) is made through the CLI once per module and shared: its files, its graph
 against Keras (within 1e-5), the verbs that read the graph (export fp16/int8, classify,
-evaluate, bench, --detect, --engine ray), and the options that do not mix.
+evaluate, bench, --detect; --engine ray in test_classify_ray), the Python API and the
+options that do not mix.
 """
 
 from __future__ import annotations
@@ -159,25 +160,6 @@ def test_classify_detect_runs_the_scratch_graph_on_found_faces(in_home, tmp_path
     assert result.exit_code == 0, result.output
     (row,) = read_csv(out)
     assert row["faces"] == "1" and row["label"] in ("male", "female") and row["error"] == ""
-
-
-def test_the_ray_engine_gives_the_local_rows(in_home, tmp_path):
-    ray = pytest.importorskip("ray", reason="the [ray] extra (ray[data]) is not installed")
-    data = in_home[1]
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    try:
-        for engine in ("local", "ray"):
-            result = run("classify", data, "-o", tmp_path / f"{engine}.csv", "--engine", engine, "--batch", 16)
-            assert result.exit_code == 3, result.output
-    finally:
-        ray.shutdown()
-    local = {r["path"]: r for r in read_csv(tmp_path / "local.csv")}
-    remote = {r["path"]: r for r in read_csv(tmp_path / "ray.csv")}
-    assert set(local) == set(remote)
-    for path, row in remote.items():
-        assert row["label"] == local[path]["label"] and row["error"] == local[path]["error"]
-        if row["p_female"]:
-            assert abs(float(row["p_female"]) - float(local[path]["p_female"])) <= 1e-5
 
 
 def test_the_python_api_with_the_same_seed_trains_the_same_network(scratch_run, tmp_path, monkeypatch):

@@ -264,19 +264,10 @@ class ScratchRoute:
         return Fitted(descriptors, gender, age)
 
     def save(self, run_dir: Path) -> dict[str, Path]:
-        trunk = Path(run_dir) / TRUNK_FILE
-        with names_file(trunk):
-            self.run.network.trunk.save(trunk)
-        self.sha256 = file_sha256(trunk)
-        record = {"descriptor": DESCRIPTOR, "descriptor_dim": int(self.config.dense),
-                  "input_size": [self.config.input_size, self.config.input_size, 3],
-                  "trunk_sha256": self.sha256, "config": self.config.describe(), "stages": self.run.stages,
-                  "kept": self.run.kept, "parameters": self.run.network.parameters(),
-                  "training_seconds": round(self.run.seconds, 1), "seed": self.options.seed}
-        spec = Path(run_dir) / SCRATCH_FILE
-        with names_file(spec):
-            spec.write_text(json.dumps(record, indent=2))
-        return {"trunk": trunk, "scratch": spec}
+        files = save_trunk(run_dir, self.run.network, stages=self.run.stages, kept=self.run.kept,
+                           training_seconds=round(self.run.seconds, 1), seed=self.options.seed)
+        self.sha256 = json.loads(files["scratch"].read_text())["trunk_sha256"]
+        return files
 
     def backbone_record(self) -> dict:
         return {"from_scratch": True, "sha256": self.sha256, "trunk": TRUNK_FILE, "descriptor": DESCRIPTOR,
@@ -311,6 +302,22 @@ class ScratchRoute:
         lines.append(f"- kept: the best weights of the {run.kept} stage (epoch {_kept_epoch(run)} of "
                      f"{len(run.history['val_loss'])}); training took {run.seconds:.0f} s")
         return lines
+
+
+def save_trunk(run_dir: Path, network: ScratchNetwork, **facts) -> dict[str, Path]:
+    """``trunk.keras`` and ``scratch.json`` (the network's settings, its sha256 and
+    ``facts`` about its training) in ``run_dir``, as export reads them."""
+    trunk = Path(run_dir) / TRUNK_FILE
+    with names_file(trunk):
+        network.trunk.save(trunk)
+    config = network.config
+    record = {"descriptor": DESCRIPTOR, "descriptor_dim": int(config.dense),
+              "input_size": [config.input_size, config.input_size, 3], "trunk_sha256": file_sha256(trunk),
+              "config": config.describe(), "parameters": network.parameters(), **facts}
+    spec = Path(run_dir) / SCRATCH_FILE
+    with names_file(spec):
+        spec.write_text(json.dumps(record, indent=2))
+    return {"trunk": trunk, "scratch": spec}
 
 
 def check_options(options: TrainOptions) -> None:

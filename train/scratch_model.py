@@ -145,9 +145,12 @@ def build_heads(dense: int, heads: dict[str, int], seed: int = 0) -> dict:
     """One Dense + softmax layer per head (``{task: classes}``), keyed by task."""
     keras = import_keras()
 
-    return {task: keras.layers.Dense(classes, activation="softmax", name=HEAD_LAYERS[task],
-                                     kernel_initializer=keras.initializers.GlorotUniform(seed + i))
-            for i, (task, classes) in enumerate(heads.items())}
+    layers = {task: keras.layers.Dense(classes, activation="softmax", name=HEAD_LAYERS[task],
+                                       kernel_initializer=keras.initializers.GlorotUniform(seed + i))
+              for i, (task, classes) in enumerate(heads.items())}
+    for layer in layers.values():
+        layer.build((None, dense))
+    return layers
 
 
 @dataclass
