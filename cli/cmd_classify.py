@@ -76,7 +76,8 @@ def _extensions() -> str:
     f"{', '.join(FACE_COLUMNS)} after path). label is the second label when its probability "
     "reaches the graph's threshold, else the first; 'gender-cli train' calibrates the head and sets "
     "that threshold to 0.5, so the label is the larger probability (a graph made before keeps its "
-    "own threshold, and a notice says so). '-' writes to stdout; parquet output is a folder. Default: "
+    "own threshold, and a notice says so). '-' writes to stdout; parquet output is a folder, local or "
+    "in an object store (s3://bucket/run/; CSV and JSONL are written locally). Default: "
     f"{_default_outputs()}.",
 )
 @click.option(

@@ -21,6 +21,7 @@ from gender_cli.infer.detect import FaceOptions, FaceSettings, settings_for_mode
 from gender_cli.infer.engine import DEFAULT_ENGINE, ENGINES
 from gender_cli.infer.engine_ray import RayOptions
 from gender_cli.infer.images import RESIZE_MODES
+from gender_cli.infer.sources import is_remote
 from gender_cli.infer.writer import FORMATS, STDOUT, resolve_format
 
 MAX_BATCH = 4096
@@ -39,7 +40,7 @@ class ClassifyRequest:
 
     sources: Sequence[str | os.PathLike]  # folders, files, or URIs pyarrow reads (s3://, file://, ...)
     model: str | os.PathLike | None = None  # an exported classifier; None: the workspace's default one
-    output: str | None = None  # a file, a folder for parquet, "-" for stdout; None: the format's default
+    output: str | None = None  # a file, a parquet folder (or s3://bucket/run/), "-": stdout; None: the format's default
     format: str | None = None  # csv, jsonl or parquet; None: from the output's extension, else csv
     resume: bool = False  # keep the output's rows, skip their files, append the rest
     force: bool = False  # replace an existing output
@@ -110,7 +111,9 @@ class ClassifyRequest:
                 raise RequestError(Option("format", self.format), " writes a folder of files; give ",
                                    Option("output"), " FOLDER, not '-'")
             return
-        if spec.folder:
+        if is_remote(output):
+            exists = self._check_remote_output()
+        elif spec.folder:
             if os.path.exists(output) and not os.path.isdir(output):
                 raise RequestError(Option("output"), f" {output} is a file; ", Option("format", self.format),
                                    " writes a folder")
@@ -122,6 +125,16 @@ class ClassifyRequest:
         if exists and not (self.resume or self.force):
             raise RequestError(f"{output} already exists; pass ", Option("resume", True), " to continue it or ",
                                Option("force", True), " to replace it")
+
+    def _check_remote_output(self) -> bool:
+        """Whether the object-store output holds files already; only a folder of parts can go there."""
+        if not FORMATS[self.format].folder:
+            raise RequestError(Option("format", self.format), f" cannot write to {self.output}: an object cannot be "
+                               "appended to, so rows could not be kept as they come; use ", Option("format", "parquet"),
+                               " (a folder of parts, each written whole) or write the file locally")
+        from gender_cli.infer.parquet_parts import holds_files
+
+        return holds_files(self.output)
 
     def _check_faces(self) -> None:
         beside = {"require_face": self.require_face, "save_crops": self.save_crops, "draw": self.draw}

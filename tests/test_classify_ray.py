@@ -28,7 +28,10 @@ from gender_cli.infer.engine_ray import RayOptions  # noqa: E402
 from gender_cli.infer.session import load_classifier  # noqa: E402
 
 from helpers_train import read_csv  # noqa: E402
-from helpers_infer import classify_files, interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
+from helpers_infer import (  # noqa: E402
+    assert_same_rows, classify_files, interrupt_after, jsonl_rows, parquet_rows, write_noise_images,
+    write_tiny_classifier,
+)
 
 SIZE = 32
 # as outside pytest: Pillow's decompression-bomb warning is an error (images.py sets it)
@@ -45,25 +48,6 @@ def local_ray():
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def parquet_rows(folder: Path) -> dict[str, dict]:
-    rows = pq.read_table(folder).to_pylist()  # pyarrow reads the folder of parts as one table
-    by_path = {r["path"]: r for r in rows}
-    assert len(by_path) == len(rows), "a file has more than one row"
-    return by_path
-
-
-def assert_same_rows(ray_rows: dict[str, dict], local_rows: dict[str, dict], rename=lambda p: p) -> None:
-    assert {rename(p) for p in ray_rows} == set(local_rows)
-    for path, row in ray_rows.items():
-        local = local_rows[rename(path)]
-        assert row["label"] == local["label"] and row["error"] == local["error"], path
-        for key in ("p_male", "p_female"):
-            if local[key] is None:
-                assert row[key] is None
-            else:
-                assert abs(row[key] - local[key]) <= 1e-6, (path, key)
 
 
 def test_ray_gives_the_local_rows_on_the_bad_input_corpus(local_ray, model, corpus, tmp_path):
@@ -258,11 +242,6 @@ def test_file_uri_and_pyarrow_sources(local_ray, model, corpus, tmp_path):
     assert ray_rows[f"file://{root}/sub/dangling.jpg"]["error"].startswith("unreadable: ")
     assert f"local://{good}/face_00.png" in ray_rows
     assert ray_rows[f"file://{root}/" + os.fsdecode(b"not-utf8-\xff.jpg")]["label"]
-
-
-def jsonl_rows(path: Path) -> dict[str, dict]:
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")  # names that are not UTF-8 stay exact
-    return {r["path"]: r for r in map(json.loads, text.splitlines())}
 
 
 def test_decoding_stays_in_its_own_tasks_even_when_resources_match(local_ray, model, tmp_path):

