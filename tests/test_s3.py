@@ -152,7 +152,7 @@ def test_refusals_of_the_store_are_one_line(s3, model, tmp_path, monkeypatch):
     denied = run("classify", source, "--model", model, "-o", tmp_path / "rows.csv")
     assert denied.exit_code == 1 and len(error_lines(denied)) == 1
     assert "ACCESS_DENIED" in denied.output and "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in denied.output
-    from seaweedfs import free_port
+    from local_services import free_port
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     refused = run("classify", source, "--model", model, "-o", tmp_path / "rows.csv")

