@@ -92,7 +92,8 @@ def workers_option(fn):
         "--workers",
         type=click.IntRange(1, 256),
         default=None,
-        help="Image decoding threads running beside inference. Default: number of CPU cores.",
+        help="Image decoding threads running beside inference. Default: number of CPU cores (four per core "
+        "for files in an object store, whose reads wait on the network).",
     )(fn)
 
 

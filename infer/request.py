@@ -46,7 +46,7 @@ class ClassifyRequest:
     force: bool = False  # replace an existing output
     batch: int = DEFAULT_BATCH  # images per inference batch
     device: str = DEFAULT_DEVICE  # auto, cuda or cpu
-    workers: int | None = None  # decode threads of the local engine; None: one per core
+    workers: int | None = None  # decode threads of the local engine; None: one per core (4 for object stores)
     recursive: bool = True  # look inside sub-folders
     resize: str | None = None  # stretch or center-crop; None: what the model's metadata says
     detect: FaceOptions | bool | dict | None = None  # find, align and crop every face first (FaceOptions.of)

@@ -135,6 +135,11 @@ class Reader:
     def __init__(self, roots: Sequence[RemoteRoot] = ()):
         self.roots = sorted(roots, key=lambda r: len(r.prefix), reverse=True)  # the most specific first
 
+    @property
+    def remote(self) -> bool:
+        """Whether some files come from an object store (reads that wait on the network)."""
+        return bool(self.roots)
+
     def __call__(self, name: str | os.PathLike) -> bytes:
         name = str(name)
         for root in self.roots:

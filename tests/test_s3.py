@@ -207,3 +207,15 @@ def test_ray_reads_a_bucket_and_writes_its_parts_there(s3, model, corpus, tmp_pa
     local_rows = parquet_rows(tmp_path / "local")
     del local_rows[str(root / "sub" / "dangling.jpg")]
     assert_same_rows(parquet_rows(key(out), s3.server.filesystem()), local_rows, rename=on_disk(root, prefix))
+
+
+def test_reads_from_an_object_store_get_more_decode_threads(model):
+    """A read from a store waits on the network: four threads per core unless --workers says."""
+    from gender_cli.infer.engine_local import REMOTE_THREADS_PER_CORE, LocalEngine
+    from gender_cli.infer.sources import Reader, RemoteRoot
+    from gender_cli.system import available_cpus
+
+    remote = Reader([RemoteRoot("s3://bucket/faces/", pa.fs.LocalFileSystem(), "/faces/")])
+    assert LocalEngine.open(model, "cpu").threads(remote) == REMOTE_THREADS_PER_CORE * available_cpus()
+    assert LocalEngine.open(model, "cpu").threads(Reader()) is None  # iter_batches: one per core
+    assert LocalEngine.open(model, "cpu", workers=3).threads(remote) == 3

@@ -145,7 +145,7 @@ class SeaweedFS:
 
     def upload(self, folder: Path, uri: str) -> list[str]:
         """Every file under ``folder`` to the prefix ``uri`` (``s3://bucket/prefix/``), names
-        kept (links are left out: object stores have none); returns the object URIs, sorted."""
+        kept (see ``_regular_files``); returns the object URIs, sorted."""
         filesystem = self.filesystem()
         base = uri.removeprefix("s3://").rstrip("/")
         uploaded = []
@@ -174,9 +174,11 @@ class SeaweedFS:
 
 
 def _regular_files(folder: Path) -> list[Path]:
+    """Files under ``folder``, a link as the file it names (as ``aws s3 sync`` does); links
+    to folders are not entered and dangling links are left out."""
     found = []
-    for top, _, names in os.walk(folder):  # links to folders are not followed
-        found += [Path(top) / name for name in names if not (Path(top) / name).is_symlink()]
+    for top, _, names in os.walk(folder):
+        found += [Path(top) / name for name in names if (Path(top) / name).is_file()]
     return sorted(found)
 
 

@@ -224,31 +224,35 @@ def decode_rates(folder: Path, size: tuple[int, int]) -> dict:
 
 
 def driver_rates(batch: int, rows: int = 50_000) -> dict:
+    rates = {}
+    with tempfile.TemporaryDirectory(prefix="measure-ray-driver-") as tmp:
+        for fmt, name in (("csv", "rows.csv"), ("parquet", "rows")):
+            write_rate(str(Path(tmp) / f"warm-{name}"), fmt, batch, batch)  # one-time imports (pyarrow loads pandas)
+            rates[f"{fmt}_rows_per_second"] = write_rate(str(Path(tmp) / name), fmt, batch, rows)
+    return {"block_rows": batch, **rates}
+
+
+def write_rate(output: str, fmt: str, batch: int, rows: int) -> float:
+    """Rows per second that a run's writer turns into durable ``fmt`` output at ``output``,
+    given as the Ray engine hands them over (blocks of ``batch`` rows as columns)."""
     from gender_cli import contract
     from gender_cli.infer.classify import ClassifySummary
     from gender_cli.infer.row_columns import rows_to_columns
     from gender_cli.infer.rows import Block, Columns, FileDone, Row, category_of
-    from gender_cli.infer.writer import open_writer as open_output
+    from gender_cli.infer.writer import open_writer
 
     sample = [Row(f"s3://bucket/faces/{i:07d}.jpg", "female", [0.25, 0.75], None) for i in range(batch)]
     block = rows_to_columns(sample, len(contract.LABELS))
-    rates = {}
-    with tempfile.TemporaryDirectory(prefix="measure-ray-driver-") as tmp:
-        for fmt, name in (("csv", "rows.csv"), ("parquet", "rows")):
-            with open_output(str(Path(tmp) / f"warm-{name}"), fmt, Columns(contract.LABELS))[0] as warm:
-                warm.write_columns(block)  # one-time imports (pyarrow loads pandas) stay out of the rate
-            writer, _ = open_output(str(Path(tmp) / name), fmt, Columns(contract.LABELS))
-            summary = ClassifySummary(output=name, model="", format=fmt, engine="ray", providers=[], notice=None,
-                                      standin=True, files=rows)
-            started = time.perf_counter()
-            with writer:
-                for _ in range(rows // batch):  # what the run does with each block of the Ray engine
-                    done = Block(columns=block, done=[FileDone(category_of(str(e)) if e else None)
-                                                      for e in block["error"]])
-                    writer.write_columns(done.columns)
-                    summary.add(done)
-            rates[f"{fmt}_rows_per_second"] = (rows // batch) * batch / (time.perf_counter() - started)
-    return {"block_rows": batch, **rates}
+    writer, _ = open_writer(output, fmt, Columns(contract.LABELS))
+    summary = ClassifySummary(output=output, model="", format=fmt, engine="ray", providers=[], notice=None,
+                              standin=True, files=rows)
+    started = time.perf_counter()
+    with writer:
+        for _ in range(rows // batch):  # what the run does with each block of the Ray engine
+            done = Block(columns=block, done=[FileDone(category_of(str(e)) if e else None) for e in block["error"]])
+            writer.write_columns(done.columns)
+            summary.add(done)
+    return (rows // batch) * batch / (time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
