@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 pa = pytest.importorskip("pyarrow", reason="pyarrow (the [ray] extra) is not installed")
+pafs = pytest.importorskip("pyarrow.fs")
 
 from gender_cli.cli.main import cli  # noqa: E402
 from gender_cli.errors import GenderCliError, StoreLost  # noqa: E402
@@ -76,7 +77,7 @@ def test_parquet_parts_in_a_bucket_resume_and_read_back(s3, model, tmp_path):
     result = run("classify", folder, "--model", model, "-o", out, "--format", "parquet", "--resume", "--batch", 4)
     assert result.exit_code == 0, result.output
     assert "already done (--resume): 8" in result.stderr
-    listed = sorted(info.base_name for info in filesystem.get_file_info(pa.fs.FileSelector(key(out))))
+    listed = sorted(info.base_name for info in filesystem.get_file_info(pafs.FileSelector(key(out))))
     assert listed == ["part-00000.parquet", "part-00001.parquet"]
     classify_files([folder], model, tmp_path / "local.jsonl", batch=4)
     assert_same_rows(parquet_rows(key(out), filesystem), jsonl_rows(tmp_path / "local.jsonl"))
@@ -215,7 +216,7 @@ def test_reads_from_an_object_store_get_more_decode_threads(model):
     from gender_cli.infer.sources import Reader, RemoteRoot
     from gender_cli.system import available_cpus
 
-    remote = Reader([RemoteRoot("s3://bucket/faces/", pa.fs.LocalFileSystem(), "/faces/")])
+    remote = Reader([RemoteRoot("s3://bucket/faces/", pafs.LocalFileSystem(), "/faces/")])
     assert LocalEngine.open(model, "cpu").threads(remote) == REMOTE_THREADS_PER_CORE * available_cpus()
     assert LocalEngine.open(model, "cpu").threads(Reader()) is None  # iter_batches: one per core
     assert LocalEngine.open(model, "cpu", workers=3).threads(remote) == 3
