@@ -332,13 +332,6 @@ def test_bench_with_detect_runs_the_ray_pass_detecting_too(local_ray, model, pho
     assert "6 faces" in result.stdout
 
 
-# Node death is noticed after this many missed health checks of this period (Ray's
-# defaults, 5 of 3 s, are measured in bench/scripts/measure_node_loss.py); the test only
-# needs the outcome, sooner.
-QUICK_NODE_DEATH = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "500",
-                    "RAY_health_check_failure_threshold": "3"}
-
-
 @pytest.mark.slow
 def test_a_node_lost_mid_run_on_raylets_started_with_ray_start(tmp_path):
     """A cluster as users have one: ``ray start --head`` (2 CPUs) and ``ray start
@@ -346,7 +339,7 @@ def test_a_node_lost_mid_run_on_raylets_started_with_ray_start(tmp_path):
     fresh process. Mid-run the second node, which holds one of the two inference actors,
     loses every process at once (a preempted machine): its decode tasks and its actor are
     redone on the head, and every file still gets exactly one row, the local engine's."""
-    from local_services import RayNodes
+    from local_services import QUICK_NODE_DEATH, RayNodes  # the stall with Ray's defaults: measure_node_loss.py
 
     slow = write_tiny_classifier(tmp_path / "slow.onnx", size=SIZE, busy=16)  # ~0.1 s a batch
     folder = write_noise_images(tmp_path / "faces", 60)
