@@ -7,6 +7,7 @@ Python API's ``Classifier.classify`` builds the same request and runs the same c
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import click
@@ -145,11 +146,7 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
     try:
         summary = run.classify(request, engine=engine, on_start=bar.start, on_batch=bar.update)
     except KeyboardInterrupt:
-        bar.close()
-        click.echo(
-            f"Interrupted. Every row in {request.output} is complete; rerun with --resume to finish.", err=True
-        )
-        sys.exit(EXIT_INTERRUPTED)
+        summary = None
     except OSError as exc:
         bar.close()
         if exc.filename != request.output or exc.errno not in FULL_DISK:
@@ -159,6 +156,15 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
             "space, then rerun the same command with --resume"
         ) from None
     bar.close()
+    if summary is None:  # interrupted
+        # onnxruntime's threads go with the session, now: left to the interpreter's exit,
+        # a loaded machine sometimes saw them destroyed unjoined (SIGABRT instead of 130)
+        del engine
+        gc.collect()
+        click.echo(
+            f"Interrupted. Every row in {request.output} is complete; rerun with --resume to finish.", err=True
+        )
+        sys.exit(EXIT_INTERRUPTED)
     if summary.files == 0:
         click.echo(f"Warning: no files found under {', '.join(folders)}", err=True)
     if not quiet:
