@@ -23,7 +23,6 @@ STAND-IN: the figures are about time only.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import subprocess
 import sys
@@ -31,11 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from gender_cli.bench.machine import package_versions
 from local_services import QUICK_NODE_DEATH, RayNodes
 from measure_convert import machine_info
 from measure_ray import log
-from record import RESULTS, SHARED_FACES, record
+from record import RESULTS, SHARED_FACES, header, machine_line, record
 from standin_models import standin_classifier, subset
 
 SETTINGS = {"Ray's defaults": {}, "quick detection (the slow test's)": QUICK_NODE_DEATH}
@@ -119,12 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             runs[name] = pair
 
     result = {
-        "what": "classify --engine ray on two raylets, the second node killed mid-run: the stall and the rows",
-        "command": "python bench/scripts/measure_node_loss.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "versions": package_versions(PACKAGES),
+        **header("measure_node_loss.py", argv, "classify --engine ray on two raylets, the second node killed mid-run: "
+                 "the stall and the rows", machine, PACKAGES),
         "input": {"folder": str(args.images), "files": files, "batch": 8, "kill_at": args.kill_at,
                   "cluster": "head 2 CPUs + node 1 CPU, 2 inference actors of 0.5 CPU",
                   "settings": {name: settings for name, settings in SETTINGS.items()}},
@@ -136,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(r: dict) -> str:
-    m = r["machine"]
     lines = [
         "# A node lost mid-run (`classify --engine ray`, two raylets)",
         "",
@@ -144,9 +137,7 @@ def markdown(r: dict) -> str:
         f"classifier, batch {r['input']['batch']}, {r['input']['cluster']} (one per node); in the second run "
         f"every process of the second node gets SIGKILL once {r['input']['kill_at']:.0%} of the rows are written.",
         "",
-        f"Machine: {m['cpu_model']}, {m['usable_cores']} cores, {m['ram_gib']} GiB; load average "
-        f"{m['load_average_at_start']} at start, {r['load_average_at_end']} at the end (shared). Versions: "
-        + ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v) + ".",
+        machine_line(r),
         "",
         "| node death noticed with | run | seconds | first row at s | longest wait for a row: before the kill | "
         "after it | first row after the kill | every file once |",

@@ -41,9 +41,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gender_cli.bench.machine import descends_from, package_versions
+from gender_cli.bench.machine import descends_from
 from measure_convert import machine_info
-from record import RESULTS, SHARED_FACES, record
+from record import RESULTS, SHARED_FACES, header, machine_line, record
 from standin_models import standin_classifier, subset
 
 DRIVER_BLOCK_ROWS = 64  # classify's default --batch: one result block per batch
@@ -292,12 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(pair)
 
     result = {
-        "what": "classify --engine ray vs --engine local, full-size fp32 stand-in classifier, same machine, same run",
-        "command": "python bench/scripts/measure_ray.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "versions": package_versions(PACKAGES),
+        **header("measure_ray.py", argv, "classify --engine ray vs --engine local, full-size fp32 stand-in classifier, "
+                 "same machine, same run", machine, PACKAGES),
         "input": {"folder": str(args.images), "files": args.files, "batch": args.batch},
         "goal_ratio": GOAL,
         "decode": decode,
@@ -317,7 +313,7 @@ CPU_COLUMNS = ("this process", "inference actor", "workers (decode tasks, idle)"
 
 
 def markdown(r: dict) -> str:
-    m, d = r["machine"], r["decode"]
+    d = r["decode"]
     lines = [
         "# classify --engine ray vs --engine local (one machine)",
         "",
@@ -325,11 +321,7 @@ def markdown(r: dict) -> str:
         f"from STAND-IN weights, {r['input']['files']} UTKFace crops, batch {r['input']['batch']}; "
         "the engines alternate, each Ray round starts and stops its own local Ray.",
         "",
-        f"Machine: {m['cpu_model']}, {m['usable_cores']} cores, {m['ram_gib']} GiB; load average "
-        f"{m['load_average_at_start']} at start, {r['load_average_at_end']} at the end (the machine "
-        f"is shared: compare the engines within a round). Versions: "
-        + ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v)
-        + ".",
+        machine_line(r, "the machine is shared: compare the engines within a round"),
         "",
         "| round | engine | img/s (summary) | img/s incl. model load | Ray start-up s | shutdown s | load avg before |",
         "|---|---|---|---|---|---|---|",

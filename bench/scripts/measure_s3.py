@@ -25,7 +25,6 @@ Writes ``bench/results/s3.json`` and ``s3.md``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
 import sys
@@ -33,13 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from gender_cli.bench.machine import package_versions
 from gender_cli.infer.engine_local import REMOTE_THREADS_PER_CORE
 from gender_cli.system import available_cpus
 from local_services import SeaweedFS
 from measure_convert import machine_info
 from measure_ray import DRIVER_BLOCK_ROWS, log, write_rate
-from record import RESULTS, SHARED_FACES, record
+from record import RESULTS, SHARED_FACES, header, machine_line, record
 from standin_models import subset
 
 GOAL = 0.8  # S3 img/s at least this share of the local disk's (issue 22)
@@ -124,13 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                                if info.base_name.startswith("part-")])
 
     result = {
-        "what": "reading faces from a local S3 server (SeaweedFS) vs the same files on local disk, and the "
-                "driver's rows/s into Parquet parts in S3, same machine, same run",
-        "command": "python bench/scripts/measure_s3.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "versions": package_versions(PACKAGES),
+        **header("measure_s3.py", argv, "reading faces from a local S3 server (SeaweedFS) vs the same files on local "
+                 "disk, and the driver's rows/s into Parquet parts in S3, same machine, same run", machine, PACKAGES),
         "input": {"folder": str(args.images), "files": args.files, "batch": BATCH, "size": list(SIZE),
                   "threads": PASSES},
         "goal_ratio": GOAL,
@@ -144,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(r: dict) -> str:
-    m, threads = r["machine"], r["input"]["threads"]
+    threads = r["input"]["threads"]
     shown = {label: f"{t['local']} / {t['s3']}" for label, t in threads.items()}
     lines = [
         "# Reading from S3 vs local disk, and Parquet parts into S3 (one machine)",
@@ -154,9 +147,7 @@ def markdown(r: dict) -> str:
         f"{r['input']['batch']}, from local disk and from a SeaweedFS S3 server on the same machine "
         "(through pyarrow, with the standard AWS variables); the two alternate.",
         "",
-        f"Machine: {m['cpu_model']}, {m['usable_cores']} cores, {m['ram_gib']} GiB; load average "
-        f"{m['load_average_at_start']} at start, {r['load_average_at_end']} at the end (shared: compare "
-        "within a round). Versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v) + ".",
+        machine_line(r, "shared: compare within a round"),
         "",
         "| round (load avg) | decode threads local / S3 | local img/s | S3 img/s | S3 ÷ local | CPU ms/img local | "
         "CPU ms/img S3: this process | S3: the server |",
