@@ -220,3 +220,11 @@ def test_reads_from_an_object_store_get_more_decode_threads(model):
     assert LocalEngine.open(model, "cpu").threads(remote) == REMOTE_THREADS_PER_CORE * available_cpus()
     assert LocalEngine.open(model, "cpu").threads(Reader()) is None  # iter_batches: one per core
     assert LocalEngine.open(model, "cpu", workers=3).threads(remote) == 3
+
+
+def test_a_run_s_own_parts_in_a_bucket_are_not_its_input():
+    """``classify s3://b/faces/ -o s3://b/faces/run/``: a resumed run must not classify its parts."""
+    from gender_cli.infer.sources import without
+
+    files = ["s3://b/faces/a.jpg", "s3://b/faces/run/part-00000.parquet", "s3://b/faces/runs.jpg", "faces/run/x.jpg"]
+    assert without(files, ["s3://b/faces/run/"]) == ["s3://b/faces/a.jpg", "s3://b/faces/runs.jpg", "faces/run/x.jpg"]

@@ -103,7 +103,10 @@ class SeaweedFS:
             f"-master.volumeSizeLimitMB={VOLUME_MB}", f"-volume.max={VOLUMES}", "-volume.preStopSeconds=0", *ports,
         ]
         log = open(self.folder / "weed.log", "wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        logs = self.folder / "tmp"  # weed writes its own log files to $TMPDIR: kept with the data, not in /tmp
+        logs.mkdir(exist_ok=True)
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                        env={**os.environ, "TMPDIR": str(logs)})
         log.close()
         self._wait_until_ready()
         return self
@@ -165,6 +168,9 @@ class SeaweedFS:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.process = None
+        for port in (*self.ports.values(), *self.grpc_ports.values()):  # its Unix sockets, always in /tmp
+            for socket_file in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                socket_file.unlink(missing_ok=True)
 
     def __enter__(self) -> SeaweedFS:
         return self.start()
