@@ -57,7 +57,8 @@ def _extensions() -> str:
         "gender-cli classify photos/ -o predictions.csv",
         {
             0: "every file was classified",
-            1: "the model is missing or invalid, the output cannot be written, or the Ray run failed",
+            1: "the model is missing or invalid, the output cannot be written or another run is writing it, "
+               "a resume matches none of the output's rows, or the Ray run failed",
             2: "usage error (bad option, output exists without --resume/--force)",
             3: "some files could not be read or decoded (their rows say why); with --detect "
                "--require-face, also files without a face",
@@ -138,16 +139,19 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
             device=device, workers=workers, recursive=recursive, resize=resize, detect=detect,
             require_face=require_face, save_crops=save_crops, draw=draw, engine=engine, ray=RayOptions(**ray),
         )
-    engine = run.open_engine(request)
-    _announce(engine, request, quiet)
     bar = _ProgressBar(disabled=quiet)
     try:
-        summary = run.classify(request, engine=engine, on_start=bar.start, on_batch=bar.update)
-    except KeyboardInterrupt:
+        engine = run.open_engine(request)
+        _announce(engine, request, quiet)
+        with request_errors():  # the output's check, repeated once the run holds its lock
+            summary = run.classify(request, engine=engine, on_start=bar.start, on_batch=bar.update)
+    except KeyboardInterrupt as exc:
         bar.close()
-        click.echo(
-            f"Interrupted. Every row in {request.output} is complete; rerun with --resume to finish.", err=True
-        )
+        if getattr(exc, "opened", False):
+            click.echo(f"Interrupted. Every row in {request.output} is complete; rerun with --resume to finish.",
+                       err=True)
+        else:
+            click.echo(f"Interrupted before {request.output} was opened: nothing was written.", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:
         bar.close()

@@ -172,7 +172,7 @@ def test_cli_interrupt_exits_130_with_a_resume_hint(model, good_folder, tmp_path
     from gender_cli.infer import classify as classify_module
 
     def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+        raise classify_module.Interrupted(opened=True)
 
     monkeypatch.setattr(classify_module, "classify", interrupted)
     result = run("classify", good_folder, "--model", model, "-o", tmp_path / "x.csv")
