@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from gender_cli.cli.cmd_export import EXIT_MISSES_GOAL
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.convert.formats import FORMATS
 from gender_cli.convert.standin import STANDIN_LAYOUTS
@@ -165,8 +166,10 @@ def demo(directory: Path, size: str, backbone: str, fmt: str | None, seed: int) 
                 "train", str(data), "-o", str(run_dir), "--seed", str(seed)])
         head = [] if ready else ["--head", str(run_dir)]
         for number, precision in ((6, "fp32"), (7, "fp16"), (8, "int8")):
+            # stand-in weights can miss the int8 goal (random nets: docs/decisions.md); the
+            # graph is written all the same and the demo goes on
             timings[f"export {precision}"] = _step(number, f"export the {precision} classifier", [
-                "export", *head, "--precision", precision, "--calibration", str(data)])
+                "export", *head, "--precision", precision, "--calibration", str(data)], allowed=(0, EXIT_MISSES_GOAL))
         counts = _write_inbox(inbox, data, plan["inbox"], seed + 1000)
         timings["classify"] = _step(9, f"classify {inbox} ({counts['broken']} files in it are broken)", [
             "classify", str(inbox), "--model", str(fp32_model), "-o", str(predictions), "--force"], allowed=(0, 3))

@@ -59,6 +59,7 @@ class ClassifySummary:
     skipped: int = 0  # already in the resumed output
     classified: int = 0  # classified in this run
     failed: int = 0  # failed in this run
+    tolerated_files: int = 0  # files whose error is tolerated (no face, without require_face): neither of the above
     errors: Counter = field(default_factory=Counter)  # category -> count, every row for these files
     seconds: float = 0.0  # the run's wall time, less the engine's start-up
     truncated_bytes: int = 0  # partial last row cut from a resumed output
@@ -71,7 +72,7 @@ class ClassifySummary:
 
     @property
     def images_per_second(self) -> float:
-        return (self.classified + self.failed) / self.seconds if self.seconds > 0 else 0.0
+        return (self.classified + self.failed + self.tolerated_files) / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def all_classified(self) -> bool:
@@ -86,7 +87,10 @@ class ClassifySummary:
                 self.faces += done.faces
                 self.aligned += done.aligned
             else:
-                self.failed += 1
+                if done.category in self.tolerated:
+                    self.tolerated_files += 1
+                else:
+                    self.failed += 1
                 self.errors[done.category] += 1
 
     def add_existing(self, categories: Sequence[str | None]) -> None:

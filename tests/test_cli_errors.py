@@ -80,17 +80,27 @@ def test_os_error_without_a_path_is_not_disguised(tmp_path, monkeypatch):
 def test_bench_json_below_a_file_fails_before_benchmarking(a_file):
     # the workspace has no classifier: the --output check must come first
     result = run(["bench", "-o", str(a_file / "sub" / "bench.json")])
-    assert_one_line_error(result, 2, f"Invalid value for --output: {a_file} is a file; a folder is needed there")
+    assert_one_line_error(result, 1, f"--output: {a_file} is a file; a folder is needed there")
 
 
 def test_evaluate_output_below_a_file_fails_before_inference(tmp_path, a_file):
     result = run(["evaluate", str(tmp_path), "-o", str(a_file / "sub")])
-    assert_one_line_error(result, 2, f"Invalid value for --output: {a_file} is a file; a folder is needed there")
+    assert_one_line_error(result, 1, f"--output: {a_file} is a file; a folder is needed there")
 
 
 def test_train_output_below_a_file_fails_before_reading_data(tmp_path, a_file):
     result = run(["train", str(tmp_path / "no-data"), "-o", str(a_file / "run")])
-    assert_one_line_error(result, 2, f"Invalid value for --output: {a_file} is a file; a folder is needed there")
+    assert_one_line_error(result, 1, f"--output: {a_file} is a file; a folder is needed there")
+
+
+def test_an_output_that_cannot_be_written_is_exit_1_for_every_verb(tmp_path, a_file):
+    model = write_tiny_classifier(tmp_path / "classifier-fp32.onnx")
+    (tmp_path / "photos").mkdir()
+    for args in (["classify", str(tmp_path / "photos"), "--model", str(model), "-o", str(a_file / "rows.csv")],
+                 ["bench", "--model", str(model), "-o", str(a_file / "bench.json")]):
+        result = run(args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, (args[0], result.output)
+        assert str(a_file) in result.output and result.output.count("Error:") == 1
 
 
 def test_bench_json_into_a_new_folder_still_works(tmp_path):
