@@ -9,6 +9,7 @@ one-line Click errors with exit status 1.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from pathlib import Path
 
@@ -60,6 +61,14 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(f"gender_cli.cli.{module_name}"), attr)
         command.context_class = Context  # help that never breaks a path mid-word
         return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and name not in COMMANDS and not name.startswith("-"):
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
+            if close:
+                ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -238,7 +238,19 @@ def _create(path: Path, options: ort.SessionOptions, providers: list) -> ort.Inf
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-        raise ModelFileError(f"{path} is not a model onnxruntime can load: {first_line(exc)}") from None
+        raise ModelFileError(_not_loadable(path, exc)) from None
+
+
+def _not_loadable(path: Path, exc: Exception) -> str:
+    """Why ``path`` does not load; for a weights file, what makes a classifier of it."""
+    from gender_cli.convert.formats import weights_kind
+
+    kind = weights_kind(path)
+    if kind is None:
+        return f"{path} is not a model onnxruntime can load: {first_line(exc)}"
+    return (f"{path} is {kind} weights, not an exported classifier: 'gender-cli convert {path}', then "
+            "'gender-cli train DATA/' (or 'gender-cli export' for a ready classifier) make the "
+            "classifier-fp32.onnx that --model takes")
 
 
 def _create_with_cuda(path: Path, options: ort.SessionOptions) -> tuple[ort.InferenceSession, str | None]:
