@@ -177,6 +177,19 @@ def test_demo_never_empties_a_user_folder_that_merely_has_a_workspace(tmp_path):
     assert (folder / "thesis.tex").read_text() == "precious\n"
 
 
+def test_demo_writes_under_the_workspace_never_into_the_current_folder(tmp_path, monkeypatch, workspace):
+    """Its default folder is $GENDER_CLI_HOME/demo: shown here by the refusal of a foreign
+    file there, before anything runs; the current folder (a clone, say) stays empty."""
+    here = tmp_path / "clone"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    (workspace / "demo").mkdir(parents=True)
+    (workspace / "demo" / "notes.txt").write_text("mine\n")
+    result = run(["demo"])
+    assert_one_line_error(result, 2, f"{workspace / 'demo'} exists and is not an earlier demo (it holds notes.txt)")
+    assert list(here.iterdir()) == []
+
+
 # -- bench ---------------------------------------------------------------------------------
 def test_bench_broken_sibling_variant_is_skipped_not_fatal(tmp_path):
     model = write_tiny_classifier(tmp_path / "classifier-fp32.onnx")
