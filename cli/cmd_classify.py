@@ -7,6 +7,7 @@ Python API's ``Classifier.classify`` builds the same request and runs the same c
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import click
@@ -140,19 +141,14 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
             require_face=require_face, save_crops=save_crops, draw=draw, engine=engine, ray=RayOptions(**ray),
         )
     bar = _ProgressBar(disabled=quiet)
+    engine = None
     try:
         engine = run.open_engine(request)
         _announce(engine, request, quiet)
         with request_errors():  # the output's check, repeated once the run holds its lock
             summary = run.classify(request, engine=engine, on_start=bar.start, on_batch=bar.update)
     except KeyboardInterrupt as exc:
-        bar.close()
-        if getattr(exc, "opened", False):
-            click.echo(f"Interrupted. Every row in {request.output} is complete; rerun with --resume to finish.",
-                       err=True)
-        else:
-            click.echo(f"Interrupted before {request.output} was opened: nothing was written.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        summary, opened = None, getattr(exc, "opened", False)  # not the exception: its frames hold the session
     except OSError as exc:
         bar.close()
         if exc.filename != request.output or exc.errno not in FULL_DISK:
@@ -162,6 +158,17 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
             "space, then rerun the same command with --resume"
         ) from None
     bar.close()
+    if summary is None:  # interrupted
+        # onnxruntime's threads go with the session, now: left to the interpreter's exit,
+        # a loaded machine sometimes saw them destroyed unjoined (SIGABRT instead of 130)
+        del engine
+        gc.collect()
+        if opened:
+            click.echo(f"Interrupted. Every row in {request.output} is complete; rerun with --resume to finish.",
+                       err=True)
+        else:
+            click.echo(f"Interrupted before {request.output} was opened: nothing was written.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if summary.files == 0:
         click.echo(f"Warning: no files found under {', '.join(folders)}", err=True)
     if not quiet:

@@ -1,4 +1,4 @@
-"""``gender-cli convert``: VGG-Face weights in any supported format → layer table in the workspace."""
+"""``gender-cli convert``: weights in any supported format → layer table in the workspace."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _mean(ctx, param, value):
 
 @click.command(
     "convert",
-    epilog=epilog("gender-cli convert VGG_FACE.caffemodel --prototxt VGG_FACE_deploy.prototxt", {**OK, **ERRORS}),
+    epilog=epilog("gender-cli convert dlib", {**OK, **ERRORS}),
 )
 @click.argument("src", required=False, type=click.Path(path_type=Path))
 @click.option(
@@ -59,14 +59,16 @@ def _mean(ctx, param, value):
 )
 @quiet_option
 def convert(src: Path | None, out_dir: Path | None, prototxt, mean, keras: bool, quiet: bool) -> None:
-    """Convert SRC, VGG-Face weights in any supported form, for the other verbs.
+    """Convert SRC, face-network weights in any supported form, for the other verbs.
 
     SRC is recognised by content: MatConvNet vgg_face.mat (MAT v5 or v7.3), Caffe
-    VGG_FACE.caffemodel, keras-vggface or deepface HDF5 weights, or deepface's
+    VGG_FACE.caffemodel, keras-vggface or deepface HDF5 weights, deepface's
     gender_model_weights.h5 (a ready classifier: 'gender-cli export' then works
-    without training). Default: the one such file in the current folder. SRC may
-    also be a folder written by an earlier convert. The output replaces any earlier
-    convert output only once it is complete.
+    without training), or dlib's dlib_face_recognition_resnet_model_v1.dat. Default:
+    the one such file in the current folder. 'dlib' names dlib's face network as the
+    [detect] extra installs it: real weights, nothing to download. SRC may also be a
+    folder written by an earlier convert. The output replaces any earlier convert
+    output only once it is complete.
     """
     from gender_cli.api import convert as run_convert
 

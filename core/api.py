@@ -61,6 +61,17 @@ class ConvertResult:
                    path("keras_model"), bool(summary["standin"]), summary)
 
 
+def _installed_dlib() -> Path:
+    from gender_cli.convert.dlib_resnet import FILE_NAME
+    from gender_cli.infer.detect import dlib_model
+
+    return dlib_model(FILE_NAME)
+
+
+# names ``convert`` takes for real weights that a package installs (when no file has that name)
+INSTALLED = {"dlib": _installed_dlib}
+
+
 def default_weights() -> Path:
     """The one weights file of a known name in the current folder (``convert``'s default source)."""
     from gender_cli.convert.formats import FORMATS
@@ -88,11 +99,12 @@ def convert(
     progress: Callable[[str], None] | None = None,
 ) -> ConvertResult:
     """Convert VGG-Face weights in any supported form (MatConvNet ``.mat``, Caffe
-    ``.caffemodel``, keras-vggface or deepface HDF5, deepface's gender model) into the
-    layer table the other verbs read.
+    ``.caffemodel``, keras-vggface or deepface HDF5, deepface's gender model) or dlib's
+    face network (``.dat``) into the layer table the other verbs read.
 
     ``src``: the weights file, or a folder an earlier convert wrote (None: the one file of
-    a known name in the current folder); ``output``: the folder to write (None: the
+    a known name in the current folder; ``"dlib"``: dlib's face network as the [detect]
+    extra installs it, real weights); ``output``: the folder to write (None: the
     workspace's ``converted/``); ``prototxt``: a Caffe deploy file; ``mean``: the RGB mean
     for a file without one; ``keras``: also write ``model.keras`` (TensorFlow);
     ``progress(step)`` is called as each step starts.
@@ -105,6 +117,8 @@ def convert(
     from gender_cli.convert.convert import convert as run
 
     src = Path(src) if src is not None else default_weights()
+    if not src.exists() and str(src) in INSTALLED:  # a network a package installed, by name
+        src = INSTALLED[str(src)]()
     if not src.exists():
         raise RequestError(f"{src} does not exist", option="src")
     return ConvertResult.from_summary(run(src, output, progress=progress, prototxt=prototxt, mean=mean, keras=keras))

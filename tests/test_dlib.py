@@ -280,3 +280,15 @@ def test_the_demo_takes_the_real_network_or_a_vgg_format_not_both(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--backbone", "dlib", "--format", "caffe", "-o", str(tmp_path / "d")])
     assert result.exit_code == 2 and "--backbone dlib uses dlib's real network" in result.output
     assert not (tmp_path / "d").exists()
+
+
+@needs_dlib
+def test_convert_takes_the_installed_network_by_name(tmp_path, monkeypatch):
+    _real_file()
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["convert", "dlib", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "dlib_face_recognition_resnet_model_v1.dat (dlib): 108 layers" in result.output
+    (tmp_path / "dlib").write_bytes(b"a file of that name wins")
+    result = CliRunner().invoke(cli, ["convert", "dlib", "-q"])
+    assert result.exit_code == 1 and "not a weights file gender-cli reads" in result.output

@@ -185,3 +185,22 @@ def test_calibration_folder_without_images_is_an_error(tiny_network, tmp_path):
 )
 def test_reduce_range_only_on_avx2_without_vnni(flags, expected):
     assert needs_reduce_range(flags) is expected
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_dlibs_residual_network_exports_in_every_precision(tmp_path, precision):
+    """The residual joins (Pad + Add of unequal sizes) and the affine layers survive
+    float16 and QDQ int8: the graph checks, runs on 150x150 input and keeps its
+    descriptor close to fp32."""
+    from gender_cli.convert.dlib_resnet import dlib_resnet_network
+
+    from helpers_export import write_image_folder
+
+    network = dlib_resnet_network("tiny")
+    calibration = write_image_folder(tmp_path / "calibration", 16, size=(150, 150))
+    result = export(network, tmp_path / f"dlib-{precision}.onnx", precision=precision, calibration=calibration)
+    onnx.checker.check_model(str(result.path))
+    checks = result.checks
+    assert checks["measure"] == "descriptor_cosine_min" and checks["descriptor_cosine_min"] >= 0.98, checks
+    ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
+    assert {"Pad", "Add", "Mul"} <= ops

@@ -19,11 +19,12 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "scripts" / "gpu" / "gpu_bench.py"
 
 
-def test_gpu_bench_runs_on_cpu_without_the_package_installed(tmp_path):
+@pytest.mark.parametrize("network", ["vgg-face", "dlib"])
+def test_gpu_bench_runs_on_cpu_without_the_package_installed(tmp_path, network):
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=sysconfig.get_paths()["purelib"], OUT=str(out))
     command = [
-        sys.executable, "-S", str(SCRIPT), "--size", "tiny", "--device", "cpu", "--jpegs", "24",
+        sys.executable, "-S", str(SCRIPT), "--network", network, "--size", "tiny", "--device", "cpu", "--jpegs", "24",
         "--batch", "4", "--warmup", "1", "--iters", "2", "--work", str(tmp_path / "work"),
     ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
@@ -31,6 +32,7 @@ def test_gpu_bench_runs_on_cpu_without_the_package_installed(tmp_path):
     report = json.loads((out / "bench-gpu.json").read_text())
     assert report["gender_cli_import"].startswith("mapped from")  # not the installed copy
     assert report["standin"] is True and report["size"] == "tiny" and report["batch"] == 4
+    assert report["network"] == network
     assert set(report["runs"]) == {"fp32", "fp16"} and set(report["exports"]) == {"fp32", "fp16"}
     for precision, run in report["runs"].items():
         assert run["precision"] == precision and run["providers"] == ["CPUExecutionProvider"]

@@ -31,6 +31,7 @@ import argparse
 import csv
 import datetime
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -170,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # 3. age (and gender at every age) on both sets together
         both = [{k: r[k] for k in ("path", "gender", "age")} for r in sample + more]
-        aged = run("all-ages", _manifest(work / "all.csv", both))
+        # --task both: a few faces are older than the age head's 0-100 and would make
+        # 'auto' train the gender head alone; the age head leaves them out
+        aged = run("all-ages", _manifest(work / "all.csv", both), task="both")
         everyone = scored(aged.classifier_path, work / "all.csv", "all-ages", splits_file=aged.run_dir / "splits.csv")
         held_out, across_sets, all_ages = _scored(within), _scored(across), _scored(everyone)
 
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     age = everyone.age["metrics"] if everyone.age else None
     report = {
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python bench/scripts/measure_real_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": shlex.join(["python", "bench/scripts/measure_real_accuracy.py", *(argv if argv is not None else sys.argv[1:])]),
         "gender_cli": __version__,
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average_before": load_before,

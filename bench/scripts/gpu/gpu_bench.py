@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """One-shot GPU benchmark: onnxruntime fp32/fp16(/int8) vs PyTorch on the same weights.
 
-    python3 bench/scripts/gpu/gpu_bench.py [--size full] [--device cuda] [--batch 64]
-        [--precisions fp32,fp16] [--faces DIR | --jpegs 2000] [--out $OUT]
+    python3 bench/scripts/gpu/gpu_bench.py [--network vgg-face|dlib] [--weights FILE] [--size full]
+        [--device cuda] [--batch 64] [--precisions fp32,fp16] [--faces DIR | --jpegs 2000] [--out $OUT]
 
 Made for a GPU host that has no package registry and no gender-cli install (see
 bench/scripts/gpu/README.md): the package is imported from this working tree (setup.cfg's
 ``package_dir``) when it is not installed, and everything runs from data made here:
 
-1. the stand-in network (``vgg_face_network(size)``, numpy only) and a seeded head,
-   saved as a workspace (``convert`` + ``train`` would leave the same) in a scratch
-   folder outside ``--out``;
+1. the stand-in network (``vgg_face_network(size)`` or, with ``--network dlib``,
+   ``dlib_resnet_network(size)``, numpy only; or the ``--weights`` file, read with the
+   pure-Python readers: dlib's real 22 MB network travels) and a seeded head on its
+   default descriptor, saved as a workspace (``convert`` + ``train`` would leave the
+   same) in a scratch folder outside ``--out``;
 2. classifiers exported with ``export`` (TF-free), one per precision, checked
    against fp32 on a few calibration images (a small set keeps export short);
 3. per precision, ``bench`` as ``gender-cli bench`` runs it: model-only on
@@ -21,8 +23,8 @@ bench/scripts/gpu/README.md): the package is imported from this working tree (se
 
 Writes ``bench-gpu.json`` (every figure and setting) and ``bench-gpu.md`` (tables,
 goals) into ``--out`` and prints the table last. Exit status 3, with a banner, when
-CUDA was asked for and did not load. All weights are STAND-IN (random): the figures
-are speed only.
+CUDA was asked for and did not load. Stand-in weights (random) give speed only; the
+report says which weights ran.
 """
 
 from __future__ import annotations
@@ -175,17 +177,36 @@ def cuda_banner(reason: str) -> None:
 # -- inputs ---------------------------------------------------------------------------
 
 
-def build_workspace(size: str, seed: int, hidden: int) -> tuple[object, Path]:
-    """The stand-in network and a seeded head, saved where convert/train leave them."""
+NETWORKS = ("vgg-face", "dlib")
+
+
+def build_network(name: str, size: str, seed: int, weights: Path | None):
+    """VGG-Face's or dlib's network: a stand-in made here with numpy (speed does not
+    depend on the values), or the weights file given (dlib's real .dat travels: 22 MB)."""
+    if weights is not None:
+        from gender_cli.convert.formats import read_network
+
+        return read_network(weights)[0]
+    if name == "dlib":
+        from gender_cli.convert.dlib_resnet import dlib_resnet_network
+
+        return dlib_resnet_network(size, seed=seed)
+    from gender_cli.convert.vgg_face import vgg_face_network
+
+    return vgg_face_network(size, seed=seed)
+
+
+def build_workspace(network, seed: int, hidden: int) -> tuple[object, Path]:
+    """``network`` and a seeded head on its default descriptor, saved where convert/train leave them."""
     import numpy as np
 
     from gender_cli import contract, workspace
-    from gender_cli.convert.vgg_face import vgg_face_network
+    from gender_cli.convert.layer_plan import descriptor_plan
     from gender_cli.head_spec import HeadSpec
 
-    network = vgg_face_network(size, seed=seed)
     network.save(workspace.network_dir())
-    dim = int(network.layers[network.layer_index("fc7")].weights.shape[3])  # relu7 width
+    descriptor = contract.default_descriptor(layer.name for layer in network.layers)
+    dim = descriptor_plan(network, descriptor).dim
     rng = np.random.default_rng(seed)
     kernels = [
         (rng.standard_normal((dim, hidden)) / np.sqrt(dim)).astype(np.float32),
@@ -193,8 +214,8 @@ def build_workspace(size: str, seed: int, hidden: int) -> tuple[object, Path]:
     ]
     biases = [np.zeros(hidden, np.float32), np.zeros(2, np.float32)]
     spec = HeadSpec(
-        descriptor="relu7", input_dim=dim, hidden=[hidden], dropout=0.0,
-        labels=list(contract.LABELS), threshold=0.5, standin=True,
+        descriptor=descriptor, input_dim=dim, hidden=[hidden], dropout=0.0,
+        labels=list(contract.LABELS), threshold=0.5, standin=bool(network.standin),
     )
     run_dir = workspace.new_run_dir()
     spec.save(run_dir, kernels, biases)
@@ -317,9 +338,12 @@ def markdown(report: dict) -> str:
     ort_facts, torch_info = report["onnxruntime"], report["torch"]
     first = next(iter(report["runs"].values()), {})
     lines = [
-        f"# gender-cli GPU benchmark ({report['size']} stand-in network)",
+        f"# gender-cli GPU benchmark ({report.get('network', 'vgg-face')}, "
+        + (f"{report['size']} stand-in)" if report.get("standin", True) else "real weights)"),
         "",
-        f"`{report['command']}` at {report['timestamp']}. Weights are STAND-IN (random): speed figures only.",
+        f"`{report['command']}` at {report['timestamp']}. "
+        + ("Weights are STAND-IN (random): speed figures only." if report.get("standin", True) else
+           "Real weights; the head is a seeded stand-in (speed figures)."),
         "",
         f"- GPU: {gpu.get('name', 'none')}, driver {gpu.get('driver_version', '—')}, "
         f"{gpu.get('memory.total', '—')}, SM clock {gpu.get('clocks.sm', '—')} (max {gpu.get('clocks.max.sm', '—')})",
@@ -396,6 +420,9 @@ def save(report: dict, json_path: Path, md_path: Path) -> str:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", default="vgg-face", choices=NETWORKS, help="which network (a stand-in unless --weights)")
+    parser.add_argument("--weights", type=Path, default=None, help="a weights file to run instead of a stand-in "
+                        "(dlib_face_recognition_resnet_model_v1.dat: real weights, 22 MB)")
     parser.add_argument("--size", default="full", choices=["full", "tiny"], help="stand-in network size")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu", "auto"], help="onnxruntime device")
     parser.add_argument("--batch", type=int, default=64, help="images per batch")
@@ -445,7 +472,6 @@ def run(args, work: Path) -> int:
         "gender_cli": __version__,
         "gender_cli_import": how_imported,
         "size": args.size,
-        "standin": True,
         "device_requested": args.device,
         "batch": args.batch,
         "warmup": args.warmup,
@@ -468,8 +494,11 @@ def run(args, work: Path) -> int:
     mark = time.perf_counter()
     from gender_cli.export.export import export
 
-    log(f"building the {args.size} stand-in network and head")
-    network, head_dir = build_workspace(args.size, args.seed, hidden=256 if args.size == "full" else 8)
+    what = str(args.weights) if args.weights else f"the {args.size} {args.network} stand-in network"
+    log(f"building {what} and a head")
+    network = build_network(args.network, args.size, args.seed, args.weights)
+    report["network"], report["standin"] = (args.network, bool(network.standin))
+    network, head_dir = build_workspace(network, args.seed, hidden=256 if args.size == "full" else 8)
     if args.faces is not None:
         folder = args.faces.resolve()
         report["jpegs"] = f"{folder} ({sum(1 for p in folder.rglob('*') if p.is_file())} files)"
