@@ -107,8 +107,11 @@ def write_inside(folder: str | os.PathLike, parts: Sequence[str], data: bytes) -
     without following a link anywhere below ``folder``: a link planted there (to a folder
     or a file elsewhere) makes this raise OSError (ELOOP) instead of writing through it.
     The file appears whole: a temporary file in its folder, renamed over it (a link in
-    its place is replaced, never followed). ``folder`` itself is the caller's."""
+    its place is replaced, never followed). ``folder`` itself is the caller's. Where the
+    system cannot open relative to a folder (Windows), a plain atomic write."""
     target = Path(folder).joinpath(*parts)
+    if os.open not in os.supports_dir_fd or not hasattr(os, "O_NOFOLLOW"):
+        return write_bytes_atomically(target, data)
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for part in parts[:-1]:

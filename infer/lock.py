@@ -16,8 +16,8 @@ to clean up by hand. Such a lock reports no owner (``l_pid`` is -1), so the hold
 states its process id in the lock's range: it locks bytes ``[0, pid)``. Any two such
 ranges overlap at byte 0, and ``F_OFD_GETLK`` returns the conflicting range, whose
 length is the holder's pid. Elsewhere ``flock`` gives the same exclusion without the
-pid; where neither exists (Windows) and for object-store outputs (``s3://...``, which
-have no locks) nothing is locked.
+pid; where neither exists (Windows), for object-store outputs (``s3://...``, which
+have no locks) and for what is not a regular file (``/dev/null``) nothing is locked.
 
 A lock file or an output file that the lock created and that is still empty when the
 lock is released is removed, so a run that stopped before writing a row (a Ray that did
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import struct
 import sys
 from pathlib import Path
@@ -93,6 +94,9 @@ def hold_output(output: str, folder: bool) -> OutputLock:
         return OutputLock(output)
     while True:
         fd, created = _open(target)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # /dev/null, a pipe: nothing to keep whole
+            os.close(fd)
+            return OutputLock(output)
         try:
             holder = _lock(fd)
             if holder is not False:

@@ -176,3 +176,11 @@ def test_resume_key_of_uris():
     assert resume_key("S3://Bucket/faces/a%20b.jpg?endpoint_override=x") == "s3://bucket/faces/a b.jpg"
     assert resume_key("s3://bucket/faces//a.jpg") != resume_key("s3://bucket/faces/a.jpg")  # two objects
     assert resume_key("file:///tmp/../tmp/x.jpg") == resume_key("/tmp/x.jpg")
+
+
+def test_two_runs_may_both_write_to_dev_null(model, photos):
+    from gender_cli.infer.lock import hold_output
+
+    with hold_output("/dev/null", False):
+        summary = classify_files([photos], model, "/dev/null", format="csv", force=True)
+    assert summary.classified == FILES
