@@ -26,7 +26,6 @@ Caffe type (``CONVERTERS``):
 from __future__ import annotations
 
 import math
-import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -37,7 +36,7 @@ from gender_cli.convert import caffe_proto, protowire
 from gender_cli.convert.layer_plan import next_shape
 from gender_cli.convert.network import Layer
 from gender_cli.convert.preprocessing import VGG_FACE_MEAN_BGR
-from gender_cli.convert.source_file import LayerEntry, SourceFile, check_channels
+from gender_cli.convert.source_file import LayerEntry, SourceFile, check_channels, map_file
 from gender_cli.convert.vgg_face import INPUT_SIZE, matches_plan
 from gender_cli.errors import ModelFileError
 
@@ -88,10 +87,7 @@ class CaffeModel:
 def read_caffemodel(path) -> CaffeModel:
     """Walk a binary NetParameter; ModelFileError for anything that is not one."""
     path = Path(path)
-    with open(path, "rb") as stream:
-        if path.stat().st_size == 0:
-            raise ModelFileError(f"{path}: empty file")
-        buffer = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    buffer = map_file(path)
     try:
         model = _walk(buffer)
     except (protowire.WireError, _DecodeError) as exc:

@@ -28,7 +28,6 @@ the mean and a scale folded into the first convolution (:mod:`preprocessing`).
 
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,7 +37,7 @@ import numpy as np
 from gender_cli.convert import dlib_resnet
 from gender_cli.convert.dlib_serial import Reader, TruncatedError
 from gender_cli.convert.network import Layer, Network
-from gender_cli.convert.source_file import LayerEntry, SourceFile
+from gender_cli.convert.source_file import LayerEntry, SourceFile, map_file
 from gender_cli.errors import ModelFileError
 
 WRAPPER_VERSIONS = (1, 2, 3)
@@ -356,11 +355,7 @@ def read_source(path) -> SourceFile:
     from gender_cli.convert.matfile import sha256_file
 
     path = Path(path)
-    with open(path, "rb") as stream:
-        if path.stat().st_size == 0:
-            raise ModelFileError(f"{path}: empty file")
-        data = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
-    found = read_dlib(data, path)
+    found = read_dlib(map_file(path), path)
     definition, at, mismatch = match_definition(found)
     inputs = dlib_resnet.graph_inputs(dlib_resnet.ops("full"))
     size = _input_size(found)

@@ -12,6 +12,7 @@ channel order and scale into the first convolution.
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,16 @@ def file_head(path, size: int) -> bytes:
         raise ModelFileError(f"{path}: not a file")
     with open(path, "rb") as stream:
         return stream.read(size)
+
+
+def map_file(path) -> mmap.mmap:
+    """A read-only memory map of a weights file (arrays become views, nothing is read
+    twice); ModelFileError for an empty file."""
+    path = Path(path)
+    with open(path, "rb") as stream:
+        if path.stat().st_size == 0:
+            raise ModelFileError(f"{path}: empty file")
+        return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def check_channels(entries: list[LayerEntry], channels: int | None, path) -> None:

@@ -24,6 +24,7 @@ from gender_cli.errors import GenderCliError
 from gender_cli.export import calibration as calib
 from gender_cli.export.backbone_graph import emit_backbone
 from gender_cli.export.checks import compare, input_noise_baseline, run_model
+from gender_cli.export.fold import fold_affine
 from gender_cli.export.graph_builder import FLOAT, GraphBuilder, from_model
 from gender_cli.convert.layer_plan import descriptor_plan
 from gender_cli.export.head_graph import HEAD_PREFIX, Heads, load_run_heads
@@ -84,7 +85,9 @@ def build_graph(
     expose_activations: bool = False,
 ) -> tuple[GraphBuilder, int]:
     """The full graph in memory (weights still lazy) with ``heads`` (loaded, or None);
-    returns (graph, descriptor_dim)."""
+    returns (graph, descriptor_dim). Scale-and-shift layers are folded into the
+    convolutions before them (:mod:`fold`)."""
+    network = fold_affine(network, keep={contract.descriptor_spec(descriptor).layer})
     g = GraphBuilder()
     x = emit_preprocess(g, network, np.dtype(dtype))
     descriptor_tensor, dim = emit_backbone(g, network, x, descriptor, np.dtype(dtype))

@@ -159,3 +159,22 @@ def test_the_pytorch_port_gives_the_reference(which):
     images = _images(network)
     expected = reference.forward(network, images)
     np.testing.assert_allclose(forward_numpy(network, images), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_export_folds_each_scale_and_shift_into_the_conv_before_it():
+    """The residual network's three conv + affine pairs become three convs; the table
+    is unchanged, and a conv whose output has another reader keeps its affine."""
+    from dataclasses import replace
+
+    from gender_cli.export.fold import fold_affine
+
+    network = residual_network()
+    folded = fold_affine(network)
+    assert [l.type for l in network.layers].count("affine") == 3
+    assert [l.type for l in folded.layers].count("affine") == 0 and len(folded.layers) == len(network.layers) - 3
+    images = _images(network)
+    np.testing.assert_allclose(reference.forward(folded, images), reference.forward(network, images), rtol=1e-5, atol=1e-5)
+    shared = replace(network, layers=network.layers + [Layer("also", "relu", inputs=("block_conv2",))])
+    assert "block_affine2" in {l.name for l in fold_affine(shared).layers}  # block_conv2 has two readers now
+    assert "block_affine1" not in {l.name for l in fold_affine(shared).layers}
+    assert fold_affine(network, keep={"stem_affine"}).layers[1].name == "stem_affine"
