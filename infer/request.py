@@ -21,6 +21,7 @@ from gender_cli.infer.detect import FaceOptions, FaceSettings, settings_for_mode
 from gender_cli.infer.engine import DEFAULT_ENGINE, ENGINES
 from gender_cli.infer.engine_ray import RayOptions
 from gender_cli.infer.images import RESIZE_MODES
+from gender_cli.infer.lock import LOCK_NAME
 from gender_cli.infer.sources import is_remote
 from gender_cli.infer.writer import FORMATS, STDOUT, resolve_format
 
@@ -71,7 +72,7 @@ class ClassifyRequest:
         self._set("format", fmt)
         self._set("output", self.output or FORMATS[fmt].default_output)
         self._check_engine()
-        self._check_output()
+        self.check_output()
         self._check_faces()
 
     def _set(self, name: str, value) -> None:
@@ -102,7 +103,9 @@ class ClassifyRequest:
         for name in self.ray.given():
             raise RequestError(Option(name), " applies to ", Option("engine", "ray"))
 
-    def _check_output(self) -> None:
+    def check_output(self) -> None:
+        """Refuse an output the request may not touch as asked (one that holds rows,
+        without ``resume`` or ``force``); the run checks again once it holds the output's lock."""
         output, spec = self.output, FORMATS[self.format]
         if output == STDOUT:
             if self.resume:
@@ -117,11 +120,11 @@ class ClassifyRequest:
             if os.path.exists(output) and not os.path.isdir(output):
                 raise RequestError(Option("output"), f" {output} is a file; ", Option("format", self.format),
                                    " writes a folder")
-            exists = os.path.isdir(output) and bool(os.listdir(output))
+            exists = os.path.isdir(output) and any(name != LOCK_NAME for name in os.listdir(output))
         else:
             if os.path.isdir(output):
                 raise RequestError(Option("output"), f" {output} is a folder; give a file name")
-            exists = os.path.exists(output)
+            exists = os.path.exists(output) and os.path.getsize(output) > 0  # an empty file holds no rows
         if exists and not (self.resume or self.force):
             raise RequestError(f"{output} already exists; pass ", Option("resume", True), " to continue it or ",
                                Option("force", True), " to replace it")

@@ -376,3 +376,53 @@ def _rows_once(path: Path, at_least: int, process: subprocess.Popen, timeout: fl
                                  f"{process.stderr.read()}")
         time.sleep(0.05)
     raise AssertionError(f"{path} did not reach {at_least} rows")
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line contains ``text`` (Ray's own: gcs_server, raylet, agents)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_ctrl_c_while_ray_starts_exits_130_honestly_and_leaves_no_ray_process(model, tmp_path):
+    """Ctrl-C while the run's own Ray is starting: exit 130 with one line that does not
+    claim rows in an output never opened, and every process that Ray started gone
+    (before: SIGSEGV some of the time, agents left running for minutes)."""
+    import tempfile
+
+    folder = write_noise_images(tmp_path / "faces", 4)
+    out = tmp_path / "rows.csv"
+    ray_dir = tempfile.mkdtemp(prefix="gcr", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    env = {**os.environ, "RAY_TMPDIR": ray_dir}
+    env.pop("RAY_ADDRESS", None)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "gender_cli", "classify", str(folder), "--model", str(model), "-o", str(out),
+         "--engine", "ray", "--device", "cpu", "-q"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _processes_mentioning(ray_dir) and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        assert _processes_mentioning(ray_dir), "Ray never started"
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("Warning: this model")]
+    assert child.returncode == 130, stderr
+    assert len(lines) == 1 and lines[0].startswith("Interrupted") and "complete" not in lines[0], stderr
+    assert not out.exists()
+    deadline = time.monotonic() + 30
+    while _processes_mentioning(ray_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_mentioning(ray_dir)
+    shutil.rmtree(ray_dir, ignore_errors=True)
