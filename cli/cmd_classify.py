@@ -7,13 +7,13 @@ Python API's ``Classifier.classify`` builds the same request and runs the same c
 
 from __future__ import annotations
 
-import gc
 import sys
 
 import click
 
 from gender_cli.atomic import FULL_DISK
 from gender_cli.cli.help_format import epilog
+from gender_cli.cli.main import INTERRUPTED
 from gender_cli.cli.messages import notice, threshold_notice, using_model, warn_if_standin
 from gender_cli.cli.options import (
     batch_option, default_of, detect_options, device_option, engine_option, model_option, quiet_option, ray_options,
@@ -27,7 +27,7 @@ from gender_cli.infer.sources import is_uri
 from gender_cli.infer.writer import DEFAULT_FORMAT, FORMATS, STDOUT
 
 EXIT_SOME_FAILED = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = INTERRUPTED
 
 
 class SourceType(click.ParamType):
@@ -58,7 +58,8 @@ def _extensions() -> str:
         "gender-cli classify photos/ -o predictions.csv",
         {
             0: "every file was classified",
-            1: "the model is missing or invalid, the output cannot be written, or the Ray run failed",
+            1: "the model is missing or invalid, the output cannot be written or another run is writing it, "
+               "a resume matches none of the output's rows, or the Ray run failed",
             2: "usage error (bad option, output exists without --resume/--force)",
             3: "some files could not be read or decoded (their rows say why); with --detect "
                "--require-face, also files without a face",
@@ -77,7 +78,8 @@ def _extensions() -> str:
     f"{', '.join(FACE_COLUMNS)} after path). label is the second label when its probability "
     "reaches the graph's threshold, else the first; 'gender-cli train' calibrates the head and sets "
     "that threshold to 0.5, so the label is the larger probability (a graph made before keeps its "
-    "own threshold, and a notice says so). '-' writes to stdout; parquet output is a folder. Default: "
+    "own threshold, and a notice says so). '-' writes to stdout; parquet output is a folder, local or "
+    "in an object store (s3://bucket/run/; CSV and JSONL are written locally). Default: "
     f"{_default_outputs()}.",
 )
 @click.option(
@@ -139,13 +141,15 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
             device=device, workers=workers, recursive=recursive, resize=resize, detect=detect,
             require_face=require_face, save_crops=save_crops, draw=draw, engine=engine, ray=RayOptions(**ray),
         )
-    engine = run.open_engine(request)
-    _announce(engine, request, quiet)
     bar = _ProgressBar(disabled=quiet)
+    engine = None
     try:
-        summary = run.classify(request, engine=engine, on_start=bar.start, on_batch=bar.update)
-    except KeyboardInterrupt:
-        summary = None
+        engine = run.open_engine(request)
+        _announce(engine, request, quiet)
+        with request_errors():  # the output's check, repeated once the run holds its lock
+            summary = run.classify(request, engine=engine, on_start=bar.start, on_batch=bar.update)
+    except KeyboardInterrupt as exc:
+        summary, opened = None, getattr(exc, "opened", False)  # not the exception: its frames hold the session
     except OSError as exc:
         bar.close()
         if exc.filename != request.output or exc.errno not in FULL_DISK:
@@ -156,13 +160,11 @@ def classify(folders, model_path, output, fmt, batch, device, workers, recursive
         ) from None
     bar.close()
     if summary is None:  # interrupted
-        # onnxruntime's threads go with the session, now: left to the interpreter's exit,
-        # a loaded machine sometimes saw them destroyed unjoined (SIGABRT instead of 130)
-        del engine
-        gc.collect()
-        click.echo(
-            f"Interrupted. Every row in {request.output} is complete; rerun with --resume to finish.", err=True
-        )
+        if opened:
+            click.echo(f"Interrupted. Every row in {request.output} is complete; rerun with --resume to finish.",
+                       err=True)
+        else:
+            click.echo(f"Interrupted before {request.output} was opened: nothing was written.", err=True)
         sys.exit(EXIT_INTERRUPTED)
     if summary.files == 0:
         click.echo(f"Warning: no files found under {', '.join(folders)}", err=True)

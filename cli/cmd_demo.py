@@ -6,8 +6,9 @@ shows exactly what a user's commands do: make-standin (in any VGG-Face weights f
 fp32/fp16/int8 → classify a folder with a few broken files → bench. From deepface's
 gender model (a ready classifier) there is nothing to train: export uses the head that
 convert wrote. With ``--backbone dlib`` the chain starts from real weights instead:
-dlib's face network as the [detect] extra installs it. The demo's workspace is
-``DIR/workspace`` so it never touches the user's own ``$GENDER_CLI_HOME``.
+dlib's face network as the [detect] extra installs it. DIR defaults to
+``$GENDER_CLI_HOME/demo``; the demo's workspace is ``DIR/workspace``, so it never
+touches the user's own models and runs, and nothing is written into the current folder.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import click
 
+from gender_cli import workspace
+from gender_cli.cli.cmd_export import EXIT_MISSES_GOAL
 from gender_cli.cli.help_format import ERRORS, OK, epilog
 from gender_cli.convert.formats import FORMATS
 from gender_cli.convert.standin import STANDIN_LAYOUTS
@@ -37,6 +40,7 @@ BROKEN_FILES = {
 }
 
 READY_CLASSIFIERS = ("deepface-gender",)  # formats whose convert writes a head
+DEMO_FOLDER = "demo"  # under the workspace: the demo's own workspace sits inside it, apart from the user's
 BACKBONES = {
     "vgg-face": "VGG-Face, a stand-in (random weights, the real structure) in the --format given",
     "dlib": "dlib's face network with its REAL weights, as the [detect] extra installs them",
@@ -91,10 +95,10 @@ def _write_inbox(inbox: Path, data_source: Path, per_class: int, seed: int) -> d
 
 
 @click.command(epilog=epilog("gender-cli demo --format caffe -o /tmp/demo", {**OK, **ERRORS}))
-@click.option("-o", "--output", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("gender-cli-demo"), show_default=True,
+@click.option("-o", "--output", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for everything the demo makes (its own workspace included); "
-              "emptied first if it holds an earlier demo.")
+              f"emptied first if it holds an earlier demo. Default: $GENDER_CLI_HOME/{DEMO_FOLDER} "
+              f"(~/.gender-cli/{DEMO_FOLDER}), never the current folder (a clone stays clean).")
 @click.option("--size", type=click.Choice(list(SIZES)), default="tiny", show_default=True,
               help="'tiny': stand-in network with few channels (under a minute on 2 cores); "
               "'full': the real 145 M-parameter shapes (about 5 minutes on 2 cores).")
@@ -120,7 +124,7 @@ def demo(directory: Path, size: str, backbone: str, fmt: str | None, seed: int) 
         raise click.UsageError("--format chooses a VGG-Face stand-in; --backbone dlib uses dlib's real network")
     fmt = fmt or ("dlib" if backbone == "dlib" else "mat")
     real_weights = _real_dlib_weights() if backbone == "dlib" else None
-    directory = directory.resolve()
+    directory = (directory or workspace.home() / DEMO_FOLDER).resolve()
     if directory.exists() and any(directory.iterdir()):
         # emptied only when it holds nothing but what a demo makes: a user folder that
         # merely has a workspace/ in it must never be deleted
@@ -165,8 +169,10 @@ def demo(directory: Path, size: str, backbone: str, fmt: str | None, seed: int) 
                 "train", str(data), "-o", str(run_dir), "--seed", str(seed)])
         head = [] if ready else ["--head", str(run_dir)]
         for number, precision in ((6, "fp32"), (7, "fp16"), (8, "int8")):
+            # stand-in weights can miss the int8 goal (random nets: docs/decisions.md); the
+            # graph is written all the same and the demo goes on
             timings[f"export {precision}"] = _step(number, f"export the {precision} classifier", [
-                "export", *head, "--precision", precision, "--calibration", str(data)])
+                "export", *head, "--precision", precision, "--calibration", str(data)], allowed=(0, EXIT_MISSES_GOAL))
         counts = _write_inbox(inbox, data, plan["inbox"], seed + 1000)
         timings["classify"] = _step(9, f"classify {inbox} ({counts['broken']} files in it are broken)", [
             "classify", str(inbox), "--model", str(fp32_model), "-o", str(predictions), "--force"], allowed=(0, 3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -31,9 +32,16 @@ def _size(n_bytes: int) -> str:
     return f"{n_bytes} B"
 
 
+EXIT_MISSES_GOAL = 4
+
+
 @click.command(
     "export",
-    epilog=epilog("gender-cli export --precision int8 --calibration faces/ --set-default", {**OK, **ERRORS}),
+    epilog=epilog("gender-cli export --precision int8 --calibration faces/ --set-default", {
+        **OK, **ERRORS,
+        EXIT_MISSES_GOAL: "the fp16 or int8 graph was written but disagrees with fp32 more than its goal allows "
+                          "(with --set-default it is not made the default)",
+    }),
 )
 @click.argument("weights", metavar="[WEIGHTS]", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option(
@@ -94,7 +102,8 @@ def _size(n_bytes: int) -> str:
     "--set-default",
     is_flag=True,
     help="Make this classifier the one classify, bench and evaluate use without --model "
-    "(the default is classifier-fp32.onnx until another is chosen so).",
+    "(the default is classifier-fp32.onnx until another is chosen so); an fp16 or int8 graph "
+    "that misses its agreement goal is not made the default (exit status 4).",
 )
 @quiet_option
 def export(weights, head, backbone_only, output, precision, calibration, descriptor, external_data, set_default, quiet):
@@ -122,8 +131,12 @@ def export(weights, head, backbone_only, output, precision, calibration, descrip
     finally:
         progress.close()
     _print_summary(result)
-    if set_default:
+    if result.default:
         click.echo(f"  default classifier: {result.path} (classify, bench and evaluate use it without --model)")
+    if not result.meets_goal:
+        if set_default:
+            click.echo("Not made the default classifier: it misses its agreement goal", err=True)
+        sys.exit(EXIT_MISSES_GOAL)
 
 
 def _print_summary(result) -> None:

@@ -9,7 +9,10 @@ one-line Click errors with exit status 1.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -61,6 +64,14 @@ class LazyGroup(click.Group):
         command.context_class = Context  # help that never breaks a path mid-word
         return command
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and name not in COMMANDS and not name.startswith("-"):
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1, cutoff=0.6)
+            if close:
+                ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -101,12 +112,12 @@ def _os_error_message(exc: OSError) -> str:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="gender-cli")
 def cli() -> None:
-    """Turn the VGG-Face network into a fast gender classifier for folders of faces.
+    """Turn face networks (VGG-Face, dlib's) into a fast gender classifier for folders of faces.
 
     \b
     Each step finds the previous step's output in the workspace
     ($GENDER_CLI_HOME, default ~/.gender-cli):
-      gender-cli convert vgg_face.mat    weights -> layer table
+      gender-cli convert dlib            weights -> layer table (or vgg_face.mat, ...)
       gender-cli train data/             descriptors + gender head + metrics
       gender-cli export                  one ONNX graph (fp32, fp16, int8)
       gender-cli classify folder/        one row per image file
@@ -118,5 +129,27 @@ def cli() -> None:
     """
 
 
+INTERRUPTED = 130  # a verb's exit status after Ctrl-C (everything it wrote is complete)
+
+
 def main(*args, **kwargs):
-    return cli(*args, **kwargs)
+    """The console script: the group, and a prompt exit after an interrupted run.
+
+    After Ctrl-C a verb has written and closed everything and exits 130. On a heavily
+    loaded machine the interpreter's own exit after that sometimes ended in C++ instead
+    (SIGABRT, "terminate called without an active exception", from no Python frame), so
+    the process ends at once, streams flushed. Not where Ray still runs (its shutdown
+    belongs to the normal exit), and never for the group called in-process (tests, the demo)."""
+    try:
+        return cli(*args, **kwargs)
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED and not _ray_running():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(INTERRUPTED)
+        raise
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()

@@ -92,7 +92,8 @@ def workers_option(fn):
         "--workers",
         type=click.IntRange(1, 256),
         default=None,
-        help="Image decoding threads running beside inference. Default: number of CPU cores.",
+        help="Image decoding threads running beside inference. Default: number of CPU cores (four per core "
+        "for files in an object store, whose reads wait on the network).",
     )(fn)
 
 
@@ -150,14 +151,15 @@ def ray_options(fn):
 
 
 def check_output_location(path: str | Path, param_hint: str) -> None:
-    """Refuse an output path that cannot be written, before the work rather than after it.
+    """Refuse an output path that cannot be written, before the work rather than after it:
+    exit status 1, as every verb (classify included) gives for an output it cannot write.
 
     The nearest existing folder at or above the output must be a folder we may write in
     (the rest of the path is created later).
     """
     problem = location_problem(path)
     if problem:
-        raise click.BadParameter(problem, param_hint=param_hint)
+        raise click.ClickException(f"{param_hint}: {problem}")
 
 
 def detect_options(max_faces: bool = True):

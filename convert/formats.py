@@ -119,6 +119,19 @@ def read_source(path, prototxt=None) -> SourceFile:
             raise ModelFileError(f"{path}: {_not_a_format(stream.read(16))}") from None
 
 
+def weights_kind(path) -> str | None:
+    """What weights file ``path`` looks like ("MATLAB", "Keras HDF5", "dlib", "Caffe"), or
+    None: for a hint when such a file is given where an exported graph is expected."""
+    path = Path(path)
+    try:
+        reader = _sniff(path)
+        if reader == "caffe" and not _starts_like_a_net(path):
+            return None
+    except (ModelFileError, OSError):
+        return None
+    return _reader_name(reader)
+
+
 def _reader_name(reader: str) -> str:
     return {"mat": "MATLAB", "keras_h5": "Keras HDF5", "caffe": "Caffe", "dlib": "dlib"}[reader]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cli import contract
+from gender_cli.convert.bounds import Budget
 from gender_cli.convert.keras_layouts import (
     CANDIDATES, DEEPFACE_GENDER_LABELS, LABEL_NAMES, KerasLayer, sequence, weighted,
 )
@@ -103,6 +104,7 @@ def _stored_layers(handle, path: Path) -> tuple[list[StoredLayer], str]:
             "gender-cli reads Keras 2 HDF5 files (model.save_weights('x.h5') or model.save('x.h5'))"
         )
     classes = _class_names(handle)
+    budget = Budget(path)
     stored = []
     for position, name in enumerate(names, start=1):
         if name not in root:
@@ -115,6 +117,7 @@ def _stored_layers(handle, path: Path) -> tuple[list[StoredLayer], str]:
         for weight_name in weight_names:
             if weight_name not in group:
                 raise ModelFileError(f"{path}: layer {position} {name!r}: weight {weight_name!r} is missing")
+            budget.take_dataset(group[weight_name], f"layer {position} {name!r}: weight {weight_name!r}")
             arrays[weight_name] = np.asarray(group[weight_name], dtype=np.float32)
         kernel = next((a for n, a in arrays.items() if n.split(":")[0].endswith("kernel")), None)
         bias = next((a for n, a in arrays.items() if n.split(":")[0].endswith("bias")), None)

@@ -20,11 +20,13 @@ Reading happens in three steps:
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from gender_cli.convert.bounds import Budget, check_v5
 from gender_cli.convert.layer_registry import (
     conv_arrays, convert_layer, converters, raw_name, raw_type,
 )
@@ -33,6 +35,8 @@ from gender_cli.convert.source_file import LayerEntry, SourceFile, check_channel
 from gender_cli.errors import ModelFileError, UnsupportedLayerError
 
 STANDIN_VARIABLE = "gender_cli_standin"
+# The variables a network is made of (read_raw's): the others are listed, never read.
+NETWORK_VARIABLES = frozenset({"net", "layers", "meta", "normalization", "classes", STANDIN_VARIABLE})
 V5_SIGNATURE = b"MATLAB 5.0 MAT-file"
 V73_SIGNATURE = b"MATLAB 7.3 MAT-file"
 _HDF5_HIDDEN = ("#refs#", "#subsystem#")
@@ -66,7 +70,10 @@ def detect_version(path) -> str:
 
 
 def load_variables(path) -> tuple[str, dict]:
-    """(version, {name: plain value}) for every top-level variable of a MAT-file."""
+    """(version, {name: plain value}) for every top-level variable of a MAT-file; those
+    not in NETWORK_VARIABLES are ``Opaque("not read")``. What a file declares is checked
+    before it is read (``bounds``): ModelFileError for a file that declares more than
+    any network holds or more than it stores."""
     version = detect_version(path)
     loader = _load_v5 if version == "5" else _load_v73
     try:
@@ -86,12 +93,14 @@ def load_variables(path) -> tuple[str, dict]:
 def _load_v5(path: Path) -> dict:
     import scipy.io
 
+    names = check_v5(path, NETWORK_VARIABLES)
     # No squeezing: 1x1 structs, 1-element cells and 1xN vectors all keep their MATLAB
     # dims, and _from_scipy decides what each becomes.
     contents = scipy.io.loadmat(
-        str(path), squeeze_me=False, struct_as_record=True, chars_as_strings=True, mat_dtype=False
+        str(path), squeeze_me=False, struct_as_record=True, chars_as_strings=True, mat_dtype=False,
+        variable_names=[name for name in names if name in NETWORK_VARIABLES],
     )
-    return {name: _from_scipy(value) for name, value in contents.items() if not name.startswith("__")}
+    return {name: _from_scipy(contents[name]) if name in contents else NOT_READ for name in names}
 
 
 def _from_scipy(value):
@@ -130,15 +139,19 @@ class Opaque:
     kind: str
 
 
+NOT_READ = Opaque("not read")  # a variable no network is made of
+
+
 # -- v7.3 (h5py) ------------------------------------------------------------------------
 
 
 def _load_v73(path: Path) -> dict:
     import h5py
 
+    budget = Budget(path)
     with h5py.File(path, "r") as handle:
         return {
-            name: _from_h5(node, handle)
+            name: _from_h5(node, handle, budget, name) if name in NETWORK_VARIABLES else NOT_READ
             for name, node in handle.items()
             if name not in _HDF5_HIDDEN
         }
@@ -162,7 +175,9 @@ def _attr_text(node, name: str) -> str:
     return str(value)
 
 
-def _from_h5(node, handle):
+def _from_h5(node, handle, budget: Budget, where: str):
+    """``node`` as a plain value; every dataset is counted against ``budget`` (named by
+    its MATLAB path, ``where``) before it is read."""
     import h5py
 
     matlab_class = _attr_text(node, "MATLAB_class")
@@ -172,16 +187,18 @@ def _from_h5(node, handle):
         fields = _field_names(node)
         members = [node[name] for name in fields]
         if members and all(_is_struct_array_field(member) for member in members):
-            return _struct_array(fields, members, handle)
-        return {name: _from_h5(member, handle) for name, member in zip(fields, members)}
-    if _has_attr(node, "MATLAB_empty") and int(np.asarray(node.attrs["MATLAB_empty"]).reshape(-1)[0]):
-        return _empty(matlab_class, node[()])
+            return _struct_array(fields, members, handle, budget, where)
+        return {name: _from_h5(member, handle, budget, f"{where}.{name}") for name, member in zip(fields, members)}
     if _has_attr(node, "MATLAB_sparse"):
         return Opaque("sparse")
+    budget.take_dataset(node, where)
+    if _has_attr(node, "MATLAB_empty") and int(np.asarray(node.attrs["MATLAB_empty"]).reshape(-1)[0]):
+        return _empty(matlab_class, node[()], budget, where)
     data = node[()]
     if matlab_class == "cell" or data.dtype == h5py.ref_dtype:
         refs = np.asarray(data).T.ravel(order="F")  # MATLAB's column-major element order
-        return [_from_h5(handle[ref], handle) for ref in refs]
+        budget.take_items(len(refs), where)
+        return [_from_h5(handle[ref], handle, budget, f"{where}{{{i}}}") for i, ref in enumerate(refs, start=1)]
     if matlab_class == "char":
         rows = ["".join(map(chr, row)) for row in np.atleast_2d(np.asarray(data).T)]
         return _char_rows(rows)
@@ -210,24 +227,29 @@ def _is_struct_array_field(member) -> bool:
     )
 
 
-def _struct_array(fields: list[str], members: list, handle) -> list[dict]:
+def _struct_array(fields: list[str], members: list, handle, budget: Budget, where: str) -> list[dict]:
+    for name, member in zip(fields, members):
+        budget.take_dataset(member, f"{where}.{name}")
     columns = [np.asarray(member[()]).T.ravel(order="F") for member in members]
     count = len(columns[0])
+    budget.take_items(count * len(columns), where)
     return [
-        {name: _from_h5(handle[column[i]], handle) for name, column in zip(fields, columns)}
+        {name: _from_h5(handle[column[i]], handle, budget, f"{where}({i + 1}).{name}")
+         for name, column in zip(fields, columns)}
         for i in range(count)
     ]
 
 
-def _empty(matlab_class: str, dims):
+def _empty(matlab_class: str, dims, budget: Budget, where: str):
     if matlab_class == "cell":
         return []
     if matlab_class == "char":
         return ""
     if matlab_class == "struct":
         return {}
-    dtype = {"single": np.float32, "logical": bool}.get(matlab_class, np.float64)
+    dtype = np.dtype({"single": np.float32, "logical": bool}.get(matlab_class, np.float64))
     shape = tuple(int(d) for d in np.asarray(dims).reshape(-1)) or (0, 0)
+    budget.take(math.prod(shape) * dtype.itemsize, f"{where} (empty, declared {'x'.join(map(str, shape))})")
     return np.zeros(shape, dtype=dtype)
 
 

@@ -202,7 +202,9 @@ def export(
     or the head ``convert`` wrote for a ready classifier; without either, the backbone
     alone); ``output`` (None: the workspace's ``models/classifier-<precision>.onnx``);
     ``precision``: fp32, fp16 or int8 (int8 needs ``calibration``, a folder of face
-    images); ``set_default``: make it the classifier ``Classifier()`` and the verbs use.
+    images); ``set_default``: make it the classifier ``Classifier()`` and the verbs use,
+    when it meets its precision's agreement goal (``result.meets_goal``; ``result.default``
+    says whether it was made the default).
     ``progress(stage, done, total)`` follows the long steps; ``on_note(text)`` hears
     which head was chosen when none was given.
 
@@ -219,8 +221,9 @@ def export(
         on_note(plan.note)
     result = run(plan.network, plan.output, descriptor=plan.descriptor, head=plan.head, precision=precision,
                  calibration=calibration, external_data=external_data, progress=progress)
-    if set_default:
+    if set_default and result.meets_goal:  # a graph that misses its goal is written, never made the default
         workspace.set_default_classifier(result.path)
+        result.default = True
     return result
 
 

@@ -1,7 +1,7 @@
 """Write a whole file or nothing, and say which file when writing fails.
 
 ``write_bytes_atomically`` writes a temporary file beside the target, fsyncs and
-renames it; ``atomic_path`` does the same for writers that need a file name (h5py,
+renames it; ``write_inside`` does it under a folder without following any link there; ``atomic_path`` does the same for writers that need a file name (h5py,
 SciPy, a streamed write). ``names_file`` makes any write's OSError name its file: ``os.write`` and
 file objects raise ENOSPC (disk full) without a file name, which the CLI could not
 turn into a one-line message.
@@ -15,7 +15,7 @@ import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # the errors that mean "no room left"
@@ -100,6 +100,52 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def write_inside(folder: str | os.PathLike, parts: Sequence[str], data: bytes) -> Path:
+    """Write ``data`` as ``folder/parts[0]/.../parts[-1]``, creating the folders between,
+    without following a link anywhere below ``folder``: a link planted there (to a folder
+    or a file elsewhere) makes this raise OSError (ELOOP) instead of writing through it.
+    The file appears whole: a temporary file in its folder, renamed over it (a link in
+    its place is replaced, never followed). ``folder`` itself is the caller's. Where the
+    system cannot open relative to a folder (Windows), a plain atomic write."""
+    target = Path(folder).joinpath(*parts)
+    if os.open not in os.supports_dir_fd or not hasattr(os, "O_NOFOLLOW"):
+        return write_bytes_atomically(target, data)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                os.mkdir(part, dir_fd=fd)
+            except FileExistsError:
+                pass
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise OSError(errno.ELOOP, "a link or a file stands where a folder is written",
+                                  str(target)) from None
+                raise with_filename(exc, target) from None
+            os.close(fd)
+            fd = inner
+        name = parts[-1]
+        temporary = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=fd)
+        try:
+            try:
+                write_all(out, data)
+            finally:
+                os.close(out)
+            os.replace(temporary, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except BaseException as exc:
+            try:
+                os.unlink(temporary, dir_fd=fd)
+            except OSError:
+                pass
+            raise with_filename(exc, target) from None
+    finally:
+        os.close(fd)
+    return target
 
 
 def location_problem(path: str | os.PathLike) -> str | None:

@@ -8,6 +8,8 @@ onnxruntime or TensorFlow.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 
 from gender_cli.errors import UnknownDescriptorError
@@ -22,6 +24,8 @@ IR_VERSION = 8  # onnxruntime 1.20-1.31 all load IR 8 (opset 17)
 
 LABELS = ("male", "female")  # default output order of the gender head
 CHANNEL_ORDER = "RGB"
+RESIZE_MODES = ("stretch", "center-crop")  # how callers bring an image to the input size (metadata ``resize``)
+DEFAULT_RESIZE = RESIZE_MODES[0]  # a model's metadata says otherwise when it was trained so
 AGE_RANGE = (0, 100)  # the age head (DEX): one softmax class per whole year, first to last
 
 
@@ -157,19 +161,182 @@ class Meta:
     FACE_CROP = "face_crop"
 
 
-REQUIRED_KEYS = (
-    Meta.LABELS,
-    Meta.THRESHOLD,
-    Meta.INPUT_SIZE,
-    Meta.CHANNEL_ORDER,
-    Meta.MEAN,
-    Meta.DESCRIPTOR,
-    Meta.PRECISION,
-    Meta.SOURCE_SHA256,
-    Meta.STANDIN,
-    Meta.VERSION,
-    Meta.KIND,
-)
+# -- the metadata schema: what each key may hold ----------------------------------------
+# A graph's metadata is read only through read_metadata, which checks every key it knows
+# (types, ranges, sizes) before any of it is used: a value that would make classify
+# allocate without bound, decide every file alike, or write a column twice is refused.
+
+MAX_VALUE_CHARS = 1 << 20  # any metadata value (metrics included; ours are a few KB)
+MAX_JSON_DEPTH = 32  # nesting of a JSON value (our metrics nest 4 deep)
+MAX_LABEL_CHARS = 64
+MAX_INPUT_SIDE = 2048  # VGG-Face takes 224, dlib 150; a batch of this side is 12 MB an image
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class MetadataError(ValueError):
+    """A metadata value that breaks the schema; the message names the key and says why."""
+
+
+def _json(text: str):
+    depth = deepest = 0
+    for token in _JSON_TOKENS.finditer(text):  # strings are skipped whole, brackets counted
+        mark = token.group()
+        if mark in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif mark in "]}":
+            depth -= 1
+    if deepest > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested {deepest} levels deep (at most {MAX_JSON_DEPTH})")
+    return json.loads(text)
+
+
+def _finite(value) -> float:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{str(value)[:40]!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value} is not a finite number")
+    return number
+
+
+def _integer(value, low: int, high: int) -> int:
+    number = _finite(value)
+    if number != int(number) or not low <= number <= high:
+        raise ValueError(f"{value} is not a whole number in {low}..{high}")
+    return int(number)
+
+
+def _text(limit: int = 256, choices: tuple[str, ...] = ()):
+    def check(text: str) -> str:
+        if choices and text not in choices:
+            raise ValueError(f"{text[:40]!r} is not one of {', '.join(choices)}")
+        if len(text) > limit:
+            raise ValueError(f"{len(text)} characters long (at most {limit})")
+        return text
+    return check
+
+
+def _list(check_item, low: int, high: int):
+    def check(text: str) -> list:
+        items = _json(text)
+        if not isinstance(items, list) or not low <= len(items) <= high:
+            raise ValueError(f"expected a JSON list of {low}..{high} items, found {text[:40]!r}")
+        return [check_item(item) for item in items]
+    return check
+
+
+def _label(value) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_LABEL_CHARS:
+        raise ValueError(f"a label must be a name of 1..{MAX_LABEL_CHARS} characters, not {str(value)[:40]!r}")
+    if any(not ch.isprintable() for ch in value):
+        raise ValueError(f"label {value[:40]!r} holds control characters")
+    return value
+
+
+def _labels(text: str) -> tuple[str, ...]:
+    labels = tuple(_list(_label, 1, 16)(text))
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{list(labels)} names a label twice (each becomes a p_<label> column)")
+    return labels
+
+
+def _number_in(low: float, high: float, what: str = ""):
+    def check(text: str) -> float:
+        value = _finite(text)
+        if not low <= value <= high:
+            raise ValueError(f"{value} lies outside {low:g}..{high:g}{what}")
+        return value
+    return check
+
+
+def _input_size(text: str) -> tuple[int, int, int]:
+    size = tuple(_list(lambda v: _integer(v, 1, MAX_INPUT_SIDE), 3, 3)(text))
+    if size[2] != 3:
+        raise ValueError(f"{list(size)} is not [H, W, 3]")
+    return size
+
+
+def _heads(text: str) -> tuple[str, ...]:
+    heads = tuple(_list(_text(32, tuple(HEADS)), 1, len(HEADS))(text))
+    if len(set(heads)) != len(heads):
+        raise ValueError(f"{list(heads)} names a head twice")
+    return heads
+
+
+def _age_range(text: str) -> tuple[int, int]:
+    first, last = _list(lambda v: _integer(v, 0, 150), 2, 2)(text)
+    if first >= last:
+        raise ValueError(f"[{first}, {last}] is not [first, last] with first < last")
+    return first, last
+
+
+def _bool(text: str) -> bool:
+    return _text(5, ("true", "false"))(text.strip().lower()) == "true"
+
+
+@dataclass(frozen=True)
+class MetaField:
+    check: object  # str -> the parsed value; ValueError saying why not
+    required: bool = False
+
+
+METADATA: dict[str, MetaField] = {
+    Meta.LABELS: MetaField(_labels, required=True),
+    Meta.THRESHOLD: MetaField(_number_in(0, 1, " (it is a probability)"), required=True),
+    Meta.INPUT_SIZE: MetaField(_input_size, required=True),
+    Meta.CHANNEL_ORDER: MetaField(_text(8, (CHANNEL_ORDER,)), required=True),
+    Meta.MEAN: MetaField(_list(_number_in(-1e4, 1e4), 3, 3), required=True),
+    Meta.DESCRIPTOR: MetaField(_text(32, tuple(DESCRIPTORS)), required=True),
+    Meta.DESCRIPTOR_DIM: MetaField(lambda text: _integer(text, 1, 1 << 20)),
+    Meta.PRECISION: MetaField(_text(8, tuple(PRECISIONS)), required=True),
+    Meta.SOURCE_SHA256: MetaField(_text(128), required=True),
+    Meta.SOURCE_FORMAT: MetaField(_text(64)),
+    Meta.SOURCE_PREPROCESSING: MetaField(_json),
+    Meta.HEAD_SOURCE: MetaField(_text(4096)),
+    Meta.STANDIN: MetaField(_bool, required=True),
+    Meta.VERSION: MetaField(_text(64), required=True),
+    Meta.KIND: MetaField(_text(16, ("classifier", "backbone")), required=True),
+    Meta.METRICS: MetaField(_json),
+    Meta.PRECISION_CHECK: MetaField(_json),
+    Meta.RESIZE: MetaField(_text(32, RESIZE_MODES)),
+    Meta.CALIBRATION: MetaField(_json),
+    Meta.HEADS: MetaField(_heads),
+    Meta.AGE_RANGE: MetaField(_age_range),
+    Meta.AGE_METRICS: MetaField(_json),
+    Meta.FACE_DETECTOR: MetaField(_text(32)),  # the detectors' names: infer.detect checks them
+    Meta.FACE_MIN_SIZE: MetaField(lambda text: _integer(text, 0, 100_000)),
+    Meta.FACE_MARGIN: MetaField(_number_in(0, 10)),
+    Meta.FACE_ALIGNMENT: MetaField(_text(64)),
+    Meta.FACE_CROP: MetaField(_text(32)),
+}
+REQUIRED_KEYS = tuple(key for key, spec in METADATA.items() if spec.required)
+
+
+def read_metadata(raw: dict[str, str]) -> dict:
+    """Every key of ``raw`` that the schema knows, parsed and checked (absent keys are
+    left out; unknown keys are only held to the size bound). MetadataError naming the
+    first key at fault."""
+    missing = [key for key in REQUIRED_KEYS if key not in raw]
+    if missing:
+        raise MetadataError(f"lacks the gender-cli metadata ({', '.join(missing)}); was it written by "
+                            "'gender-cli export'?")
+    values = {}
+    for key, text in raw.items():
+        shown = key if len(key) <= 64 else key[:64] + "..."
+        if len(text) > MAX_VALUE_CHARS or len(key) > 256:
+            raise MetadataError(f"metadata {shown}: {len(text)} characters, more than any gender-cli value holds")
+        spec = METADATA.get(key)
+        if spec is None:
+            continue
+        try:
+            values[key] = spec.check(text)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise MetadataError(f"metadata {key}: {str(exc).splitlines()[0] if str(exc) else 'malformed'}") from None
+    return values
 
 STANDIN_WARNING = (
     "this model was made from STAND-IN (random) weights, not the real VGG-Face "

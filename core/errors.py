@@ -30,6 +30,11 @@ class MissingArtifactError(GenderCliError):
     """A verb's default input (a predecessor's output in the workspace) is absent."""
 
 
+class StoreLost(GenderCliError):
+    """The object store a run reads stopped answering: the run stops (a resumed run
+    finishes it) instead of writing an error row for each file it could not reach."""
+
+
 @dataclass(frozen=True)
 class Option:
     """An option named in a :class:`RequestError`, spelled for whoever reads it:

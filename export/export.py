@@ -47,6 +47,12 @@ class ExportResult:
     checks: dict  # precision agreement figures; empty for fp32
     files: list[Path] = field(default_factory=list)  # the graph, and the side file if any
     seconds: float = 0.0
+    default: bool = False  # made the default classifier (set_default, and the graph meets its goal)
+
+    @property
+    def meets_goal(self) -> bool:
+        """Whether the graph agrees with fp32 as its precision's goal asks (fp32: always)."""
+        return not self.checks or bool(self.checks.get("meets_goal"))
 
     @property
     def standin(self) -> bool:

@@ -130,7 +130,7 @@ def _resolve_head(head: Path | None, backbone_only: bool, weights: Path | None, 
     except MissingArtifactError:
         run = None
     if run is not None and (converted is None or first_spec(run).backbone_sha256 == network.source_sha256):
-        return run, None
+        return run, f"using the heads of the latest training run, {run}"
     if converted is not None:
         spec, _, _ = HeadSpec.load(converted)
         other = f"; the latest run ({run}) was trained on other weights" if run is not None else ""

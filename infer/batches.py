@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gender_cli.errors import StoreLost
 from gender_cli.infer.images import DEFAULT_RESIZE, ImageError, ImageInput, Read, load_image
 from gender_cli.system import available_cpus
 
@@ -99,10 +100,13 @@ def iter_batches(
 
 
 def decode_into(batch: Batch, index: int, size: tuple[int, int], resize: str, read: Read | None = None) -> None:
-    """Decode input ``index`` of ``batch`` into its slot, or record why it failed (never raises)."""
+    """Decode input ``index`` of ``batch`` into its slot, or record why it failed (raises
+    only :class:`StoreLost`: the store holding the files stopped answering)."""
     try:
         batch.images[index] = load_image(batch.paths[index], size=size, resize=resize, read=read)
     except ImageError as exc:
         batch.errors[index] = exc
+    except StoreLost:
+        raise  # not this file's fault: the run stops, and a resumed run reads it
     except Exception as exc:  # a Pillow bug must cost one row, not the whole run
         batch.errors[index] = ImageError("corrupt", f"{type(exc).__name__}: {exc}")

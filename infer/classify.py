@@ -4,8 +4,9 @@ One pipeline for the CLI and the Python API, whichever engine runs the model::
 
     ClassifyRequest (checked once) -> open_engine -> classify(request, engine)
         list the files (``sources``; the run's own outputs left out)
+        hold the output's lock (``lock``; a second writer is refused)
         open the output (``writer.open_writer``; with resume: what it holds)
-        skip the files a resumed output holds
+        skip the files a resumed output holds (``resume``: matched by file, not spelling)
         engine.blocks(files) -> write each block, count it      (``engine_local``, ``engine_ray``)
         -> ClassifySummary
 
@@ -26,10 +27,21 @@ from gender_cli.infer.detect import FACE_COLUMNS, NO_FACE, FaceSettings, check_s
 from gender_cli.infer.engine import Engine
 from gender_cli.infer.engine_local import LocalEngine
 from gender_cli.infer.engine_ray import ClusterReport, RayEngine
+from gender_cli.infer.lock import hold_output
 from gender_cli.infer.request import ClassifyRequest
+from gender_cli.infer.resume import done_files
 from gender_cli.infer.rows import Block, Columns, Row, unlisted_row
 from gender_cli.infer.sources import Reader, list_sources, without
-from gender_cli.infer.writer import ExistingRows, RowWriter, open_writer
+from gender_cli.infer.writer import FORMATS, ExistingRows, RowWriter, open_writer
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run. ``opened``: whether the output was opened by then (its rows
+    so far are complete and a resume finishes them); before, nothing was written."""
+
+    def __init__(self, opened: bool):
+        super().__init__()
+        self.opened = opened
 
 
 @dataclass
@@ -47,6 +59,7 @@ class ClassifySummary:
     skipped: int = 0  # already in the resumed output
     classified: int = 0  # classified in this run
     failed: int = 0  # failed in this run
+    tolerated_files: int = 0  # files whose error is tolerated (no face, without require_face): neither of the above
     errors: Counter = field(default_factory=Counter)  # category -> count, every row for these files
     seconds: float = 0.0  # the run's wall time, less the engine's start-up
     truncated_bytes: int = 0  # partial last row cut from a resumed output
@@ -59,7 +72,7 @@ class ClassifySummary:
 
     @property
     def images_per_second(self) -> float:
-        return (self.classified + self.failed) / self.seconds if self.seconds > 0 else 0.0
+        return (self.classified + self.failed + self.tolerated_files) / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def all_classified(self) -> bool:
@@ -74,7 +87,10 @@ class ClassifySummary:
                 self.faces += done.faces
                 self.aligned += done.aligned
             else:
-                self.failed += 1
+                if done.category in self.tolerated:
+                    self.tolerated_files += 1
+                else:
+                    self.failed += 1
                 self.errors[done.category] += 1
 
     def add_existing(self, categories: Sequence[str | None]) -> None:
@@ -105,6 +121,13 @@ def classify(
     files it finished (progress bars; tests use it to interrupt a run).
     """
     engine = engine or open_engine(request)
+    with hold_output(request.output, FORMATS[request.format].folder):
+        request.check_output()  # again: another run may have written it since the request was made
+        return _run(request, engine, on_start, on_batch)
+
+
+def _run(request: ClassifyRequest, engine: Engine, on_start: Callable[[int], None] | None,
+         on_batch: Callable[[int], None] | None) -> ClassifySummary:
     started = time.perf_counter()
     info = engine.info
     detect = request.face_settings(info.raw)
@@ -115,13 +138,14 @@ def classify(
         providers=list(engine.providers), notice=engine.notice, standin=info.standin,
         files=len(files) + len(listing.unlistable),
     )
-    startup = 0.0
+    startup, opened = 0.0, False
     try:
         if files:
             startup = engine.start(len(files))
         writer, existing = _open_rows(request, info, summary, detect)
+        opened = True
         with writer:
-            unlisted, todo = _split_done(files, listing.unlistable, existing, summary)
+            unlisted, todo = _split_done(files, listing.unlistable, existing, summary, request.output)
             _write(writer, Block.of_rows(unlisted), summary)
             if on_start is not None:
                 on_start(len(todo))
@@ -130,6 +154,8 @@ def classify(
                     _write(writer, block, summary)
                     if on_batch is not None:
                         on_batch(len(block.done))
+    except KeyboardInterrupt:
+        raise Interrupted(opened) from None
     finally:
         engine.stop()
     summary.providers = list(engine.providers)
@@ -165,10 +191,11 @@ def _open_rows(request: ClassifyRequest, info, summary: ClassifySummary,
 
 
 def _split_done(files: Sequence[str], unlistable: Sequence[tuple[str, OSError]], existing: ExistingRows,
-                summary: ClassifySummary) -> tuple[list[Row], list[str]]:
+                summary: ClassifySummary, output: str) -> tuple[list[Row], list[str]]:
     """(rows for folders that could not be listed, files still to classify), leaving out
-    what a resumed output already holds; what it holds is counted into ``summary``."""
-    held = existing.categories
+    what a resumed output already holds (matched by ``resume.done_files``); what it holds
+    is counted into ``summary``."""
+    held = done_files([*files, *(str(path) for path, _ in unlistable)], existing.categories, output)
     unlisted = [unlisted_row(path, exc) for path, exc in unlistable if str(path) not in held]
     summary.errors.update("unreadable" for path, _ in unlistable if str(path) in held)
     todo = [path for path in files if path not in held]

@@ -2,35 +2,61 @@
 with their boxes and labels drawn.
 
 Both mirror the input path under their folder (``photos/a.jpg`` ->
-``DIR/photos/a.jpg.face0.png`` and ``DIR/photos/a.jpg.boxes.jpg``; an absolute path
-loses its root, ``..`` becomes ``__``), so files of the same name in different folders
-never collide. Crops are PNG (exactly what the model saw); drawings are JPEG, made
-from a copy of the photo at most ``DRAW_SIDE`` pixels on its long side.
+``DIR/photos/a.jpg.face0.png`` and ``DIR/photos/a.jpg.boxes.jpg``), one to one: two
+inputs never share a file. Within a part ``%`` is written ``%25``; a ``..`` part becomes
+``%2E%2E``, the root of an absolute path a first part ``%2F``, and a URI's scheme a
+first part ``s3%3A`` (``/photos/a.jpg`` -> ``DIR/%2F/photos/...``); ``.`` and empty
+parts, which name the same file, are dropped. Crops are PNG (exactly what the model
+saw); drawings are JPEG, made from a copy of the photo at most ``DRAW_SIDE`` pixels
+on its long side. Each is written whole (a temporary file renamed) and never through
+a link: a link planted under the folder stops the run with an error.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from gender_cli.atomic import write_inside
 from gender_cli.infer.rows import Row
+from gender_cli.infer.sources import is_uri
 
 DRAW_SIDE = 1024
 DRAW_QUALITY = 90
 LABEL_COLOURS = ((40, 120, 255), (255, 60, 140))  # by label index (model output order)
 VALUE_COLOUR = (40, 170, 90)  # a graph without the gender head
 NO_FACE_COLOUR = (255, 200, 0)
+_ROOT = "%2F"  # the first part of an absolute input path
 
 
-def mirrored(folder: Path, path: Path, suffix: str) -> Path:
-    """``folder`` / ``path`` (rootless, ``..`` made harmless) with ``suffix`` appended to its name."""
-    parts = [("__" if part == ".." else part) for part in Path(path).parts if part not in (Path(path).anchor, ".")]
-    target = Path(folder).joinpath(*parts)
-    return target.with_name(target.name + suffix)
+def mirrored_parts(path: str | os.PathLike, suffix: str) -> list[str]:
+    """The parts of the file name under a crops or drawings folder that stands for the
+    input ``path`` (see the module docstring), ``suffix`` appended to its name: two
+    different inputs never share one."""
+    name = os.fspath(path)
+    head: list[str] = []
+    if is_uri(name):
+        scheme, name = name.split("://", 1)
+        head = [_escaped(scheme) + "%3A"]
+        name = "/" + name
+    pure = PurePosixPath(name)
+    parts = head + [_ROOT] * pure.is_absolute() + [_escaped(part) for part in pure.parts if part != "/"]
+    parts[-1] += suffix
+    return parts
+
+
+def _escaped(part: str) -> str:
+    return "%2E%2E" if part == ".." else part.replace("%", "%25")
+
+
+def mirrored(folder: str | os.PathLike, path: str | os.PathLike, suffix: str) -> Path:
+    """Where the file for input ``path`` with ``suffix`` goes under ``folder``."""
+    return Path(folder).joinpath(*mirrored_parts(path, suffix))
 
 
 class FaceFiles:
@@ -46,9 +72,7 @@ class FaceFiles:
         return DRAW_SIDE if self.draw_dir else None
 
     def save_crop(self, path: Path, number: int, crop: np.ndarray) -> None:
-        target = mirrored(self.crops, path, f".face{number}.png")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(crop).save(target)
+        _save(Image.fromarray(crop), self.crops, mirrored_parts(path, f".face{number}.png"), "PNG")
 
     def draw(self, file, rows: Sequence[Row]) -> Path | None:
         """Draw ``file``'s boxes, each with its face's row (label and its probability,
@@ -67,10 +91,16 @@ class FaceFiles:
             _caption(pen, (x, y), " ".join([str(number), *_results(row, self.labels)]), colour, font)
         if not file.faces:
             _caption(pen, (0, 0), "no face", NO_FACE_COLOUR, font)
-        target = mirrored(self.draw_dir, file.path, ".boxes.jpg")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        image.save(target, quality=DRAW_QUALITY)
-        return target
+        return _save(image, self.draw_dir, mirrored_parts(file.path, ".boxes.jpg"), "JPEG", quality=DRAW_QUALITY)
+
+
+def _save(image: Image.Image, folder: Path, parts: list[str], fmt: str, **options) -> Path:
+    """Encode ``image`` and write it under ``folder`` (created if need be) without
+    following a link planted below it (``atomic.write_inside``)."""
+    encoded = io.BytesIO()
+    image.save(encoded, format=fmt, **options)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_inside(folder, parts, encoded.getvalue())
 
 
 def _results(row: Row, labels: Sequence[str]) -> list[str]:

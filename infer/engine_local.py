@@ -1,7 +1,8 @@
 """The local engine: decode threads and one onnxruntime session in this process.
 
 Files (or, from the Python API, any inputs ``images.load_image`` takes) are decoded
-in background threads (``batches``) while the graph runs on the current batch; each
+in background threads (``batches``: one per core, :data:`REMOTE_THREADS_PER_CORE` per
+core when the files come from an object store) while the graph runs on the current batch; each
 batch of rows is one :class:`~gender_cli.infer.rows.Block`, in input order. With face
 detection the crops come from ``faces.iter_face_batches`` (detection in the decode
 threads) and the rows are one per face; aligned crops are saved as they are cut
@@ -21,9 +22,15 @@ from gender_cli.infer.batches import DEFAULT_BATCH, iter_batches
 from gender_cli.infer.detect import FaceSettings
 from gender_cli.infer.images import ImageInput, Read
 from gender_cli.infer.rows import Block, FileDone, HeadOutputs, Row, batch_rows
+from gender_cli.infer.sources import Reader
+from gender_cli.system import available_cpus
 
 if TYPE_CHECKING:  # onnxruntime is imported when a model is opened, not with the CLI's options
     from gender_cli.infer.session import LoadedModel, ModelInfo
+
+# A read from an object store waits on the network (a local one hardly does): more decode
+# threads keep the cores busy meanwhile (docs/decisions.md, 2026-12-06).
+REMOTE_THREADS_PER_CORE = 4
 
 
 class LocalEngine:
@@ -80,6 +87,13 @@ class LocalEngine:
     def stop(self) -> None:
         pass
 
+    def threads(self, read: Read | None) -> int | None:
+        """Decode threads: as asked, else one per core (None), or REMOTE_THREADS_PER_CORE per
+        core for files from an object store."""
+        if self.workers is None and isinstance(read, Reader) and read.remote:
+            return REMOTE_THREADS_PER_CORE * available_cpus()
+        return self.workers
+
     def blocks(self, inputs: Sequence[ImageInput], read: Read | None = None,
                detect: FaceSettings | None = None) -> Iterator[Block]:
         """The rows of ``inputs``, a block per batch, in input order."""
@@ -87,7 +101,7 @@ class LocalEngine:
             yield from self._face_blocks(inputs, read, detect)
             return
         for batch in iter_batches(
-            inputs, self.batch, size=self.info.image_size, resize=self.resize, workers=self.workers,
+            inputs, self.batch, size=self.info.image_size, resize=self.resize, workers=self.threads(read),
             fixed_shape=self.model.fixed_batch is not None, read=read,
         ):
             yield Block.of_rows(batch_rows(self.model, batch))
@@ -99,7 +113,7 @@ class LocalEngine:
         files = FaceFiles(self.save_crops, self.draw, self.info.labels)
         so_far: dict[int, list[Row]] = {}  # file index -> the rows of its faces so far (for drawings)
         for batch in iter_face_batches(
-            inputs, self.batch, self.info.image_size, settings, self.workers, preview_side=files.preview_side,
+            inputs, self.batch, self.info.image_size, settings, self.threads(read), preview_side=files.preview_side,
             on_crop=files.save_crop if files.crops else None, fixed_shape=self.model.fixed_batch is not None,
             read=read,
         ):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from gender_cli.errors import StoreLost
 from gender_cli.infer.align import crop as crop_by
 from gender_cli.infer.detect import NO_FACE, Face, FaceSettings, detector_for_thread, eye_angle
 from gender_cli.infer.images import ImageError, ImageInput, Read, input_name, load_picture
@@ -84,7 +85,7 @@ def find_faces(
     read: Read | None = None,
 ) -> FileFaces:
     """Every face of ``path`` as aligned crops of ``size`` (H, W); never raises for a bad
-    file. ``read(path)`` gives a named file's bytes (URIs are read through pyarrow)."""
+    file (only :class:`StoreLost`, when the store holding it stopped answering). ``read(path)`` gives a named file's bytes (URIs are read through pyarrow)."""
     result = FileFaces(index, path)
     started = time.thread_time()
     try:
@@ -92,6 +93,8 @@ def find_faces(
     except ImageError as exc:
         result.error = (exc.category, str(exc))
         return result
+    except StoreLost:
+        raise  # not this file's fault: the run stops, and a resumed run reads it
     except Exception as exc:  # a Pillow bug must cost one row, not the whole run
         result.error = ("corrupt", f"{type(exc).__name__}: {exc}")
         return result

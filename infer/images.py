@@ -65,8 +65,7 @@ MAX_PIXELS = 100_000_000
 """Largest accepted canvas (100 Mpx: above any camera photo; 300 MB once decoded)."""
 
 CATEGORIES = ("empty", "not_image", "truncated", "corrupt", "too_large", "unreadable")
-RESIZE_MODES = ("stretch", "center-crop")
-DEFAULT_RESIZE = RESIZE_MODES[0]  # a model's metadata says otherwise when it was trained so
+from gender_cli.contract import DEFAULT_RESIZE, RESIZE_MODES  # noqa: E402 - the contract's (metadata ``resize``)
 RESAMPLE = Image.Resampling.BILINEAR
 WHITE = (255, 255, 255)
 ORIENTATION_TAG = 0x0112

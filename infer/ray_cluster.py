@@ -37,7 +37,9 @@ import importlib
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,7 +89,7 @@ def connect(address: str | None = None) -> Connection:
     address = address or os.environ.get(ADDRESS_VARIABLE) or None
     started = time.perf_counter()
     try:
-        with _native_logs_quiet():
+        with _interrupt_deferred() as interrupted, _native_logs_quiet():
             if address:
                 ray.init(address=address, **QUIET)
             else:
@@ -95,10 +97,29 @@ def connect(address: str | None = None) -> Connection:
     except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise GenderCliError(f"cannot start or reach {where}: {first_line(exc)}") from None
+    connection = Connection(address=address or "local", owned=True, startup_seconds=time.perf_counter() - started)
+    if interrupted:
+        disconnect(connection)
+        raise KeyboardInterrupt
     configure_data_context()
-    return Connection(
-        address=address or "local", owned=True, startup_seconds=time.perf_counter() - started
-    )
+    return connection
+
+
+@contextmanager
+def _interrupt_deferred():
+    """Hold Ctrl-C back while Ray starts or stops: interrupted half-way, ``ray.init`` leaves
+    its processes running with nobody to stop them, and the interpreter can crash on
+    exit (SIGSEGV). Yields a list that is non-empty once Ctrl-C came; the caller finishes,
+    then stops Ray and raises KeyboardInterrupt. Outside the main thread nothing changes."""
+    interrupted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.signal(signal.SIGINT, lambda number, frame: interrupted.append(number))
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
@@ -132,10 +153,14 @@ def configure_data_context() -> None:
 
 
 def disconnect(connection: Connection) -> None:
+    """Shut down a Ray this run started (a second Ctrl-C meanwhile waits until it has)."""
     import ray
 
     if connection.owned and ray.is_initialized():
-        ray.shutdown()
+        with _interrupt_deferred() as interrupted:
+            ray.shutdown()
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 def _current_address() -> str:

@@ -21,6 +21,8 @@ from gender_cli.infer.detect import FaceOptions, FaceSettings, settings_for_mode
 from gender_cli.infer.engine import DEFAULT_ENGINE, ENGINES
 from gender_cli.infer.engine_ray import RayOptions
 from gender_cli.infer.images import RESIZE_MODES
+from gender_cli.infer.lock import LOCK_NAME
+from gender_cli.infer.sources import is_remote
 from gender_cli.infer.writer import FORMATS, STDOUT, resolve_format
 
 MAX_BATCH = 4096
@@ -39,13 +41,13 @@ class ClassifyRequest:
 
     sources: Sequence[str | os.PathLike]  # folders, files, or URIs pyarrow reads (s3://, file://, ...)
     model: str | os.PathLike | None = None  # an exported classifier; None: the workspace's default one
-    output: str | None = None  # a file, a folder for parquet, "-" for stdout; None: the format's default
+    output: str | None = None  # a file, a parquet folder (or s3://bucket/run/), "-": stdout; None: the format's default
     format: str | None = None  # csv, jsonl or parquet; None: from the output's extension, else csv
     resume: bool = False  # keep the output's rows, skip their files, append the rest
     force: bool = False  # replace an existing output
     batch: int = DEFAULT_BATCH  # images per inference batch
     device: str = DEFAULT_DEVICE  # auto, cuda or cpu
-    workers: int | None = None  # decode threads of the local engine; None: one per core
+    workers: int | None = None  # decode threads of the local engine; None: one per core (4 for object stores)
     recursive: bool = True  # look inside sub-folders
     resize: str | None = None  # stretch or center-crop; None: what the model's metadata says
     detect: FaceOptions | bool | dict | None = None  # find, align and crop every face first (FaceOptions.of)
@@ -70,7 +72,7 @@ class ClassifyRequest:
         self._set("format", fmt)
         self._set("output", self.output or FORMATS[fmt].default_output)
         self._check_engine()
-        self._check_output()
+        self.check_output()
         self._check_faces()
 
     def _set(self, name: str, value) -> None:
@@ -101,7 +103,9 @@ class ClassifyRequest:
         for name in self.ray.given():
             raise RequestError(Option(name), " applies to ", Option("engine", "ray"))
 
-    def _check_output(self) -> None:
+    def check_output(self) -> None:
+        """Refuse an output the request may not touch as asked (one that holds rows,
+        without ``resume`` or ``force``); the run checks again once it holds the output's lock."""
         output, spec = self.output, FORMATS[self.format]
         if output == STDOUT:
             if self.resume:
@@ -110,18 +114,30 @@ class ClassifyRequest:
                 raise RequestError(Option("format", self.format), " writes a folder of files; give ",
                                    Option("output"), " FOLDER, not '-'")
             return
-        if spec.folder:
+        if is_remote(output):
+            exists = self._check_remote_output()
+        elif spec.folder:
             if os.path.exists(output) and not os.path.isdir(output):
                 raise RequestError(Option("output"), f" {output} is a file; ", Option("format", self.format),
                                    " writes a folder")
-            exists = os.path.isdir(output) and bool(os.listdir(output))
+            exists = os.path.isdir(output) and any(name != LOCK_NAME for name in os.listdir(output))
         else:
             if os.path.isdir(output):
                 raise RequestError(Option("output"), f" {output} is a folder; give a file name")
-            exists = os.path.exists(output)
+            exists = os.path.exists(output) and os.path.getsize(output) > 0  # an empty file holds no rows
         if exists and not (self.resume or self.force):
             raise RequestError(f"{output} already exists; pass ", Option("resume", True), " to continue it or ",
                                Option("force", True), " to replace it")
+
+    def _check_remote_output(self) -> bool:
+        """Whether the object-store output holds files already; only a folder of parts can go there."""
+        if not FORMATS[self.format].folder:
+            raise RequestError(Option("format", self.format), f" cannot write to {self.output}: an object cannot be "
+                               "appended to, so rows could not be kept as they come; use ", Option("format", "parquet"),
+                               " (a folder of parts, each written whole) or write the file locally")
+        from gender_cli.infer.parquet_parts import holds_files
+
+        return holds_files(self.output)
 
     def _check_faces(self) -> None:
         beside = {"require_face": self.require_face, "save_crops": self.save_crops, "draw": self.draw}

@@ -26,7 +26,6 @@ available core (``threads`` overrides).
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import threading
 from dataclasses import dataclass, field
@@ -239,7 +238,19 @@ def _create(path: Path, options: ort.SessionOptions, providers: list) -> ort.Inf
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-        raise ModelFileError(f"{path} is not a model onnxruntime can load: {first_line(exc)}") from None
+        raise ModelFileError(_not_loadable(path, exc)) from None
+
+
+def _not_loadable(path: Path, exc: Exception) -> str:
+    """Why ``path`` does not load; for a weights file, what makes a classifier of it."""
+    from gender_cli.convert.formats import weights_kind
+
+    kind = weights_kind(path)
+    if kind is None:
+        return f"{path} is not a model onnxruntime can load: {first_line(exc)}"
+    return (f"{path} is {kind} weights, not an exported classifier: 'gender-cli convert {path}', then "
+            "'gender-cli train DATA/' (or 'gender-cli export' for a ready classifier) make the "
+            "classifier-fp32.onnx that --model takes")
 
 
 def _create_with_cuda(path: Path, options: ort.SessionOptions) -> tuple[ort.InferenceSession, str | None]:
@@ -271,41 +282,31 @@ def _cuda_load_problem() -> str | None:
 
 
 def read_model_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
+    """The graph's contract, every metadata key checked (``contract.read_metadata``)."""
     raw = dict(session.get_modelmeta().custom_metadata_map)
-    missing = [key for key in contract.REQUIRED_KEYS if key not in raw]
-    if missing:
-        raise ModelFileError(
-            f"{path} lacks the gender-cli metadata ({', '.join(missing)}); "
-            "was it written by 'gender-cli export'?"
-        )
     try:
-        labels = tuple(str(label) for label in json.loads(raw[Meta.LABELS]))
-        threshold = float(raw[Meta.THRESHOLD])
-        input_size = tuple(int(v) for v in json.loads(raw[Meta.INPUT_SIZE]))
-        mean = tuple(float(v) for v in json.loads(raw[Meta.MEAN]))
-        metrics = json.loads(raw[Meta.METRICS]) if raw.get(Meta.METRICS) else None
+        values = contract.read_metadata(raw)
         heads = contract.graph_heads(raw)
-    except (ValueError, TypeError) as exc:
-        raise ModelFileError(f"{path} has malformed gender-cli metadata: {exc}") from None
-    if len(input_size) != 3 or input_size[2] != 3 or min(input_size) < 1:
-        raise ModelFileError(f"{path}: metadata input_size {list(input_size)} is not [H, W, 3]")
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
     return ModelInfo(
-        labels=labels,
-        threshold=threshold,
-        input_size=input_size,
-        mean=mean,
-        descriptor=raw[Meta.DESCRIPTOR],
-        precision=raw[Meta.PRECISION],
-        standin=raw[Meta.STANDIN].strip().lower() == "true",
-        kind=raw[Meta.KIND],
-        metrics=metrics,
-        resize=raw.get(Meta.RESIZE) or DEFAULT_RESIZE,
+        labels=values[Meta.LABELS],
+        threshold=values[Meta.THRESHOLD],
+        input_size=values[Meta.INPUT_SIZE],
+        mean=tuple(values[Meta.MEAN]),
+        descriptor=values[Meta.DESCRIPTOR],
+        precision=values[Meta.PRECISION],
+        standin=values[Meta.STANDIN],
+        kind=values[Meta.KIND],
+        metrics=values.get(Meta.METRICS),
+        resize=values.get(Meta.RESIZE) or DEFAULT_RESIZE,
         raw=raw,
         heads=heads,
     )
 
 
 def _check_io(session: ort.InferenceSession, info: ModelInfo, path: Path) -> None:
+    """The metadata against the graph itself: the image input, its size, the heads' outputs."""
     inputs = {i.name: i for i in session.get_inputs()}
     image_input = inputs.get(contract.INPUT_NAME)
     if image_input is None or image_input.type != "tensor(uint8)":
@@ -313,12 +314,22 @@ def _check_io(session: ort.InferenceSession, info: ModelInfo, path: Path) -> Non
             f"{path}: expected a uint8 input named {contract.INPUT_NAME!r}, found "
             + ", ".join(f"{i.name} ({i.type})" for i in inputs.values())
         )
-    outputs = {o.name for o in session.get_outputs()}
+    shape = list(image_input.shape)
+    fixed = [(dim, want) for dim, want in zip(shape[1:], info.input_size) if isinstance(dim, int) and dim > 0]
+    if len(shape) != 4 or any(dim != want for dim, want in fixed):
+        raise ModelFileError(f"{path}: metadata input_size {list(info.input_size)} disagrees with the graph's "
+                             f"input {shape} (N, H, W, 3)")
+    outputs = {o.name: o for o in session.get_outputs()}
     for name in info.heads:
         if contract.HEADS[name].output not in outputs:
             raise ModelFileError(f"{path}: {name} head without a {contract.HEADS[name].output!r} output")
-    if contract.GENDER_HEAD in info.heads and len(info.labels) != 2:
-        raise ModelFileError(f"{path}: expected 2 labels in metadata, found {list(info.labels)}")
+    if contract.GENDER_HEAD in info.heads:
+        if len(info.labels) != 2:
+            raise ModelFileError(f"{path}: expected 2 labels in metadata, found {list(info.labels)}")
+        width = outputs[contract.PROBABILITIES].shape[-1] if outputs[contract.PROBABILITIES].shape else None
+        if isinstance(width, int) and width != len(info.labels):
+            raise ModelFileError(f"{path}: the {contract.PROBABILITIES!r} output gives {width} probabilities "
+                                 f"for the {len(info.labels)} labels of its metadata")
 
 
 def load_classifier(

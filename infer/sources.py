@@ -12,7 +12,8 @@ the way the source was spelled: ``folder/a.jpg``, ``file:///data/a.jpg``,
   deep and silently drops dangling links.
 - Other URIs are listed by pyarrow (``FileSelector``, sorted by path) and read through
   the same file system object, which travels to the decode tasks (pyarrow file systems
-  pickle). Object stores have no links, so nothing else is needed.
+  pickle). Object stores have no links, so nothing else is needed; ``object_store``
+  says which of their errors are a file's row and which stop the run.
 
 Both engines list and read through this module. On a Ray cluster, local paths must
 name the same files on every node (a shared disk); an object-store URI needs nothing
@@ -28,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from gender_cli.errors import GenderCliError, first_line
+from gender_cli.errors import GenderCliError
 from gender_cli.infer.files import list_image_files
+from gender_cli.infer.object_store import missing_bucket, open_store, read_object, store_errors
 
 FILE_SCHEME = "file://"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -37,6 +39,11 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 def is_uri(source: str | os.PathLike) -> bool:
     return isinstance(source, str) and bool(_URI.match(source))
+
+
+def is_remote(source: str | os.PathLike) -> bool:
+    """A URI that pyarrow opens (an object store, HDFS, ...): anything but a local path or ``file://``."""
+    return is_uri(source) and not str(source).startswith(FILE_SCHEME)
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ def list_sources(sources: Sequence[str | os.PathLike], recursive: bool = True) -
             listing.files.append(name)
 
     for source in sources:
-        if is_uri(source) and not str(source).startswith(FILE_SCHEME):
+        if is_remote(source):
             root, names = _list_remote(str(source), recursive)
             listing.roots.append(root)
         else:
@@ -83,13 +90,13 @@ def without(files: list[str], targets: Sequence[str | os.PathLike | None]) -> li
     """``files`` less those that are, or lie inside, one of ``targets`` (the run's own
     output, a Parquet folder, the crops and drawings it writes): what a run writes into a
     folder it classifies must not become its input."""
-    roots = [os.path.realpath(t) for t in targets if t and str(t) != "-"]
+    roots = [str(t).rstrip("/") if is_remote(t) else os.path.realpath(t) for t in targets if t and str(t) != "-"]
     return [name for name in files if not any(_inside(name, root) for root in roots)] if roots else files
 
 
 def _inside(name: str, root: str) -> bool:
-    if is_uri(name) and not name.startswith(FILE_SCHEME):
-        return False
+    if is_remote(name) or is_remote(root):
+        return name == root or name.startswith(root + "/")
     real = os.path.realpath(local_path(name))
     return real == root or real.startswith(root + os.sep)
 
@@ -107,20 +114,17 @@ def local_path(source: str | os.PathLike) -> str | os.PathLike:
 def _list_remote(uri: str, recursive: bool) -> tuple[RemoteRoot, list[str]]:
     import pyarrow.fs as pafs
 
-    try:
-        filesystem, base = pafs.FileSystem.from_uri(uri)
+    filesystem, base = open_store(uri)
+    with store_errors(f"cannot open {uri}"):
         info = filesystem.get_file_info(base)
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for unparsable or unreachable URIs
-        raise GenderCliError(f"cannot open {uri}: {first_line(exc)}") from None
-    if info.type == pafs.FileType.NotFound:
-        raise GenderCliError(f"no such file or folder: {uri}")
+        if info.type == pafs.FileType.NotFound:
+            bucket = missing_bucket(filesystem, base)
+            raise GenderCliError(f"no such bucket: {bucket} ({uri})" if bucket else f"no such file or folder: {uri}")
     if info.type == pafs.FileType.File:
         return RemoteRoot(uri, filesystem, base), [uri]
     prefix, base = uri.rstrip("/") + "/", base.rstrip("/") + "/"
-    try:
+    with store_errors(f"cannot list {uri}"):
         infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive))
-    except Exception as exc:
-        raise GenderCliError(f"cannot list {uri}: {first_line(exc)}") from None
     paths = sorted(i.path for i in infos if i.type == pafs.FileType.File)
     return RemoteRoot(prefix, filesystem, base), [prefix + p[len(base):] for p in paths]
 
@@ -131,6 +135,11 @@ class Reader:
     def __init__(self, roots: Sequence[RemoteRoot] = ()):
         self.roots = sorted(roots, key=lambda r: len(r.prefix), reverse=True)  # the most specific first
 
+    @property
+    def remote(self) -> bool:
+        """Whether some files come from an object store (reads that wait on the network)."""
+        return bool(self.roots)
+
     def __call__(self, name: str | os.PathLike) -> bytes:
         name = str(name)
         for root in self.roots:
@@ -140,6 +149,5 @@ class Reader:
                 location = root.base + name[len(root.prefix):]
             else:
                 continue
-            with root.filesystem.open_input_stream(location) as stream:
-                return stream.read()
+            return read_object(root.filesystem, location, root.base, name)
         return Path(local_path(name)).read_bytes()

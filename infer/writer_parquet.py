@@ -12,35 +12,34 @@ resumed run does not recognise it (that file gets a second row; CSV/JSONL keep t
 exact bytes and have no such gap).
 
 Durability: rows are buffered and written as one part every ``rows_per_part`` rows or
-``seconds_per_part`` seconds, and at close (Ctrl-C included). A part is written under
-a hidden temporary name, fsync'ed, then renamed, so the folder only ever holds
-complete parts; a hard kill loses at most the rows buffered since the last part, and
-``--resume`` classifies those files again. Resuming reads the ``path`` and ``error``
-columns of the parts present (stray temporary files are removed) and appends parts
-numbered after them.
+``seconds_per_part`` seconds, and at close (Ctrl-C included). Each part is committed
+whole (``parquet_parts``: a temporary name, then a rename in a local folder or a copy
+in an object store), so the folder only ever holds complete parts; a hard kill loses
+at most the rows buffered since the last part, and ``--resume`` classifies those files
+again. Resuming reads the ``path`` and ``error`` columns of the parts present (stray
+temporary files are removed) and appends parts numbered after them.
+
+The folder may be a prefix in an object store (``-o s3://bucket/run/``): the same
+parts, committed the same way, and read back by ``--resume`` from there.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gender_cli.errors import GenderCliError
+from gender_cli.infer.parquet_parts import Parts, open_parts, part_name
 from gender_cli.infer.row_columns import decode_names, rows_to_columns
 from gender_cli.infer.rows import Columns, Row, category_of
 from gender_cli.infer.writer import STDOUT, ExistingRows
 
 ROWS_PER_PART = 100_000
 SECONDS_PER_PART = 60.0
-_PART = re.compile(r"^part-(\d+)\.parquet$")
-_TEMPORARY = re.compile(r"^\.part-\d+\.parquet\.tmp$")
 
 
 def schema(columns: Columns) -> pa.Schema:
@@ -50,22 +49,22 @@ def schema(columns: Columns) -> pa.Schema:
 
 
 class ParquetWriter:
-    """Buffers rows and writes them as numbered, atomically renamed part files. Rows come
+    """Buffers rows and writes them as numbered part files, each committed whole. Rows come
     as ``Row`` objects (``write``) or as columns (``write_columns``, the Ray engine's
     blocks, turned into Arrow arrays without a Python object per row)."""
 
     def __init__(
         self,
-        folder: Path,
+        parts: Parts,
         columns: Columns,
         next_part: int = 0,
         rows_per_part: int = ROWS_PER_PART,
         seconds_per_part: float = SECONDS_PER_PART,
     ):
-        self.output = str(folder)
+        self.output = parts.shown
         self.fmt = "parquet"
         self.labels, self.values = columns.labels, columns.values
-        self.folder = folder
+        self.parts = parts
         self.schema = schema(columns)
         self.rows_per_part = rows_per_part
         self.seconds_per_part = seconds_per_part
@@ -90,15 +89,9 @@ class ParquetWriter:
     def flush(self) -> None:
         if not self._pending_rows:
             return
-        table = pa.concat_tables(self._pending)
-        name = f"part-{self._next_part:05d}.parquet"
-        temporary = self.folder / f".{name}.tmp"
-        with open(temporary, "wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.folder / name)
-        _fsync_folder(self.folder)
+        encoded = pa.BufferOutputStream()
+        pq.write_table(pa.concat_tables(self._pending), encoded)
+        self.parts.commit(part_name(self._next_part), encoded.getvalue())
         self._next_part += 1
         self._pending = []
         self._pending_rows = 0
@@ -127,16 +120,23 @@ class ParquetWriter:
     def __enter__(self) -> ParquetWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, *exc) -> None:
+        # When the run already failed (a lost store fails the last part too), its error is
+        # the one to report; the rows of a part that could not be written are redone by --resume.
+        try:
+            self.close()
+        except Exception:
+            if kind is None:
+                raise
 
 
 def open_output(
     output: str, fmt: str, columns: Columns, resume: bool = False,
     incomplete: Callable[[list[dict]], set[str]] | None = None,
 ) -> tuple[ParquetWriter, ExistingRows]:
-    """Open the folder ``output`` for Parquet parts; with ``resume``, read what it holds
-    (see ``writer.open_writer``; one row per file: no ``extra`` columns).
+    """Open the folder ``output`` (local, or an object-store prefix) for Parquet parts;
+    with ``resume``, read what it holds (see ``writer.open_writer``; one row per file: no
+    ``extra`` columns).
 
     Without ``resume`` the parts already there are removed (the request refuses an
     output with rows unless it says ``force``); other files in the folder are left alone.
@@ -145,47 +145,28 @@ def open_output(
         raise GenderCliError("parquet output holds one row per file; write the face rows as CSV or JSONL")
     if output == STDOUT:
         raise GenderCliError("parquet output is a folder of files; give a folder name, not '-'")
-    folder = Path(output)
-    if folder.exists() and not folder.is_dir():
-        raise GenderCliError(f"{folder} is a file; parquet output is a folder")
-    if not folder.parent.is_dir():
-        raise GenderCliError(f"output folder does not exist: {folder.parent}")
-    folder.mkdir(exist_ok=True)
-    for entry in folder.iterdir():
-        if _TEMPORARY.match(entry.name):
-            entry.unlink()  # an interrupted part: its rows are not in any finished part
-    parts = sorted((int(m.group(1)), folder / m.group(0)) for m in map(_PART.match, os.listdir(folder)) if m)
+    parts = open_parts(output)
+    parts.remove_temporaries()
+    numbered = parts.numbered()
     existing = ExistingRows()
     if resume:
         expected = columns.names
-        for _, part in parts:
-            try:
-                names = pq.read_schema(part).names
-                table = pq.read_table(part, columns=["path", "error"]) if names == expected else None
-            except (pa.ArrowException, OSError) as exc:
-                raise GenderCliError(f"cannot resume {folder}: {part.name} is not readable Parquet ({exc})") from None
+        for _, name in numbered:
+            names, table = parts.read(name, expected)
             if table is None:
                 raise GenderCliError(
-                    f"cannot resume {folder}: {part.name} has the columns {names}, not {expected} "
+                    f"cannot resume {output}: {name} has the columns {names}, not {expected} "
                     "(another model?); choose a new output or --force"
                 )
             for path, error in zip(table.column("path").to_pylist(), table.column("error").to_pylist()):
                 existing.categories[path] = category_of(error)
     else:
-        for _, part in parts:
-            part.unlink()
-        parts = []
-    next_part = parts[-1][0] + 1 if parts else 0
-    return ParquetWriter(folder, columns, next_part=next_part), existing
+        for _, name in numbered:
+            parts.remove(name)
+        numbered = []
+    next_part = numbered[-1][0] + 1 if numbered else 0
+    return ParquetWriter(parts, columns, next_part=next_part), existing
 
 
 def _utf8(name: str) -> str:
     return name.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -25,6 +25,7 @@ whose group is not whole are cut off too, so those files are done again.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -106,7 +107,7 @@ class AppendingWriter:
             raise
 
     def _sync(self) -> None:
-        os.fsync(self._fd)
+        _sync(self._fd)
         self._synced = time.monotonic()
 
     def write_columns(self, columns) -> None:
@@ -200,8 +201,17 @@ def open_output(
     if writer.heading():
         with names_file(path):
             write_all(fd, _to_bytes(writer.heading()))
-            os.fsync(fd)
+            _sync(fd)
     return writer, ExistingRows()
+
+
+def _sync(fd: int) -> None:
+    """fsync, except for what cannot be synced (``-o /dev/null``, a pipe: EINVAL)."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
 
 
 def _cut(fd: int, size: int) -> None:

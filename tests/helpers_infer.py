@@ -331,3 +331,34 @@ def classify_files(sources, model, output, on_start=None, on_batch=None, opened=
     options.setdefault("device", "cpu")
     request = ClassifyRequest(sources, model=model, output=str(output), **options)
     return classify(request, engine=opened, on_start=on_start, on_batch=on_batch)
+
+
+# -- rows as the real readers give them back, and comparing two runs' rows ----------------
+def parquet_rows(folder, filesystem=None) -> dict[str, dict]:
+    """The rows of a Parquet output folder (local, or a path in ``filesystem``), by path;
+    pyarrow reads the folder of parts as one table."""
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(str(folder), filesystem=filesystem).to_pylist()
+    by_path = {r["path"]: r for r in rows}
+    assert len(by_path) == len(rows), "a file has more than one row"
+    return by_path
+
+
+def jsonl_rows(path: Path) -> dict[str, dict]:
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")  # names that are not UTF-8 stay exact
+    return {r["path"]: r for r in map(json.loads, text.splitlines())}
+
+
+def assert_same_rows(rows: dict[str, dict], local_rows: dict[str, dict], rename=lambda p: p) -> None:
+    """``rows`` (another engine's or another source's, names mapped by ``rename``) are the
+    local run's: the same files, labels and errors, probabilities within 1e-6."""
+    assert {rename(p) for p in rows} == set(local_rows)
+    for path, row in rows.items():
+        local = local_rows[rename(path)]
+        assert row["label"] == local["label"] and row["error"] == local["error"], path
+        for key in ("p_male", "p_female"):
+            if local[key] is None:
+                assert row[key] is None
+            else:
+                assert abs(row[key] - local[key]) <= 1e-6, (path, key)

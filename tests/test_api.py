@@ -173,7 +173,8 @@ def test_convert_then_export_through_python(tmp_path, workspace):
     write_random_head(workspace / "runs" / "001", 16)  # the tiny stand-in's relu7 has 16 values
     notes = []
     result = gender_cli.export(on_note=notes.append, set_default=True)
-    assert result.path == workspace / "models" / "classifier-fp32.onnx" and notes == []
+    assert result.path == workspace / "models" / "classifier-fp32.onnx"
+    assert notes == [f"using the heads of the latest training run, {workspace / 'runs' / '001'}"]
     assert Classifier(device="cpu").path == result.path  # set_default made it the default
 
 

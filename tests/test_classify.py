@@ -172,7 +172,7 @@ def test_cli_interrupt_exits_130_with_a_resume_hint(model, good_folder, tmp_path
     from gender_cli.infer import classify as classify_module
 
     def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+        raise classify_module.Interrupted(opened=True)
 
     monkeypatch.setattr(classify_module, "classify", interrupted)
     result = run("classify", good_folder, "--model", model, "-o", tmp_path / "x.csv")
@@ -219,6 +219,16 @@ def test_model_problems_exit_1_with_a_reason(good_folder, tmp_path):
     result = run("classify", good_folder, "--model", backbone, "-o", out)
     assert result.exit_code == 1 and "not a classifier" in result.output
     assert not out.exists()
+
+
+def test_a_weights_file_as_model_says_how_to_make_a_classifier(good_folder, tmp_path):
+    from helpers_mat import tiny_variables, write
+
+    weights = write(tmp_path, tiny_variables("release"), "5", name="vgg_face.mat")
+    result = run("classify", good_folder, "--model", weights, "-o", tmp_path / "o.csv")
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert f"{weights} is MATLAB weights, not an exported classifier: 'gender-cli convert {weights}'" in result.output
+    assert "INVALID_PROTOBUF" not in result.output
 
 
 def test_without_model_uses_the_workspace_classifier(model, good_folder, tmp_path):

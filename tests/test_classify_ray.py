@@ -1,7 +1,9 @@
 """``classify --engine ray``: the local engine's rows from Ray Data stages, and nothing lost.
 
 One local Ray (2 CPUs) serves the whole module; the tiny stand-in classifier keeps each
-run to seconds. The two-raylet cluster test is marked slow.
+run to seconds. The test that loses a node of a two-raylet cluster (``ray start``,
+``local_services.RayNodes``) is marked slow. Reading from and writing to S3 on Ray is
+in test_s3.py.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ from gender_cli.infer.engine_ray import RayOptions  # noqa: E402
 from gender_cli.infer.session import load_classifier  # noqa: E402
 
 from helpers_train import read_csv  # noqa: E402
-from helpers_infer import classify_files, interrupt_after, write_noise_images, write_tiny_classifier  # noqa: E402
+from helpers_infer import (  # noqa: E402
+    assert_same_rows, classify_files, interrupt_after, jsonl_rows, parquet_rows, write_noise_images,
+    write_tiny_classifier,
+)
 
 SIZE = 32
 # as outside pytest: Pillow's decompression-bomb warning is an error (images.py sets it)
@@ -45,25 +50,6 @@ def local_ray():
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def parquet_rows(folder: Path) -> dict[str, dict]:
-    rows = pq.read_table(folder).to_pylist()  # pyarrow reads the folder of parts as one table
-    by_path = {r["path"]: r for r in rows}
-    assert len(by_path) == len(rows), "a file has more than one row"
-    return by_path
-
-
-def assert_same_rows(ray_rows: dict[str, dict], local_rows: dict[str, dict], rename=lambda p: p) -> None:
-    assert {rename(p) for p in ray_rows} == set(local_rows)
-    for path, row in ray_rows.items():
-        local = local_rows[rename(path)]
-        assert row["label"] == local["label"] and row["error"] == local["error"], path
-        for key in ("p_male", "p_female"):
-            if local[key] is None:
-                assert row[key] is None
-            else:
-                assert abs(row[key] - local[key]) <= 1e-6, (path, key)
 
 
 def test_ray_gives_the_local_rows_on_the_bad_input_corpus(local_ray, model, corpus, tmp_path):
@@ -280,11 +266,6 @@ def test_file_uri_and_pyarrow_sources(local_ray, model, corpus, tmp_path):
     assert ray_rows[f"file://{root}/" + os.fsdecode(b"not-utf8-\xff.jpg")]["label"]
 
 
-def jsonl_rows(path: Path) -> dict[str, dict]:
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")  # names that are not UTF-8 stay exact
-    return {r["path"]: r for r in map(json.loads, text.splitlines())}
-
-
 def test_decoding_stays_in_its_own_tasks_even_when_resources_match(local_ray, model, tmp_path):
     """Ray Data fuses stages whose resource requests are equal; decoding inside the actor
     would serialise it with inference, so the stages must stay apart."""
@@ -372,61 +353,96 @@ def test_bench_with_detect_runs_the_ray_pass_detecting_too(local_ray, model, pho
 
 
 @pytest.mark.slow
-def test_two_raylets_started_with_ray_start(model, tmp_path):
-    """A cluster as users have one: ``ray start --head`` and ``ray start --address``,
-    then ``RAY_ADDRESS=... gender-cli classify --engine ray`` in a fresh process."""
+def test_a_node_lost_mid_run_on_raylets_started_with_ray_start(tmp_path):
+    """A cluster as users have one: ``ray start --head`` (2 CPUs) and ``ray start
+    --address`` (1 CPU), then ``RAY_ADDRESS=... gender-cli classify --engine ray`` in a
+    fresh process. Mid-run the second node, which holds one of the two inference actors,
+    loses every process at once (a preempted machine): its decode tasks and its actor are
+    redone on the head, and every file still gets exactly one row, the local engine's."""
+    from local_services import QUICK_NODE_DEATH, RayNodes  # the stall with Ray's defaults: measure_node_loss.py
+
+    slow = write_tiny_classifier(tmp_path / "slow.onnx", size=SIZE, busy=16)  # ~0.1 s a batch
+    folder = write_noise_images(tmp_path / "faces", 60)
+    out = tmp_path / "rows.jsonl"
+    with RayNodes(head_cpus=2, settings=QUICK_NODE_DEATH) as cluster:
+        cluster.add_node(cpus=1)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "gender_cli", "classify", str(folder), "--model", str(slow), "-o", str(out),
+             "--engine", "ray", "--actors", "2", "--cpus-per-actor", "0.5", "--batch", "2"],
+            env=cluster.environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        written = _rows_once(out, at_least=10, process=run)
+        assert any(ACTOR_TITLE.decode() in command for command in cluster.processes(1).values())
+        cluster.kill(1)
+        _, stderr = run.communicate(timeout=300)
+    assert written < 60, "the run ended before the node was lost"
+    assert run.returncode == 0, stderr
+    assert "3 CPUs and 0 GPUs on 2 nodes" in stderr and "2 inference actors" in stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["path"] for r in records) == sorted(str(p) for p in folder.iterdir())  # each once
+    classify_files([folder], slow, tmp_path / "local.jsonl", batch=2)
+    assert_same_rows({r["path"]: r for r in records}, jsonl_rows(tmp_path / "local.jsonl"))
+
+
+def _rows_once(path: Path, at_least: int, process: subprocess.Popen, timeout: float = 300) -> int:
+    """Waits until ``path`` holds ``at_least`` rows; returns how many it holds then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = path.read_bytes().count(b"\n") if path.exists() else 0
+        if rows >= at_least:
+            return rows
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended with {process.returncode} before writing {at_least} rows: "
+                                 f"{process.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {at_least} rows")
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line contains ``text`` (Ray's own: gcs_server, raylet, agents)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_ctrl_c_while_ray_starts_exits_130_honestly_and_leaves_no_ray_process(model, tmp_path):
+    """Ctrl-C while the run's own Ray is starting: exit 130 with one line that does not
+    claim rows in an output never opened, and every process that Ray started gone
+    (before: SIGSEGV some of the time, agents left running for minutes)."""
     import tempfile
 
-    folder = write_noise_images(tmp_path / "faces", 20)
-    ray_cli = str(Path(sys.executable).with_name("ray"))
-    port = str(_free_port())
-    address = f"127.0.0.1:{port}"
-    # Ray 2.60 clusters from `ray start` require a token (~/.ray/auth_token); clients say so.
-    # A private temp dir keeps this cluster out of /tmp/ray (where plain ray.init() looks).
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    temp_dir = tempfile.mkdtemp(prefix="gcr-", dir="/tmp")  # Unix socket paths must stay short
-    common = ["--num-cpus", "1", "--block", "--disable-usage-stats", "--temp-dir", temp_dir]
-    nodes = [subprocess.Popen(
-        [ray_cli, "start", "--head", "--port", port, "--include-dashboard", "false", *common],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )]
+    folder = write_noise_images(tmp_path / "faces", 4)
+    out = tmp_path / "rows.csv"
+    ray_dir = tempfile.mkdtemp(prefix="gcr", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    env = {**os.environ, "RAY_TMPDIR": ray_dir}
+    env.pop("RAY_ADDRESS", None)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "gender_cli", "classify", str(folder), "--model", str(model), "-o", str(out),
+         "--engine", "ray", "--device", "cpu", "-q"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
     try:
-        _wait_for_nodes(address, 1, env)
-        nodes.append(subprocess.Popen(
-            [ray_cli, "start", "--address", address, *common],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        ))
-        _wait_for_nodes(address, 2, env)
-        out = tmp_path / "rows.csv"
-        result = subprocess.run(
-            [sys.executable, "-m", "gender_cli", "classify", str(folder), "--model", str(model), "-o", str(out),
-             "--engine", "ray", "--actors", "2", "--cpus-per-actor", "0.5", "--batch", "2"],
-            env={**env, "RAY_ADDRESS": address}, capture_output=True, text=True, timeout=300,
-        )
-        assert result.returncode == 0, result.stderr
-        assert "2 CPUs and 0 GPUs on 2 nodes" in result.stderr and "2 inference actors" in result.stderr
-        assert sorted(r["path"] for r in read_csv(out)) == sorted(str(p) for p in folder.iterdir())
+        deadline = time.monotonic() + 120
+        while not _processes_mentioning(ray_dir) and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        assert _processes_mentioning(ray_dir), "Ray never started"
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=120)
     finally:
-        for process in reversed(nodes):  # the worker node first; each drains, then stops what it started
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=120)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_nodes(address: str, count: int, env: dict, timeout: float = 120) -> None:
-    probe = f"import ray; ray.init(address={address!r}, logging_level='ERROR'); print(len([n for n in ray.nodes() if n['Alive']]))"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
-        if result.returncode == 0 and result.stdout.strip().splitlines()[-1:] == [str(count)]:
-            return
-        time.sleep(1)
-    raise AssertionError(f"the Ray cluster at {address} did not reach {count} nodes")
+        if child.poll() is None:
+            child.kill()
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("Warning: this model")]
+    assert child.returncode == 130, stderr
+    assert len(lines) == 1 and lines[0].startswith("Interrupted") and "complete" not in lines[0], stderr
+    assert not out.exists()
+    deadline = time.monotonic() + 30
+    while _processes_mentioning(ray_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_mentioning(ray_dir)
+    shutil.rmtree(ray_dir, ignore_errors=True)

@@ -80,17 +80,27 @@ def test_os_error_without_a_path_is_not_disguised(tmp_path, monkeypatch):
 def test_bench_json_below_a_file_fails_before_benchmarking(a_file):
     # the workspace has no classifier: the --output check must come first
     result = run(["bench", "-o", str(a_file / "sub" / "bench.json")])
-    assert_one_line_error(result, 2, f"Invalid value for --output: {a_file} is a file; a folder is needed there")
+    assert_one_line_error(result, 1, f"--output: {a_file} is a file; a folder is needed there")
 
 
 def test_evaluate_output_below_a_file_fails_before_inference(tmp_path, a_file):
     result = run(["evaluate", str(tmp_path), "-o", str(a_file / "sub")])
-    assert_one_line_error(result, 2, f"Invalid value for --output: {a_file} is a file; a folder is needed there")
+    assert_one_line_error(result, 1, f"--output: {a_file} is a file; a folder is needed there")
 
 
 def test_train_output_below_a_file_fails_before_reading_data(tmp_path, a_file):
     result = run(["train", str(tmp_path / "no-data"), "-o", str(a_file / "run")])
-    assert_one_line_error(result, 2, f"Invalid value for --output: {a_file} is a file; a folder is needed there")
+    assert_one_line_error(result, 1, f"--output: {a_file} is a file; a folder is needed there")
+
+
+def test_an_output_that_cannot_be_written_is_exit_1_for_every_verb(tmp_path, a_file):
+    model = write_tiny_classifier(tmp_path / "classifier-fp32.onnx")
+    (tmp_path / "photos").mkdir()
+    for args in (["classify", str(tmp_path / "photos"), "--model", str(model), "-o", str(a_file / "rows.csv")],
+                 ["bench", "--model", str(model), "-o", str(a_file / "bench.json")]):
+        result = run(args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, (args[0], result.output)
+        assert str(a_file) in result.output and result.output.count("Error:") == 1
 
 
 def test_bench_json_into_a_new_folder_still_works(tmp_path):
@@ -165,6 +175,19 @@ def test_demo_never_empties_a_user_folder_that_merely_has_a_workspace(tmp_path):
     result = run(["demo", "-o", str(folder)])
     assert_one_line_error(result, 2, f"{folder} exists and is not an earlier demo (it holds thesis.tex)")
     assert (folder / "thesis.tex").read_text() == "precious\n"
+
+
+def test_demo_writes_under_the_workspace_never_into_the_current_folder(tmp_path, monkeypatch, workspace):
+    """Its default folder is $GENDER_CLI_HOME/demo: shown here by the refusal of a foreign
+    file there, before anything runs; the current folder (a clone, say) stays empty."""
+    here = tmp_path / "clone"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    (workspace / "demo").mkdir(parents=True)
+    (workspace / "demo" / "notes.txt").write_text("mine\n")
+    result = run(["demo"])
+    assert_one_line_error(result, 2, f"{workspace / 'demo'} exists and is not an earlier demo (it holds notes.txt)")
+    assert list(here.iterdir()) == []
 
 
 # -- bench ---------------------------------------------------------------------------------

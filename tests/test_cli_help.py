@@ -42,3 +42,10 @@ def test_help_uses_words_a_user_knows():
     text = _help() + "".join(_help(verb) for verb in COMMANDS)
     for internal in ("seed 0", "seeds", "used-by"):
         assert internal not in text
+
+
+@pytest.mark.parametrize("typed, meant", [("clasify", "classify"), ("exprot", "export"), ("bnech", "bench")])
+def test_a_misspelled_verb_gets_a_did_you_mean(typed, meant):
+    result = CliRunner().invoke(cli, [typed, "x"])
+    assert result.exit_code == 2
+    assert f"No such command '{typed}'. Did you mean '{meant}'?" in result.output

@@ -429,3 +429,28 @@ def test_without_fp32_or_a_choice_there_is_no_default(converted):
         workspace.default_classifier()
     r = CliRunner().invoke(cli, ["export", "--backbone-only", "--set-default"])
     assert r.exit_code == 2 and "needs a classifier" in r.output
+
+
+def test_cli_says_which_run_s_heads_it_used(converted):
+    run_dir = workspace.new_run_dir()
+    save_head(run_dir, "relu7", 16)
+    result = CliRunner().invoke(cli, ["export", "-q"])
+    assert result.exit_code == 0, result.output
+    assert f"using the heads of the latest training run, {run_dir}" in result.stderr
+
+
+def test_a_graph_that_misses_its_goal_exits_4_and_is_not_made_the_default(converted, monkeypatch):
+    """A script must be able to tell: exit status 4, and --set-default leaves the default alone."""
+    from gender_cli.export import export as export_module
+
+    real = export_module.compare
+
+    def missing(*args, **kwargs):
+        return {**real(*args, **kwargs), "meets_goal": False}
+
+    monkeypatch.setattr(export_module, "compare", missing)
+    save_head(workspace.new_run_dir(), "relu7", 16)
+    result = CliRunner().invoke(cli, ["export", "--precision", "fp16", "--set-default"])
+    assert result.exit_code == 4, result.output
+    assert "MISSES the goal" in result.stdout and "Not made the default classifier" in result.stderr
+    assert workspace.classifier_path("fp16").is_file() and not workspace.default_pointer().exists()

@@ -41,9 +41,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gender_cli.bench.machine import descends_from, package_versions
+from gender_cli.bench.machine import descends_from
 from measure_convert import machine_info
-from record import RESULTS, SHARED_FACES, record
+from record import RESULTS, SHARED_FACES, header, machine_line, record
 from standin_models import standin_classifier, subset
 
 DRIVER_BLOCK_ROWS = 64  # classify's default --batch: one result block per batch
@@ -224,31 +224,35 @@ def decode_rates(folder: Path, size: tuple[int, int]) -> dict:
 
 
 def driver_rates(batch: int, rows: int = 50_000) -> dict:
+    rates = {}
+    with tempfile.TemporaryDirectory(prefix="measure-ray-driver-") as tmp:
+        for fmt, name in (("csv", "rows.csv"), ("parquet", "rows")):
+            write_rate(str(Path(tmp) / f"warm-{name}"), fmt, batch, batch)  # one-time imports (pyarrow loads pandas)
+            rates[f"{fmt}_rows_per_second"] = write_rate(str(Path(tmp) / name), fmt, batch, rows)
+    return {"block_rows": batch, **rates}
+
+
+def write_rate(output: str, fmt: str, batch: int, rows: int) -> float:
+    """Rows per second that a run's writer turns into durable ``fmt`` output at ``output``,
+    given as the Ray engine hands them over (blocks of ``batch`` rows as columns)."""
     from gender_cli import contract
     from gender_cli.infer.classify import ClassifySummary
     from gender_cli.infer.row_columns import rows_to_columns
     from gender_cli.infer.rows import Block, Columns, FileDone, Row, category_of
-    from gender_cli.infer.writer import open_writer as open_output
+    from gender_cli.infer.writer import open_writer
 
     sample = [Row(f"s3://bucket/faces/{i:07d}.jpg", "female", [0.25, 0.75], None) for i in range(batch)]
     block = rows_to_columns(sample, len(contract.LABELS))
-    rates = {}
-    with tempfile.TemporaryDirectory(prefix="measure-ray-driver-") as tmp:
-        for fmt, name in (("csv", "rows.csv"), ("parquet", "rows")):
-            with open_output(str(Path(tmp) / f"warm-{name}"), fmt, Columns(contract.LABELS))[0] as warm:
-                warm.write_columns(block)  # one-time imports (pyarrow loads pandas) stay out of the rate
-            writer, _ = open_output(str(Path(tmp) / name), fmt, Columns(contract.LABELS))
-            summary = ClassifySummary(output=name, model="", format=fmt, engine="ray", providers=[], notice=None,
-                                      standin=True, files=rows)
-            started = time.perf_counter()
-            with writer:
-                for _ in range(rows // batch):  # what the run does with each block of the Ray engine
-                    done = Block(columns=block, done=[FileDone(category_of(str(e)) if e else None)
-                                                      for e in block["error"]])
-                    writer.write_columns(done.columns)
-                    summary.add(done)
-            rates[f"{fmt}_rows_per_second"] = (rows // batch) * batch / (time.perf_counter() - started)
-    return {"block_rows": batch, **rates}
+    writer, _ = open_writer(output, fmt, Columns(contract.LABELS))
+    summary = ClassifySummary(output=output, model="", format=fmt, engine="ray", providers=[], notice=None,
+                              standin=True, files=rows)
+    started = time.perf_counter()
+    with writer:
+        for _ in range(rows // batch):  # what the run does with each block of the Ray engine
+            done = Block(columns=block, done=[FileDone(category_of(str(e)) if e else None) for e in block["error"]])
+            writer.write_columns(done.columns)
+            summary.add(done)
+    return (rows // batch) * batch / (time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,12 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(pair)
 
     result = {
-        "what": "classify --engine ray vs --engine local, full-size fp32 stand-in classifier, same machine, same run",
-        "command": "python bench/scripts/measure_ray.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "versions": package_versions(PACKAGES),
+        **header("measure_ray.py", argv, "classify --engine ray vs --engine local, full-size fp32 stand-in classifier, "
+                 "same machine, same run", machine, PACKAGES),
         "input": {"folder": str(args.images), "files": args.files, "batch": args.batch},
         "goal_ratio": GOAL,
         "decode": decode,
@@ -313,7 +313,7 @@ CPU_COLUMNS = ("this process", "inference actor", "workers (decode tasks, idle)"
 
 
 def markdown(r: dict) -> str:
-    m, d = r["machine"], r["decode"]
+    d = r["decode"]
     lines = [
         "# classify --engine ray vs --engine local (one machine)",
         "",
@@ -321,11 +321,7 @@ def markdown(r: dict) -> str:
         f"from STAND-IN weights, {r['input']['files']} UTKFace crops, batch {r['input']['batch']}; "
         "the engines alternate, each Ray round starts and stops its own local Ray.",
         "",
-        f"Machine: {m['cpu_model']}, {m['usable_cores']} cores, {m['ram_gib']} GiB; load average "
-        f"{m['load_average_at_start']} at start, {r['load_average_at_end']} at the end (the machine "
-        f"is shared: compare the engines within a round). Versions: "
-        + ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v)
-        + ".",
+        machine_line(r, "the machine is shared: compare the engines within a round"),
         "",
         "| round | engine | img/s (summary) | img/s incl. model load | Ray start-up s | shutdown s | load avg before |",
         "|---|---|---|---|---|---|---|",

@@ -1,5 +1,6 @@
 """Write a measurement's figures into bench/results: ``<stem>.json`` (every figure) and
-``<stem>.md`` (the table a reader looks at), both replaced whole."""
+``<stem>.md`` (the table a reader looks at), both replaced whole; ``header`` and
+``machine_line`` give the figures and the sentence every such report starts with."""
 
 from __future__ import annotations
 
@@ -34,3 +35,30 @@ def record(folder: Path, stem: str, report: dict, markdown: str) -> Path:
     write_json_atomically(folder / f"{stem}.json", report)
     write_bytes_atomically(folder / f"{stem}.md", markdown.encode("utf-8"))
     return folder / f"{stem}.md"
+
+
+def header(script: str, argv: list[str] | None, what: str, machine: dict, packages) -> dict:
+    """What was measured, the command that did it, when, on what, with which versions."""
+    import datetime
+    import os
+    import sys
+
+    from gender_cli.bench.machine import package_versions
+
+    return {
+        "what": what,
+        "command": f"python bench/scripts/{script} " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "versions": package_versions(packages),
+    }
+
+
+def machine_line(report: dict, shared: str = "shared") -> str:
+    """The machine, its load at the start and the end (``shared`` says what that means for
+    the figures) and the versions, as a report's sentence."""
+    m = report["machine"]
+    return (f"Machine: {m['cpu_model']}, {m['usable_cores']} cores, {m['ram_gib']} GiB; load average "
+            f"{m['load_average_at_start']} at start, {report['load_average_at_end']} at the end ({shared}). Versions: "
+            + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v) + ".")
