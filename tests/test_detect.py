@@ -152,18 +152,18 @@ def test_max_faces_keeps_the_largest(utkface_sample, tmp_path):
     assert len(placements) == 2
 
 
-@pytest.mark.slow  # 2,000 searches: about a minute on 2 quiet cores
+@pytest.mark.slow  # 500 searches: about 18 s on 2 quiet cores (all 2,000 took a minute of the test budget)
 def test_the_default_detector_finds_exactly_one_face_in_the_face_crops(utkface_sample):
-    """A property of the detector on the 2,000 shared crops (already faces), whatever
-    the classifier's weights: exactly one face in at least 95 % of them."""
+    """A property of the detector on shared crops (already faces), whatever the
+    classifier's weights: exactly one face in at least 95 % of every fourth of the 2,000."""
     settings = FaceSettings()
-    paths = sorted(utkface_sample.iterdir())
+    paths = sorted(utkface_sample.iterdir())[::4]
     with ThreadPoolExecutor(max(1, len(os.sched_getaffinity(0)))) as pool:
         counts = list(pool.map(lambda p: len(find_faces(0, p, settings, (8, 8)).faces), paths))
     one = sum(c == 1 for c in counts) / len(counts)
     print(f"opencv on {len(counts)} face crops: exactly one face in {one:.1%}, "
           f"none in {counts.count(0)}, several in {sum(c > 1 for c in counts)}")
-    assert len(counts) == 2000
+    assert len(counts) == 500
     assert one >= 0.95
 
 
