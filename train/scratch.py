@@ -17,7 +17,6 @@ the heads on it (``export.scratch_export``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
@@ -27,6 +26,7 @@ import numpy as np
 
 from gender_cli.atomic import names_file
 from gender_cli.contract import AGE_HEAD, AGE_RANGE, GENDER_HEAD, LABELS
+from gender_cli.convert.matfile import sha256_file
 from gender_cli.errors import Option, RequestError
 from gender_cli.export.scratch_export import DESCRIPTOR, SCRATCH_FILE, TRUNK_FILE
 from gender_cli.head_spec import class_ages
@@ -175,14 +175,6 @@ def _output_history(history: dict, task: str, metric: str, heads: dict) -> dict:
     return out
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ScratchRoute:
     """The from-scratch route of ``train.train`` (see the module docstring)."""
 
@@ -312,7 +304,7 @@ def save_trunk(run_dir: Path, network: ScratchNetwork, **facts) -> dict[str, Pat
         network.trunk.save(trunk)
     config = network.config
     record = {"descriptor": DESCRIPTOR, "descriptor_dim": int(config.dense),
-              "input_size": [config.input_size, config.input_size, 3], "trunk_sha256": file_sha256(trunk),
+              "input_size": [config.input_size, config.input_size, 3], "trunk_sha256": sha256_file(trunk),
               "config": config.describe(), "parameters": network.parameters(), **facts}
     spec = Path(run_dir) / SCRATCH_FILE
     with names_file(spec):

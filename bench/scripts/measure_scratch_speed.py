@@ -100,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             for mode in modes
         }
         e2e = {}
-        for name, count in (("from scratch fp32", args.files), ("dlib network fp32", args.dlib_files),
-                            ("vgg-face fp32", args.vgg_files)):
+        for name, count in (("from scratch fp32", args.files), ("from scratch int8", args.files),
+                            ("dlib network fp32", args.dlib_files), ("vgg-face fp32", args.vgg_files)):
+            if name not in sessions:
+                continue
             folder = linked_subset(work / f"e2e-{name.replace(' ', '-')}", files[:count])
             for f in files[:count]:  # in the page cache before the decode-only pass, as for the second pass
                 f.read_bytes()
