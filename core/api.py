@@ -144,7 +144,7 @@ def train(
     ``gender-cli train``'s. ``from_scratch``: train a compact CNN end to end on the
     images instead, no converted network needed (True, or a dict of the fields of
     ``gender_cli.train.scratch_model.ScratchConfig``: ``input_size``, ``widths``, ...);
-    ``epochs`` then counts per stage (default 25).
+    ``epochs`` then counts per stage (default 40).
 
     Example::
 

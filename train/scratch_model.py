@@ -72,7 +72,7 @@ class ScratchConfig:
     dense: int = 128  # descriptor width
     dropout: float = 0.3  # before the dense layer, both stages (training only)
     batch_size: int = 64
-    epochs: int = 25  # most epochs per stage (early stopping usually ends a stage sooner)
+    epochs: int = 40  # most epochs per stage (early stopping usually ends a stage sooner; docs/decisions.md)
     augmentation: Augmentation = field(default_factory=Augmentation)
     age_loss_weight: float = 0.1  # the 101-way age loss is larger than the gender loss; keep gender first
 
