@@ -2,9 +2,10 @@
 
 - Model-only: one fixed synthetic uint8 batch (seeded), ``warmup`` untimed runs, then
   ``iters`` timed runs (by default as many as fit in about ``DEFAULT_SECONDS``).
-- End-to-end (``images``): decoding + preprocessing + inference through the same
-  ``iter_batches`` pipeline ``classify`` uses, one pass over the folder; the decode
-  side alone is timed too, so the bottleneck is visible. With ``faces`` (detection
+- End-to-end (``images``): one ``classify`` pass over the folder on the loaded model
+  (the local engine: decode threads, inference, rows, the CSV writer, into a scratch
+  file), so the figure is what ``classify`` gets; the decode side alone is timed
+  first, so the bottleneck is visible. With ``faces`` (detection
   settings) the pipeline of ``classify --detect`` instead (``bench_faces``).
 - End-to-end on Ray (``engine="ray"``): one ``classify --engine ray`` pass over the same folder
   (rows to a scratch file; with ``faces``, detecting), beside the local figure; Ray's
@@ -200,20 +201,8 @@ def bench_end_to_end(
         report("decode only", done, len(files))
     decode_seconds = time.perf_counter() - started
 
-    per_batch = []
-    done = 0
-    report("end-to-end", 0, len(files))
-    started = time.perf_counter()
-    mark = started
-    for decoded in iter_batches(files, batch, size=size, resize=resize, workers=workers,
-                                fixed_shape=model.fixed_batch is not None):
-        model.run_batch(decoded.images, len(decoded))  # as classify runs it
-        now = time.perf_counter()
-        per_batch.append(now - mark)
-        mark = now
-        done += len(decoded)
-        report("end-to-end", done, len(files))
-    stats = pass_stats(per_batch, batch, len(files), time.perf_counter() - started)
+    per_batch, seconds = _classify_pass(model, folder, batch, workers, resize, len(files), report)
+    stats = pass_stats(per_batch, batch, len(files), seconds)
     return {
         "mode": "end-to-end",
         "input": str(folder),
@@ -223,6 +212,36 @@ def bench_end_to_end(
         "decode_only_images_per_second": len(files) / decode_seconds,
         **stats,
     }
+
+
+def _classify_pass(model: LoadedModel, folder, batch: int, workers: int | None, resize: str, total: int,
+                   report: Progress) -> tuple[list[float], float]:
+    """One ``classify`` pass over ``folder`` with the local engine on ``model``, rows to
+    a scratch CSV: (seconds per block, seconds)."""
+    from gender_cli.infer.classify import classify
+    from gender_cli.infer.engine_local import LocalEngine
+    from gender_cli.infer.request import ClassifyRequest
+
+    per_batch: list[float] = []
+    done = 0
+    report("end-to-end", 0, total)
+    with tempfile.TemporaryDirectory(prefix="gender-cli-bench-") as scratch:
+        request = ClassifyRequest([str(folder)], output=str(Path(scratch) / "rows.csv"), model=str(model.path),
+                                  batch=batch, workers=workers, resize=resize)
+        started = time.perf_counter()
+        mark = started
+
+        def block_done(count: int) -> None:
+            nonlocal mark, done
+            now = time.perf_counter()
+            per_batch.append(now - mark)
+            mark = now
+            done += count
+            report("end-to-end", done, total)
+
+        classify(request, LocalEngine(model, batch, workers, resize), on_batch=block_done)
+        seconds = time.perf_counter() - started
+    return per_batch, seconds
 
 
 def bench_end_to_end_ray(

@@ -35,7 +35,8 @@ from gender_cli.infer.request import DEFAULT_BATCH
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=str),
     default=None,
-    help="Also measure end-to-end (decode + preprocess + inference, the classify pipeline) over this folder.",
+    help="Also measure end-to-end over this folder: one classify pass (decode + preprocess + inference + "
+    "rows written to a scratch CSV), after a decode-only pass of the same files.",
 )
 @click.option(
     "-o",

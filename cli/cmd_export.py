@@ -86,9 +86,9 @@ EXIT_MISSES_GOAL = 4
 )
 @click.option(
     "--descriptor",
-    type=click.Choice(list(contract.DESCRIPTORS)),
+    type=click.Choice(list(contract.LAYER_DESCRIPTORS)),
     default=None,
-    help="Backbone layer whose output is the descriptor (" + _table_help(contract.DESCRIPTORS)
+    help="Backbone layer whose output is the descriptor (" + _table_help(contract.LAYER_DESCRIPTORS)
     + "). Default: the head's descriptor, else the network's own (relu7 for VGG-Face, embedding for "
     "the dlib network).",
 )
@@ -109,8 +109,10 @@ EXIT_MISSES_GOAL = 4
 def export(weights, head, backbone_only, output, precision, calibration, descriptor, external_data, set_default, quiet):
     """Write WEIGHTS as one ONNX graph: uint8 images in, probabilities (+ age) + descriptor out.
 
-    WEIGHTS is a converted folder (default: the workspace's, from 'gender-cli convert')
-    or a weights file that 'gender-cli convert' reads. The graph holds the mean subtraction, the backbone up
+    WEIGHTS is a converted folder (default: the workspace's, from 'gender-cli convert'),
+    a weights file that 'gender-cli convert' reads, or the run folder of 'gender-cli
+    train --from-scratch' (its own network, converted with tf2onnx; the default when
+    the latest run is one). The graph holds the mean subtraction, the backbone up
     to the descriptor layer and the trained heads (gender, and age when the run has
     one), all fed by one backbone pass; its metadata carries the heads, labels,
     threshold, input size, mean and the source weights' hash, so classify needs

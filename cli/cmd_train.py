@@ -8,11 +8,12 @@ import click
 
 from gender_cli.cli.options import (
     batch_option, check_output_location, default_of, detect_options, device_option, parsed_by, quiet_option,
-    workers_option,
+    request_errors, workers_option,
 )
-from gender_cli.contract import AGE_RANGE, DESCRIPTORS
+from gender_cli.contract import AGE_RANGE, LAYER_DESCRIPTORS
 from gender_cli.train.age_head import AGE_LOSSES
 from gender_cli.train.datasets import LAYOUT_CHOICES
+from gender_cli.train.scratch_model import ScratchConfig
 from gender_cli.train.tasks import TASK_CHOICES
 from gender_cli.train.train import TrainOptions
 from gender_cli.cli.help_format import ERRORS, OK, epilog
@@ -24,6 +25,9 @@ def _default(name: str):
     value = default_of(TrainOptions, name)
     return ",".join(f"{v:g}" for v in value) if isinstance(value, (list, tuple)) else value
 
+
+SCRATCH_DEFAULTS = ScratchConfig()
+SCRATCH_ONLY = ("input_size", "widths")
 
 def parse_hidden(ctx, param, value: str) -> list[int]:
     text = (value or "").strip()
@@ -38,9 +42,55 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
     return sizes
 
 
+def scratch_options(fn):
+    """``--from-scratch`` and the settings of the network it trains."""
+    options = [
+        click.option("--from-scratch", is_flag=True,
+                     help="Train a compact CNN end to end on the images instead of heads on a converted "
+                     "network's descriptors (no converted weights needed): conv-BN-ReLU-maxpool blocks and a "
+                     "dense descriptor layer, a stage with augmentation (flip, rotation, zoom, contrast, "
+                     "brightness) then one without and with dropout before the heads, seeded; one line per "
+                     "epoch. --epochs is then the most epochs per stage (default "
+                     f"{SCRATCH_DEFAULTS.epochs}), --lr Adam's starting rate."),
+        click.option("--input-size", type=click.IntRange(16, 512), default=None,
+                     help=f"--from-scratch: the network's square input side in pixels (default "
+                     f"{SCRATCH_DEFAULTS.input_size})."),
+        click.option("--widths", default=None, callback=parse_hidden,
+                     help="--from-scratch: channels of each convolution block, one block each, e.g. "
+                     + ",".join(str(w) for w in SCRATCH_DEFAULTS.widths) + " (the default)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _scratch_config(from_scratch: bool, epochs: int, input_size: int | None, widths: list[int] | None):
+    """The from-scratch settings the options ask for, None without --from-scratch; a usage
+    error for a setting of the network without it (train() itself refuses the descriptor
+    route's options with it)."""
+    context = click.get_current_context()
+    given = {name for name in (*SCRATCH_ONLY, "epochs")
+             if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    if not from_scratch:
+        if given & set(SCRATCH_ONLY):
+            raise click.UsageError(f"--{sorted(given & set(SCRATCH_ONLY))[0].replace('_', '-')} applies to "
+                                   "--from-scratch only")
+        return None
+    if "widths" in given and not widths:
+        raise click.BadParameter("give at least one block", param_hint="--widths")
+    config = ScratchConfig()
+    if "epochs" in given:  # else the stages' own default, not the heads'
+        config.epochs = epochs
+    if input_size is not None:
+        config.input_size = input_size
+    if widths:
+        config.widths = widths
+    return config
+
+
 @click.command(
     "train",
-    epilog=epilog("gender-cli train data/ --task both", {**OK, **ERRORS}),
+    epilog=epilog("gender-cli train data/ --task both\n  gender-cli train data/ --from-scratch", {**OK, **ERRORS}),
 )
 @click.argument("data", type=click.Path(path_type=Path), default=str(_default("data")), required=False)
 @click.option("-o", "--output", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -57,9 +107,9 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
               help="Heads to train on the same descriptors and splits: gender, age (DEX: softmax over "
               "the ages {}-{}, its expected value in years) or both. 'auto': both when every image "
               "has an age, else gender.".format(*AGE_RANGE))
-@click.option("--descriptor", type=click.Choice(list(DESCRIPTORS)), default=_default("descriptor"),
+@click.option("--descriptor", type=click.Choice(list(LAYER_DESCRIPTORS)), default=_default("descriptor"),
               help="Backbone layer the head is trained on (default: the network's own): "
-              + "; ".join(f"{d.name}: {d.help}" for d in DESCRIPTORS.values()) + ".")
+              + "; ".join(f"{d.name}: {d.help}" for d in LAYER_DESCRIPTORS.values()) + ".")
 @click.option("--split", "fractions", default=_default("fractions"), show_default=True,
               callback=parsed_by("gender_cli.train.splits", "parse_fractions"),
               help="Train,validation,test fractions of a stratified, seeded split (a manifest's "
@@ -71,7 +121,8 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
 @click.option("--seed", type=int, default=_default("seed"), show_default=True,
               help="Seed of the split and of the head's training; same seed, same metrics.")
 @click.option("--epochs", type=click.IntRange(1, 100000), default=_default("epochs"), show_default=True,
-              help="Most epochs; early stopping on validation loss usually ends sooner.")
+              help="Most epochs; early stopping on validation loss usually ends sooner. With --from-scratch: "
+              f"most epochs per stage, default {SCRATCH_DEFAULTS.epochs}.")
 @click.option("--head-batch", type=click.IntRange(1, 65536), default=_default("head_batch"), show_default=True,
               help="Descriptors per training step of the head (--batch is images per inference batch).")
 @click.option("--hidden", default=_default("hidden"), show_default=True, callback=parse_hidden,
@@ -91,14 +142,15 @@ def parse_hidden(ctx, param, value: str) -> list[int]:
               show_default=True, help="Adam learning rate (halved when validation loss stalls).")
 @click.option("--patience", type=click.IntRange(1, 10000), default=_default("patience"), show_default=True,
               help="Epochs without validation-loss improvement before stopping (best weights kept).")
+@scratch_options
 @detect_options(max_faces=False)
 @batch_option(_default("extract_batch"))
 @workers_option
 @device_option
 @quiet_option
 def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_file, agegender_split, seed, epochs,
-          head_batch, hidden, dropout, age_hidden, age_dropout, age_loss, learning_rate, patience, detect, batch,
-          workers, device, quiet):
+          head_batch, hidden, dropout, age_hidden, age_dropout, age_loss, learning_rate, patience, from_scratch,
+          input_size, widths, detect, batch, workers, device, quiet):
     """Train the gender head (and the age head) on backbone descriptors of DATA (default ./data).
 
     \b
@@ -112,10 +164,15 @@ def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_fi
     classify' gives gender and age per file from one pass right away.
     With --detect each image stands for its largest face, found, aligned and
     cropped first; the settings travel in the model for 'classify --detect'.
+    With --from-scratch no converted network is used: a compact CNN is trained
+    end to end on the images (decoded once, in parallel), in two seeded stages,
+    and exported through tf2onnx into the same one graph; the heads, calibration,
+    report and files are the same.
     """
     from gender_cli.infer.detect import FaceSettings
     from gender_cli.train.train import TrainOptions, train
 
+    scratch = _scratch_config(from_scratch, epochs, input_size, widths)
     if run_dir is not None:
         check_output_location(run_dir, "--output")
     source = click.get_current_context().get_parameter_source("data")
@@ -134,9 +191,10 @@ def train(data, run_dir, weights, layout, descriptor, task, fractions, splits_fi
         epochs=epochs, head_batch=head_batch, hidden=hidden, dropout=dropout, age_hidden=age_hidden,
         age_dropout=age_dropout, age_loss=age_loss, learning_rate=learning_rate, patience=patience,
         extract_batch=batch, workers=workers, device=device, progress=not quiet,
-        faces=FaceSettings.resolve(None, **detect) if detect is not None else None,
+        faces=FaceSettings.resolve(None, **detect) if detect is not None else None, scratch=scratch,
     )
-    result = train(options, log=log)
+    with request_errors():
+        result = train(options, log=log)
     m = result.metrics
     warn_if_standin(result.standin)
     if m is not None:

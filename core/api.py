@@ -129,6 +129,7 @@ def train(
     output: str | os.PathLike | None = None,
     detect: bool | dict | FaceOptions | None = None,
     log: Callable[[str], None] | None = None,
+    from_scratch: bool | dict = False,
     **options: Any,
 ) -> TrainResult:
     """Train the gender head (and the age head, when the images carry ages) on backbone
@@ -140,7 +141,10 @@ def train(
     ``margin``); ``log(message)`` receives the status lines the CLI prints. ``options``
     are the fields of ``gender_cli.train.train.TrainOptions`` (``epochs``, ``task``,
     ``descriptor``, ``seed``, ``hidden``, ``device``, ``progress``, ...), defaults as
-    ``gender-cli train``'s.
+    ``gender-cli train``'s. ``from_scratch``: train a compact CNN end to end on the
+    images instead, no converted network needed (True, or a dict of the fields of
+    ``gender_cli.train.scratch_model.ScratchConfig``: ``input_size``, ``widths``, ...);
+    ``epochs`` then counts per stage (default 40).
 
     Example::
 
@@ -152,7 +156,7 @@ def train(
     from gender_cli.infer.detect import FaceOptions, FaceSettings
     from gender_cli.train.train import TrainOptions, train as run
 
-    known = {f.name for f in fields(TrainOptions)} - {"data", "run_dir", "faces"}
+    known = {f.name for f in fields(TrainOptions)} - {"data", "run_dir", "faces", "scratch"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise RequestError(f"unknown training option(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
@@ -162,7 +166,19 @@ def train(
         if given.max_faces is not None:
             raise RequestError("training uses each image's largest face; ", Option("max_faces"), " does not apply")
         faces = FaceSettings.resolve(None, given.detector, given.min_face, given.margin)
-    return run(TrainOptions(data=Path(data), run_dir=Path(output) if output else None, faces=faces, **options), log=log)
+    scratch = None
+    if from_scratch:
+        from gender_cli.train.scratch_model import ScratchConfig
+
+        settings = dict(from_scratch) if isinstance(from_scratch, dict) else {}
+        if "epochs" in options:
+            settings.setdefault("epochs", options["epochs"])
+        try:
+            scratch = ScratchConfig.from_dict(settings)
+        except TypeError as exc:
+            raise RequestError(f"from_scratch: {exc}") from None
+    return run(TrainOptions(data=Path(data), run_dir=Path(output) if output else None, faces=faces,
+                            scratch=scratch, **options), log=log)
 
 
 def export(

@@ -73,9 +73,14 @@ DESCRIPTORS = {
         DescriptorLayer("pool5", "pool5", True, "512-d, global average of VGG-Face's last convolutional maps"),
         DescriptorLayer("embedding", "fc", False, "128-d, dlib's face-recognition embedding; the dlib network's default"),
         DescriptorLayer("pooled", "global_pool", False, "256-d, the dlib network's globally pooled maps"),
+        DescriptorLayer("penultimate", "penultimate", False,
+                        "the last dense layer of the CNN 'train --from-scratch' trains (128-d by default)"),
     )
 }
 DEFAULT_DESCRIPTOR = "relu7"  # VGG-Face's; see default_descriptor for any network
+SCRATCH_DESCRIPTOR = "penultimate"  # the from-scratch CNN's; no converted network has it
+# what --descriptor chooses among: the layers of converted networks
+LAYER_DESCRIPTORS = {name: spec for name, spec in DESCRIPTORS.items() if name != SCRATCH_DESCRIPTOR}
 
 
 def default_descriptor(layer_names) -> str:

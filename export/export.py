@@ -33,6 +33,7 @@ from gender_cli.export.metadata import build_metadata
 from gender_cli.export.precision_fp16 import FP16_MAX, cast_to_float32
 from gender_cli.export.preprocess_graph import emit_preprocess
 from gender_cli.export.proto_writer import write_model
+from gender_cli.export.scratch_export import DESCRIPTOR as SCRATCH_DESCRIPTOR, ScratchTrunk
 from gender_cli.head_spec import AGE_SPEC_FILE, SPEC_FILE
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -62,11 +63,22 @@ class ExportResult:
         return sum(p.stat().st_size for p in self.files)
 
 
+def descriptor_dim(network, descriptor: str) -> int:
+    """D of the ``(N, D)`` descriptor ``descriptor`` of ``network`` (a converted network or
+    a from-scratch trunk, which has its one descriptor)."""
+    if isinstance(network, ScratchTrunk):
+        if descriptor != SCRATCH_DESCRIPTOR:
+            raise GenderCliError(f"a from-scratch network has the descriptor {SCRATCH_DESCRIPTOR!r} alone, "
+                                 f"not {descriptor!r}")
+        return network.descriptor_dim
+    return descriptor_plan(network, descriptor).dim
+
+
 def load_head(head, network: Network, descriptor: str) -> Heads:
     """The heads to export: every head of a ``gender-cli train`` run folder (built-in
     dense heads, no TensorFlow), or a Keras model file (a gender head of any
     architecture, through tf2onnx)."""
-    dim = descriptor_plan(network, descriptor).dim
+    dim = descriptor_dim(network, descriptor)
     if is_keras_head(head):
         return Heads([load_keras_head(Path(head), descriptor, dim)])
     if Path(head).is_file() and Path(head).name not in (SPEC_FILE, AGE_SPEC_FILE):
@@ -85,12 +97,16 @@ def build_graph(
     expose_activations: bool = False,
 ) -> tuple[GraphBuilder, int]:
     """The full graph in memory (weights still lazy) with ``heads`` (loaded, or None);
-    returns (graph, descriptor_dim). Scale-and-shift layers are folded into the
-    convolutions before them (:mod:`fold`)."""
-    network = fold_affine(network, keep={contract.descriptor_spec(descriptor).layer})
+    returns (graph, descriptor_dim). Scale-and-shift layers of a layer table are folded
+    into the convolutions before them (:mod:`fold`); a from-scratch trunk comes through
+    tf2onnx, which folds its batch normalization itself."""
     g = GraphBuilder()
-    x = emit_preprocess(g, network, np.dtype(dtype))
-    descriptor_tensor, dim = emit_backbone(g, network, x, descriptor, np.dtype(dtype))
+    if isinstance(network, ScratchTrunk):
+        descriptor_tensor, dim = network.emit(g, np.dtype(dtype))
+    else:
+        network = fold_affine(network, keep={contract.descriptor_spec(descriptor).layer})
+        x = emit_preprocess(g, network, np.dtype(dtype))
+        descriptor_tensor, dim = emit_backbone(g, network, x, descriptor, np.dtype(dtype))
     descriptor_fp32 = cast_to_float32(g, descriptor_tensor, np.dtype(dtype), "descriptor_float32")
     if heads is not None:
         heads.emit(g, descriptor_fp32)

@@ -103,6 +103,29 @@ def from_model(model) -> GraphBuilder:
     return g
 
 
+def graft(g: GraphBuilder, model, prefix: str, source: str) -> str:
+    """Add a converted one-input ModelProto's nodes and weights to ``g``, every name
+    prefixed with ``prefix`` (``onnx.compose.add_prefix``), its input fed by ``source``;
+    returns its (first) output tensor."""
+    from onnx import compose, numpy_helper
+
+    model = compose.add_prefix(model, prefix)
+    graph = model.graph
+    (model_input,) = [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+    g.nodes.append(helper.make_node("Identity", [source], [model_input], name=f"{prefix}input"))
+    for node in graph.node:
+        if not node.name:
+            node.name = node.output[0]
+        g.nodes.append(node)
+    for tensor in graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        g.initializers.append(LazyTensor(tensor.name, array.dtype, tuple(tensor.dims), lambda a=array: a))
+    for opset in model.opset_import:
+        if opset.domain and any(node.domain == opset.domain for node in graph.node):
+            g.opsets[opset.domain] = opset.version
+    return graph.output[0].name
+
+
 FLOAT = TensorProto.FLOAT
 FLOAT16 = TensorProto.FLOAT16
 UINT8 = TensorProto.UINT8

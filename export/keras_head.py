@@ -27,9 +27,10 @@ from typing import ClassVar
 import numpy as np
 
 from gender_cli import contract
-from gender_cli.errors import ModelFileError, first_line
-from gender_cli.export.graph_builder import GraphBuilder, LazyTensor
+from gender_cli.errors import ModelFileError
+from gender_cli.export.graph_builder import GraphBuilder, graft
 from gender_cli.export.head_graph import HEAD_PREFIX, NUM_CLASSES
+from gender_cli.export.keras_convert import convert_checked, load_keras_model
 from gender_cli.head_spec import SPEC_FILE, HeadSpec
 
 KERAS_SUFFIXES = (".keras", ".h5")
@@ -52,36 +53,13 @@ class KerasHead:
 
     def emit(self, g: GraphBuilder, descriptor: str) -> str:
         """Add the converted head on the float32 ``[N, D]`` descriptor; returns probabilities."""
-        from onnx import compose, helper, numpy_helper
-
-        model = compose.add_prefix(self.onnx_model, KERAS_PREFIX)
-        graph = model.graph
-        (head_input,) = [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}]
-        g.nodes.append(helper.make_node("Identity", [descriptor], [head_input], name=f"{KERAS_PREFIX}input"))
-        for node in graph.node:
-            if not node.name:
-                node.name = node.output[0]
-            g.nodes.append(node)
-        for tensor in graph.initializer:
-            array = numpy_helper.to_array(tensor)
-            g.initializers.append(LazyTensor(tensor.name, array.dtype, tuple(tensor.dims), lambda a=array: a))
-        for opset in model.opset_import:
-            if opset.domain and any(node.domain == opset.domain for node in graph.node):
-                g.opsets[opset.domain] = opset.version
-        return graph.output[0].name
+        return graft(g, self.onnx_model, KERAS_PREFIX, descriptor)
 
 
 def load_keras_head(path: Path, descriptor: str, descriptor_dim: int) -> KerasHead:
     """Load, check and convert the Keras head in ``path`` for a ``descriptor_dim`` descriptor."""
-    from gender_cli.tf_quiet import import_keras, native_stderr_silenced
-
-    keras = import_keras()
     path = Path(path)
-    try:
-        with native_stderr_silenced():
-            model = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises ValueError, OSError, TypeError... for a bad file
-        raise ModelFileError(f"{path} is not a Keras model Keras can load: {first_line(exc)}") from None
+    model = load_keras_model(path)
     inputs, outputs = list(model.inputs), list(model.outputs)
     if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != (descriptor_dim,):
         raise ModelFileError(
@@ -100,37 +78,8 @@ def load_keras_head(path: Path, descriptor: str, descriptor_dim: int) -> KerasHe
             f"the Keras head {path} does not output probabilities (rows must be >= 0 and sum to 1); "
             "end it with a softmax"
         )
-    onnx_model = _convert(model, descriptor_dim, path)
-    got = _run(onnx_model, probe)
-    difference = float(np.abs(got - expected).max())
-    if difference > AGREEMENT:
-        raise ModelFileError(
-            f"tf2onnx converted the Keras head {path} with differences up to {difference:.2e} "
-            f"(more than {AGREEMENT:g}); the head cannot be exported faithfully"
-        )
+    onnx_model, difference = convert_checked(model, probe, "descriptor", f"the Keras head {path}", AGREEMENT)
     return KerasHead(_spec_for(path, descriptor, descriptor_dim), onnx_model, path, difference)
-
-
-def _convert(model, descriptor_dim: int, path: Path):
-    import tensorflow as tf
-    import tf2onnx
-
-    from gender_cli.tf_quiet import native_stderr_silenced
-
-    signature = [tf.TensorSpec((None, descriptor_dim), tf.float32, name="descriptor")]
-    try:
-        with native_stderr_silenced():
-            onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=contract.OPSET)
-    except Exception as exc:  # tf2onnx raises many kinds for ops it cannot map
-        raise ModelFileError(f"tf2onnx cannot convert the Keras head {path}: {first_line(exc)}") from None
-    return onnx_model
-
-
-def _run(onnx_model, descriptors: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: descriptors})[0]
 
 
 def _spec_for(path: Path, descriptor: str, descriptor_dim: int) -> HeadSpec:

@@ -2,7 +2,9 @@
 
 ``plan_export`` turns the verb's options and the workspace into an :class:`ExportPlan`
 (the CLI and ``gender_cli.export()`` both run it): the network from ``weights`` (the
-workspace's converted one by default); the head given, else the latest training run,
+workspace's converted one by default; a ``train --from-scratch`` run folder gives its
+own trained network, and is the default when the latest run is one, whose heads then
+come with it); the head given, else the latest training run,
 else the head ``convert`` wrote for a ready classifier (unless that run was trained on
 this same network), else none (a backbone); the head's descriptor; the output file in
 the workspace's ``models/``. Options that contradict each other raise
@@ -40,6 +42,7 @@ def plan_export(
 ) -> ExportPlan:
     """Check the options, read the network and choose what they leave open (see the module docstring)."""
     from gender_cli.convert.source import load_network
+    from gender_cli.export.scratch_export import load_scratch_network
 
     weights = Path(weights) if weights is not None else None
     head = Path(head) if head is not None else None
@@ -52,7 +55,11 @@ def plan_export(
         raise RequestError(Option("head"), " and ", Option("backbone_only"), " exclude each other")
     if head is not None and not backbone_only:
         head_descriptor(head)  # a head without a head fails before the network is read
-    network = load_network(weights)  # before the default head: without a network, its note would be noise
+    scratch = scratch_run(weights, head, backbone_only)
+    # before the default head: without a network, its note would be noise
+    network = load_scratch_network(scratch) if scratch is not None else load_network(weights)
+    if scratch is not None and head is None and not backbone_only:
+        head = scratch  # a from-scratch network's heads are its own run's
     head, note = _resolve_head(head, backbone_only, weights, network)
     if set_default and head is None:
         raise RequestError(Option("set_default"), " needs a classifier (a head); a backbone cannot be the default")
@@ -70,6 +77,24 @@ def plan_export(
         raise RequestError(f"the default classifier lives in {workspace.models_dir()}; drop ", Option("output"),
                            " or ", Option("set_default"), option="set_default")
     return ExportPlan(network, head, descriptor, output, note)
+
+
+def scratch_run(weights: Path | None, head: Path | None, backbone_only: bool) -> Path | None:
+    """The ``train --from-scratch`` run whose own network is to be exported: ``weights``
+    when it is one, else (no ``weights``) the head given or, by default, the latest run,
+    when it is one. None: the network is a converted one."""
+    from gender_cli.export.scratch_export import is_scratch_run
+
+    if weights is not None:
+        return weights if is_scratch_run(weights) else None
+    if backbone_only:
+        return None
+    if head is None:
+        try:
+            head = workspace.latest_head_dir()
+        except MissingArtifactError:
+            return None
+    return head if is_scratch_run(head) else None
 
 
 def converted_head(weights: Path | None) -> Path | None:

@@ -7,11 +7,17 @@ value and a list (a face's box) is written with spaces between its items; in JSO
 numbers are rounded alike, missing values are ``null`` and lists are JSON lists.
 
 Durability: each batch's rows are encoded first and written with one ``write`` on a
-file opened for appending, then flushed and fsync'ed. An interruption (Ctrl-C, a
-kill) therefore leaves only complete rows; a write that fails (a full disk) is cut
-back to the last complete row; a crash in the middle of a write can at worst leave
-one partial last row, which ``open_output(..., resume=True)`` cuts off before
-appending. Resuming reads the paths already present so they are skipped; with
+file opened for appending. An interruption of the run (Ctrl-C, a kill) therefore
+leaves only complete rows, every row written so far in the file: the kernel holds
+what was written whatever becomes of the process. A write that fails (a full disk) is
+cut back to the last complete row. The file is fsync'ed when at least
+:data:`FSYNC_SECONDS` have passed since the last fsync, and when it is closed, so a
+crash of the machine itself loses at most that long of rows (as Parquet parts lose
+what their last part had not reached); a crash in the middle of a write can at worst
+leave one partial last row, which ``open_output(..., resume=True)`` cuts off before
+appending, and a resumed run classifies the lost files again. An fsync per batch made
+the run wait for the disk about 30 times a second with a fast model
+(docs/decisions.md). Resuming reads the paths already present so they are skipped; with
 ``incomplete`` (rows that come in groups, as a photo's faces do) the rows of paths
 whose group is not whole are cut off too, so those files are done again.
 """
@@ -24,6 +30,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -33,6 +40,7 @@ from gender_cli.infer.row_columns import columns_to_rows
 from gender_cli.infer.rows import Columns, Row, category_of
 from gender_cli.infer.writer import STDOUT, ExistingRows
 
+FSYNC_SECONDS = 1.0  # at most this long of written rows are not yet on disk (a machine crash loses them)
 PROBABILITY_DIGITS = 6
 VALUE_DIGITS = 2  # age in years: a hundredth of a year is under four days
 
@@ -66,6 +74,7 @@ class AppendingWriter:
         self.labels, self.values, self.extra = columns.labels, columns.values, columns.extra
         self.header = columns.names
         self._fd = fd
+        self._synced = time.monotonic()
 
     def encode(self, rows: Iterable[Row]) -> str:
         raise NotImplementedError
@@ -91,18 +100,27 @@ class AppendingWriter:
         try:
             with names_file(self.output):
                 write_all(self._fd, _to_bytes(text))
-                _sync(self._fd)
+                if time.monotonic() - self._synced >= FSYNC_SECONDS:
+                    self._sync()
         except OSError:
             _cut(self._fd, before)  # a full disk leaves no torn row behind
             raise
+
+    def _sync(self) -> None:
+        _sync(self._fd)
+        self._synced = time.monotonic()
 
     def write_columns(self, columns) -> None:
         self.write(columns_to_rows(columns, self.values))
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            try:
+                with names_file(self.output):
+                    self._sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> AppendingWriter:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -164,3 +165,25 @@ def write_utkface_named(root: Path, counts: dict[int, int], seed: int = 0, size:
             Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, format="JPEG", quality=92)
             written.append(path)
     return written
+
+
+def untrained_scratch_run(run_dir: Path, size: int = 32, heads=("gender",)) -> Path:
+    """A ``train --from-scratch`` run folder holding a seeded, untrained network (blocks of
+    4 and 8 channels) and its dense heads: what export reads, in seconds, without training."""
+    from gender_cli.contract import AGE_HEAD, GENDER_HEAD, LABELS
+    from gender_cli.head_spec import AgeHeadSpec, HeadSpec, class_ages
+    from gender_cli.train.scratch import save_trunk
+    from gender_cli.train.scratch_model import ScratchConfig, ScratchNetwork
+
+    classes = {GENDER_HEAD: len(LABELS), AGE_HEAD: len(class_ages())}
+    network = ScratchNetwork.build(ScratchConfig(input_size=size, widths=[4, 8], dense=16),
+                                   {head: classes[head] for head in heads})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sha256 = json.loads(save_trunk(run_dir, network)["scratch"].read_text())["trunk_sha256"]
+    for head in heads:
+        kernels, biases = network.head_weights(head)
+        common = dict(descriptor="penultimate", input_dim=16, hidden=[], dropout=0.0, backbone_sha256=sha256)
+        spec = (HeadSpec(labels=list(LABELS), threshold=0.5, **common) if head == GENDER_HEAD
+                else AgeHeadSpec(**common))
+        spec.save(run_dir, kernels, biases)
+    return run_dir

@@ -476,3 +476,25 @@ def test_a_short_last_batch_is_not_padded_on_cpu_and_rows_do_not_depend_on_the_b
     assert [r["path"] for r in a] == [r["path"] for r in b] and len(a) == 5
     for x, y in zip(a, b):
         assert x["label"] == y["label"] and abs(float(x["p_female"]) - float(y["p_female"])) < 1e-4  # GEMM blocking differs per batch size
+
+
+def test_text_outputs_are_fsynced_once_a_second_and_on_close_not_per_block(tmp_path, monkeypatch):
+    """Every block is written whole at once (a kill keeps it); the disk is waited for at
+    most once per FSYNC_SECONDS while the run goes on, and when the output closes."""
+    from gender_cli.infer import writer_text
+    from gender_cli.infer.rows import Columns, Row
+    from gender_cli.infer.writer import open_writer
+
+    synced: list[int] = []
+    monkeypatch.setattr(writer_text.os, "fsync", lambda fd: synced.append(fd))
+    clock = iter(range(1000))
+    monkeypatch.setattr(writer_text.time, "monotonic", lambda: next(clock) * 0.25)  # each call a quarter second on
+    out = tmp_path / "rows.csv"
+    writer, _ = open_writer(str(out), "csv", Columns(contract.LABELS))
+    before = len(synced)  # the header
+    for i in range(8):
+        writer.write([Row(f"f{i}.png", "male", [0.9, 0.1], None)])
+        assert len(read_csv(out)) == i + 1  # in the file before any fsync
+    during = len(synced) - before
+    writer.close()
+    assert 1 <= during <= 4 and len(synced) == before + during + 1  # every ~second, then on close

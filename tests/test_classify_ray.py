@@ -69,18 +69,38 @@ def test_ray_gives_the_local_rows_on_the_bad_input_corpus(local_ray, model, corp
     assert "2 CPUs and 0 GPUs on 1 node" in ray_line and "1 inference actor" in ray_line
 
 
-def test_ray_gives_the_local_rows_of_a_graph_with_gender_and_age(local_ray, tmp_path):
-    """A two-head export (gender and age from one pass) of dlib's residual network, whose
-    150x150 input the actors read from the graph: the age column comes through too."""
+def dlib_two_heads(tmp_path: Path) -> Path:
+    """dlib's residual network (tiny stand-in), its 150x150 input read from the graph."""
     from gender_cli.convert.dlib_resnet import dlib_resnet_network
     from gender_cli.export.export import export
 
-    from helpers_export import save_age_head, save_head, write_image_folder
+    from helpers_export import save_age_head, save_head
 
     dim = 8  # the tiny dlib stand-in's embedding
     save_head(tmp_path / "heads", "embedding", dim, seed=3)
     save_age_head(tmp_path / "heads", "embedding", dim, seed=4)
-    model = export(dlib_resnet_network("tiny"), tmp_path / "both.onnx", head=tmp_path / "heads").path
+    return export(dlib_resnet_network("tiny"), tmp_path / "both.onnx", head=tmp_path / "heads").path
+
+
+def scratch_two_heads(tmp_path: Path) -> Path:
+    """A network of train --from-scratch (untrained: its numbers are not the point),
+    through tf2onnx."""
+    from gender_cli.export.export import export
+    from gender_cli.export.scratch_export import load_scratch_network
+
+    from helpers_train import untrained_scratch_run
+
+    run_dir = untrained_scratch_run(tmp_path / "run", heads=("gender", "age"))
+    return export(load_scratch_network(run_dir), tmp_path / "both.onnx", head=run_dir).path
+
+
+@pytest.mark.parametrize("make_graph", [dlib_two_heads, scratch_two_heads])
+def test_ray_gives_the_local_rows_of_a_graph_with_gender_and_age(local_ray, tmp_path, make_graph):
+    """A two-head export (gender and age from one pass) of dlib's residual network and of
+    a network trained from scratch: the age column comes through too."""
+    from helpers_export import write_image_folder
+
+    model = make_graph(tmp_path)
     folder = write_image_folder(tmp_path / "faces", 5)
     (folder / "broken.png").write_bytes(b"\x89PNG not really")
     for engine in ("local", "ray"):

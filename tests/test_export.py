@@ -135,7 +135,7 @@ def test_backbone_metadata_and_head_labels_threshold(tiny_network, tmp_path):
 # -- numerics ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("descriptor", list(contract.DESCRIPTORS))
+@pytest.mark.parametrize("descriptor", list(contract.LAYER_DESCRIPTORS))
 def test_descriptor_and_probabilities_match_numpy(tiny_network, tmp_path, descriptor):
     network = tiny_for(descriptor, tiny_network)
     head_dir, kernels, biases = save_head(tmp_path / "run", descriptor, TINY_DIMS[descriptor], seed=3)
@@ -150,7 +150,7 @@ def test_descriptor_and_probabilities_match_numpy(tiny_network, tmp_path, descri
     assert result.metadata[Meta.DESCRIPTOR_DIM] == str(TINY_DIMS[descriptor])
 
 
-@pytest.mark.parametrize("descriptor", list(contract.DESCRIPTORS))
+@pytest.mark.parametrize("descriptor", list(contract.LAYER_DESCRIPTORS))
 def test_every_layer_type_and_geometry_matches_numpy(tmp_path, descriptor):
     """LRN, avg pool with padding, dilation, stride, asymmetric pads, non-square input;
     dlib's descriptors on a residual graph with joins of unequal sizes."""
@@ -188,7 +188,7 @@ def test_backbone_stops_at_the_descriptor(tiny_network, tmp_path):
 @pytest.mark.slow
 def test_matches_keras(tiny_network, tmp_path):
     keras_model = pytest.importorskip("gender_cli.convert.keras_model")
-    for descriptor in contract.DESCRIPTORS:
+    for descriptor in contract.LAYER_DESCRIPTORS:
         network = tiny_for(descriptor, tiny_network)
         images = images_uint8(2, size=network.input_size[:2], seed=4)
         model = keras_model.keras_descriptor_model(network, descriptor)

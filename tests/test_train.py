@@ -143,7 +143,7 @@ def test_a_run_stopped_while_fitting_leaves_no_half_made_run_folder(failure, tmp
     def stop(*args, **kwargs):
         raise failure()
 
-    monkeypatch.setattr(train_module, "_fit_gender", stop)
+    monkeypatch.setattr(train_module, "train_head", stop)
     options = train_module.TrainOptions(data=data, device="cpu", progress=False, workers=2, epochs=1)
     with pytest.raises(failure):
         train_module.train(options, network=tiny_network)
@@ -164,7 +164,7 @@ def test_a_given_run_folder_that_existed_is_kept_when_the_run_fails(tmp_path, ti
     write_colour_dataset(data, per_class=6, seed=0)
     run_dir.mkdir()
     (run_dir / "notes.txt").write_text("the user's own file")
-    monkeypatch.setattr(train_module, "_fit_gender", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(train_module, "train_head", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         train_module.train(train_module.TrainOptions(data=data, run_dir=run_dir, device="cpu", progress=False,
                                                      workers=2, epochs=1), network=tiny_network)

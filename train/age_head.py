@@ -81,7 +81,7 @@ def age_estimates(kernels: list[np.ndarray], biases: list[np.ndarray], x: np.nda
     return expected_age(head_probabilities(kernels, biases, x), ages)
 
 
-def _mae_years(ages: tuple[int, int]):
+def mae_years_metric(ages: tuple[int, int]):
     """A Keras metric: mean |expected age - true age| in years, the true age being the
     mean of the target distribution (exact for the one-hot and Gaussian targets away
     from the range's ends)."""
@@ -114,7 +114,7 @@ def train_age_head(
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss="categorical_crossentropy",
-        metrics=[_mae_years(config.ages)],
+        metrics=[mae_years_metric(config.ages)],
     )
     return fit_head(
         model, x_train, loss.target(np.asarray(age_train, np.float64), classes),

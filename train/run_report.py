@@ -23,15 +23,44 @@ def calibration_lines(calibration: dict, threshold: float, val_accuracy: float) 
     ]
 
 
-def report_sections(dataset, task, plan, split_counts, unreadable, options, gender, age,
-                    descriptor_stats, classifier, export_check, files) -> list[tuple[str, list[str]]]:
+def descriptor_training_lines(options, descriptor_stats: dict, gender, age) -> list[str]:
+    """How the heads were fitted on a converted network's descriptors."""
+    lines = [
+        f"- descriptor: {options.descriptor} ({descriptor_stats['cached']} cached, "
+        f"{descriptor_stats['extracted']} extracted"
+        + (f" at {descriptor_stats['images_per_second']} img/s" if descriptor_stats["images_per_second"] else "")
+        + ")",
+    ]
+    if gender:
+        trained = gender["trained"]
+        lines += [
+            f"- gender head: hidden {options.hidden or 'none (logistic regression)'}, dropout {options.dropout}, "
+            f"Adam lr {options.learning_rate}, batch {options.head_batch}, seed {options.seed}",
+            f"- epochs run: {trained.epochs_run} of {options.epochs}; weights kept from epoch {trained.best_epoch} "
+            "(lowest validation loss)",
+        ]
+    if age:
+        config, trained = age["config"], age["trained"]
+        lines += [
+            f"- age head (DEX): hidden {config.hidden or 'none (one softmax layer)'}, dropout {config.dropout}, "
+            f"softmax over the ages {config.ages[0]}-{config.ages[1]}, loss {config.loss}, estimate = its "
+            "expected value",
+            f"- epochs run: {trained.epochs_run} of {options.epochs}; weights kept from epoch {trained.best_epoch} "
+            "(lowest validation MAE)",
+        ]
+    return lines
+
+
+def report_sections(dataset, task, plan, split_counts, unreadable, faces, training_lines, gender, age,
+                    classifier, export_check, files) -> list[tuple[str, list[str]]]:
+    """``training_lines``: how this run's network and heads were trained (the route's own)."""
     ages = dataset["ages"]
     data_lines = [
         f"- data: `{dataset['root']}` (layout {dataset['layout']}), {dataset['images']} images: "
         + ", ".join(f"{n} {name}" for name, n in dataset["classes"].items()),
         f"- skipped while reading: {dataset['skipped']}"
         + "".join(f"\n  - {n} × {reason}" for reason, n in dataset["skipped_reasons"].items()),
-        f"- unreadable at extraction (left out): {len(unreadable)}"
+        f"- unreadable (left out): {len(unreadable)}"
         + "".join(f"\n  - `{u['path']}`: {u['category']}" for u in unreadable[:20]),
         f"- task: {task.task} ({task.reason})",
         f"- images with a usable age: {ages['with_age']} of {dataset['images']}"
@@ -45,31 +74,12 @@ def report_sections(dataset, task, plan, split_counts, unreadable, options, gend
     for name, row in split_counts.items():
         data_lines.append(f"| {name} | " + " | ".join(str(v) for v in row.values()) + f" | {sum(row.values())} |")
     head_lines = [
-        *([f"- faces: the largest face of each image, {options.faces.summary()}; images without "
-           "a face are left out (category no_face)"] if options.faces is not None else []),
-        f"- descriptor: {options.descriptor} ({descriptor_stats['cached']} cached, "
-        f"{descriptor_stats['extracted']} extracted"
-        + (f" at {descriptor_stats['images_per_second']} img/s" if descriptor_stats["images_per_second"] else "")
-        + ")",
+        *([f"- faces: the largest face of each image, {faces.summary()}; images without "
+           "a face are left out (category no_face)"] if faces is not None else []),
+        *training_lines,
     ]
     if gender:
-        trained, threshold = gender["trained"], gender["threshold"]
-        head_lines += [
-            f"- gender head: hidden {options.hidden or 'none (logistic regression)'}, dropout {options.dropout}, "
-            f"Adam lr {options.learning_rate}, batch {options.head_batch}, seed {options.seed}",
-            f"- epochs run: {trained.epochs_run} of {options.epochs}; weights kept from epoch {trained.best_epoch} "
-            "(lowest validation loss)",
-            *calibration_lines(gender["calibration"], threshold, gender["val"]["accuracy"]),
-        ]
-    if age:
-        config, trained = age["config"], age["trained"]
-        head_lines += [
-            f"- age head (DEX): hidden {config.hidden or 'none (one softmax layer)'}, dropout {config.dropout}, "
-            f"softmax over the ages {config.ages[0]}-{config.ages[1]}, loss {config.loss}, estimate = its "
-            "expected value",
-            f"- epochs run: {trained.epochs_run} of {options.epochs}; weights kept from epoch {trained.best_epoch} "
-            "(lowest validation MAE)",
-        ]
+        head_lines += calibration_lines(gender["calibration"], gender["threshold"], gender["val"]["accuracy"])
     sections = [("Data", data_lines), ("Training", head_lines)]
     if gender:
         sections.append(("Test metrics" if not age else "Gender: test metrics", metrics_table(gender["test"])))

@@ -50,11 +50,12 @@ from gender_cli.train.descriptors import DescriptorResult, extract_descriptors
 from gender_cli.train.calibration import calibrate_head
 from gender_cli.train.head_model import HeadConfig, head_logits, head_probabilities, save_keras_head, train_head
 from gender_cli.train.metrics import classification_metrics
+from gender_cli.train.scratch_model import ScratchConfig
 from gender_cli.train.report import (
     METRICS_FILE, PREDICTIONS_FILE, REPORT_FILE, Predictions, age_metrics_by_split, write_age_evaluation,
     write_evaluation, write_report,
 )
-from gender_cli.train.run_report import report_sections
+from gender_cli.train.run_report import descriptor_training_lines, report_sections
 from gender_cli.train.splits import DEFAULT_FRACTIONS, SPLITS_FILE, plan_splits, write_splits
 from gender_cli.train.tasks import AUTO, TaskPlan, describe_missing_ages, plan_task
 
@@ -91,6 +92,7 @@ class TrainOptions:
     progress: bool = True
     export: bool = True
     faces: FaceSettings | None = None  # train on each image's largest detected face (--detect)
+    scratch: ScratchConfig | None = None  # train the whole network from the images (--from-scratch)
 
     def head_config(self) -> HeadConfig:
         return HeadConfig(list(self.hidden), self.dropout, self.epochs, self.head_batch,
@@ -143,69 +145,38 @@ def train(
     log: Callable[[str], None] | None = None,
     on_shard: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train, evaluate and export; ``network`` overrides ``options.weights`` (an in-memory Network)."""
+    """Train, evaluate and export; ``network`` overrides ``options.weights`` (an in-memory Network).
+
+    With ``options.scratch`` the whole network is trained from the images
+    (``train.scratch``); otherwise heads are fitted on a converted network's descriptors.
+    """
     say = log or (lambda message: None)
     started = time.perf_counter()
-    if options.descriptor is not None:
-        descriptor_spec(options.descriptor)
+    if options.scratch is not None:
+        from gender_cli.train.scratch import ScratchRoute
 
-    dataset = load_dataset(options.data, options.layout)
-    counts = dataset.class_counts()
-    say(f"data: {dataset.root} ({dataset.layout}): {len(dataset.samples)} images, "
-        + ", ".join(f"{n} {name}" for name, n in counts.items()))
-    for reason, n in dataset.skipped_reasons().items():
-        examples = [Path(s.path).name for s in dataset.skipped if s.reason == reason][:3]
-        say(f"skipped {n}: {reason} (e.g. {', '.join(examples)})")
-    task = plan_task(options.task, dataset)
-    say(f"task: {task.task} ({task.reason})")
-    if task.ages["without_age"] and (task.age or task.ages["with_age"]):
-        say(f"ages: {task.ages['with_age']} of {len(dataset.samples)} images have a usable age"
-            + ("; the age head leaves out " if task.age else "; without one: ")
-            + describe_missing_ages(task.ages))
-    plan = plan_splits(dataset, options.fractions, options.seed, options.agegender_split, options.splits_file)
-    for note in plan.notes:
-        say(f"splits: {note}")
-    # the same checks run again after extraction (unreadable images drop out); failing
-    # here first spares the extraction and leaves no half-made run folder behind
-    all_labels = np.array([s.label for s in dataset.samples], int)
-    all_aged = np.array([s.has_age for s in dataset.samples], bool)
-    _check_trainable({name: np.flatnonzero(np.array([s == name for s in plan.splits], bool))
-                      for name in SPLITS}, all_labels, all_aged, task)
+        route = ScratchRoute(options, say)
+    else:
+        route = DescriptorRoute(options, network, say, on_shard)
 
-    if network is None:
-        network = _load_network(options.weights)
-    if options.descriptor is None:
-        options = replace(options, descriptor=default_descriptor(layer.name for layer in network.layers))
-    used = [i for i, s in enumerate(plan.splits) if s is not None]
-    paths = [dataset.samples[i].path for i in used]
-    labels = np.array([dataset.samples[i].label for i in used], int)
-    aged = all_aged[used]
-    true_ages = np.array([dataset.samples[i].age if dataset.samples[i].has_age else np.nan for i in used], float)
-    splits = [plan.splits[i] for i in used]
-    if options.faces is not None:  # the faces are cut out as the backbone's training cut them
-        options = replace(options, faces=replace(options.faces, crop=network.preprocessing.get("face_crop", "box")))
-        check_settings(options.faces)
-        say(f"faces: the largest face of each image, {options.faces.summary()}")
-    desc = extract_descriptors(
-        paths, network, options.descriptor, options.extract_batch, options.workers, options.device,
-        options.progress, on_shard=on_shard, faces=options.faces,
-    )
-    if desc.notice:
-        say(f"Notice: {desc.notice}")
-    unreadable = [{"path": str(paths[i]), "category": c, "message": m, "split": splits[i]}
-                  for i, (c, m) in sorted(desc.failures.items())]
+    dataset, task, plan = _plan_run(options, say)
+    chosen = Chosen.of(dataset, plan)
+    options = route.begin(chosen)
+    read = route.read(chosen)
+    unreadable = [{"path": str(chosen.paths[i]), "category": c, "message": m, "split": chosen.splits[i]}
+                  for i, (c, m) in sorted(read.failures.items())]
     if unreadable:
         say(f"unreadable: {len(unreadable)} image(s) left out of the splits (all listed in metrics.json)")
         for item in unreadable[:LIST_UNREADABLE]:
             say(f"  {item['path']}: {item['category']} ({item['message']})")
-    split_counts = _split_counts(labels, splits, desc.ok)
+    split_counts = _split_counts(chosen.labels, chosen.splits, read.ok)
     for name in SPLITS:
         say(f"{name}: " + ", ".join(f"{n} {label}" for label, n in split_counts[name].items())
-            + (f"; {int((np.array([s == name for s in splits]) & desc.ok & aged).sum())} with an age"
+            + (f"; {int((chosen.in_split(name) & read.ok & chosen.aged).sum())} with an age"
                if task.age else ""))
 
-    rows = {name: np.flatnonzero(np.array([s == name for s in splits]) & desc.ok) for name in SPLITS}
-    _check_trainable(rows, labels, aged, task)
+    rows = {name: np.flatnonzero(chosen.in_split(name) & read.ok) for name in SPLITS}
+    _check_trainable(rows, chosen.labels, chosen.aged, task)
     # made only now, so a failed or interrupted extraction leaves no half-made run folder;
     # removed again if fitting, evaluating or exporting fails
     made_here = not (options.run_dir and Path(options.run_dir).exists())
@@ -213,15 +184,19 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     with _removed_on_failure(run_dir, made_here):
         write_splits(run_dir / SPLITS_FILE, dataset, plan)
-        standin = bool(network.standin)
-        ok = np.flatnonzero(desc.ok)
-        preds = Predictions([paths[i] for i in ok], labels[ok], None, [splits[i] for i in ok], true_ages[ok])
+        fitted = route.fit(rows, chosen, task)
+        standin = route.standin
+        ok = np.flatnonzero(read.ok)
+        preds = Predictions([chosen.paths[i] for i in ok], chosen.labels[ok], None, [chosen.splits[i] for i in ok],
+                            chosen.true_ages[ok])
         files: dict[str, Path] = {"splits": run_dir / SPLITS_FILE}
         metrics: dict = {"standin": standin, **({"warning": STANDIN_WARNING} if standin else {}),
                          "task": task.task, "heads": list(task.heads)}
 
-        gender = _fit_gender(options, desc, rows, labels, preds, say) if task.gender else None
-        age = _fit_age(options, desc, rows, true_ages, aged, preds, say) if task.age else None
+        descriptors = fitted.descriptors
+        gender = _calibrated_gender(fitted.gender, descriptors, read.ok, rows, chosen.labels, preds, say) \
+            if task.gender else None
+        age = _age_estimates(fitted.age, descriptors, read.ok, preds) if task.age else None
         files["predictions"] = preds.write_csv(run_dir / PREDICTIONS_FILE, gender["threshold"] if gender else None)
         if gender:
             evaluation = write_evaluation(run_dir, preds, gender["threshold"], "test", standin,
@@ -244,19 +219,20 @@ def train(
             metrics["age"] = {
                 **age["by_split"],
                 "estimate": "expected value of the softmax over the ages {}-{} (DEX)".format(*age["config"].ages),
-                "images_with_age": int(aged[ok].sum()),
+                "images_with_age": int(chosen.aged[ok].sum()),
                 "without_age": task.ages["without_age"],
             }
-        descriptor_stats = _descriptor_stats(desc)
-        metrics.update({"split_counts": split_counts, "unreadable": unreadable, "descriptors": descriptor_stats})
+        input_stats = read.stats
+        metrics.update({"split_counts": split_counts, "unreadable": unreadable, route.stats_key: input_stats})
         files["metrics"] = write_json_atomically(run_dir / METRICS_FILE, metrics)
 
-        common = dict(descriptor=options.descriptor, backbone_sha256=network.source_sha256, standin=standin,
+        files.update(route.save(run_dir))
+        common = dict(descriptor=options.descriptor, backbone_sha256=route.backbone_sha256, standin=standin,
                       faces=options.faces.to_meta() if options.faces is not None else None)
         if gender:
             spec = HeadSpec(
-                input_dim=int(gender["kernels"][0].shape[0]), hidden=list(options.hidden),
-                dropout=float(options.dropout), labels=list(LABELS), threshold=float(gender["threshold"]),
+                input_dim=int(gender["kernels"][0].shape[0]), hidden=list(fitted.gender["hidden"]),
+                dropout=float(fitted.gender["dropout"]), labels=list(LABELS), threshold=float(gender["threshold"]),
                 metrics=_compact(gender["test"], gender["val"]), calibration=gender["calibration"], **common,
             )
             spec.save(run_dir, gender["kernels"], gender["biases"])
@@ -281,33 +257,219 @@ def train(
             "dataset": data_summary,
             "split_method": plan.method,
             "split_notes": plan.notes,
-            "backbone": {"sha256": network.source_sha256, "source_path": network.source_path,
-                         "standin": standin, "descriptor": options.descriptor,
-                         "onnx": str(desc.backbone_path)},
+            "backbone": route.backbone_record(),
             "versions": _versions(),
         }
         files["config"] = write_json_atomically(run_dir / "config.json", config_json)
 
         classifier, export_check = None, None
         if options.export:
-            classifier, export_check = _export_classifier(network, options, run_dir, preds, gender, task)
+            classifier, export_check = _export_classifier(route.export_network(run_dir), options, run_dir, preds,
+                                                          gender, task)
             say(f"exported {classifier}")
         files["report"] = write_report(
             run_dir / REPORT_FILE, f"Training run {run_dir.name}",
-            report_sections(data_summary, task, plan, split_counts, unreadable, options, gender, age,
-                            descriptor_stats, classifier, export_check, files), standin,
+            report_sections(data_summary, task, plan, split_counts, unreadable, options.faces,
+                            route.training_lines(fitted, gender, age), gender, age, classifier, export_check, files),
+            standin,
         )
         return TrainResult(
             run_dir=run_dir, files=files, metrics=gender["test"] if gender else None,
             threshold=gender["threshold"] if gender else None,
             dataset=data_summary, split_counts=split_counts, unreadable=unreadable,
-            descriptor_stats=descriptor_stats, classifier_path=classifier, export_check=export_check,
+            descriptor_stats=input_stats, classifier_path=classifier, export_check=export_check,
             standin=standin, best_epoch=gender["trained"].best_epoch if gender else None,
             epochs_run=gender["trained"].epochs_run if gender else None,
             seconds=time.perf_counter() - started, task=task.task,
             age={"metrics": age["by_split"].get("test"), "best_epoch": age["trained"].best_epoch,
                  "epochs_run": age["trained"].epochs_run, "without_age": task.ages["without_age"]} if age else None,
         )
+
+
+def _plan_run(options: TrainOptions, say) -> tuple:
+    """The labelled images, the heads to train and the seeded splits, checked before any
+    image is read: (dataset, task plan, split plan)."""
+    dataset = load_dataset(options.data, options.layout)
+    counts = dataset.class_counts()
+    say(f"data: {dataset.root} ({dataset.layout}): {len(dataset.samples)} images, "
+        + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    for reason, n in dataset.skipped_reasons().items():
+        examples = [Path(s.path).name for s in dataset.skipped if s.reason == reason][:3]
+        say(f"skipped {n}: {reason} (e.g. {', '.join(examples)})")
+    task = plan_task(options.task, dataset)
+    say(f"task: {task.task} ({task.reason})")
+    if task.ages["without_age"] and (task.age or task.ages["with_age"]):
+        say(f"ages: {task.ages['with_age']} of {len(dataset.samples)} images have a usable age"
+            + ("; the age head leaves out " if task.age else "; without one: ")
+            + describe_missing_ages(task.ages))
+    plan = plan_splits(dataset, options.fractions, options.seed, options.agegender_split, options.splits_file)
+    for note in plan.notes:
+        say(f"splits: {note}")
+    # the same checks run again after reading (unreadable images drop out); failing
+    # here first spares the reading and leaves no half-made run folder behind
+    all_labels = np.array([s.label for s in dataset.samples], int)
+    all_aged = np.array([s.has_age for s in dataset.samples], bool)
+    _check_trainable({name: np.flatnonzero(np.array([s == name for s in plan.splits], bool))
+                      for name in SPLITS}, all_labels, all_aged, task)
+    return dataset, task, plan
+
+
+@dataclass
+class Chosen:
+    """The images a run uses (those in a split), with their labels, ages and splits."""
+
+    paths: list[Path]
+    labels: np.ndarray  # int (N,)
+    aged: np.ndarray  # bool (N,): has a usable age
+    true_ages: np.ndarray  # float (N,), NaN without an age
+    splits: list[str]
+
+    @classmethod
+    def of(cls, dataset, plan) -> "Chosen":
+        used = [i for i, s in enumerate(plan.splits) if s is not None]
+        samples = [dataset.samples[i] for i in used]
+        return cls(
+            paths=[s.path for s in samples],
+            labels=np.array([s.label for s in samples], int),
+            aged=np.array([s.has_age for s in samples], bool),
+            true_ages=np.array([s.age if s.has_age else np.nan for s in samples], float),
+            splits=[plan.splits[i] for i in used],
+        )
+
+    def in_split(self, name: str) -> np.ndarray:
+        return np.array([s == name for s in self.splits], bool)
+
+
+@dataclass
+class ReadImages:
+    """What reading the images gave, whatever the route: which were usable, why the rest
+    were not, and the route's figures for the report (``stats``)."""
+
+    ok: np.ndarray  # bool (N,)
+    failures: dict[int, tuple[str, str]]  # index -> (category, message)
+    stats: dict
+
+
+@dataclass
+class Fitted:
+    """A route's trained heads before calibration, and every used image's descriptor.
+
+    ``gender``: ``{"trained", "kernels", "biases", "hidden", "dropout"}``; ``age``:
+    ``{"trained", "kernels", "biases", "config"}`` (an AgeHeadConfig); ``trained`` has
+    ``history``, ``best_epoch`` and ``epochs_run``.
+    """
+
+    descriptors: np.ndarray  # float32 (N, D), zeros where an image was not usable
+    gender: dict | None
+    age: dict | None
+
+
+class DescriptorRoute:
+    """Heads fitted on a converted network's descriptors, extracted through ONNX and cached."""
+
+    stats_key = "descriptors"
+
+    def __init__(self, options: TrainOptions, network, say, on_shard):
+        if options.descriptor is not None:
+            descriptor_spec(options.descriptor)
+        self.options, self.network, self.say, self.on_shard = options, network, say, on_shard
+        self.desc: DescriptorResult | None = None
+
+    def begin(self, chosen: Chosen) -> TrainOptions:
+        """Load the network and settle the options that depend on it."""
+        if self.network is None:
+            self.network = _load_network(self.options.weights)
+        options = self.options
+        if options.descriptor is None:
+            options = replace(options, descriptor=default_descriptor(layer.name for layer in self.network.layers))
+        if options.faces is not None:  # the faces are cut out as the backbone's training cut them
+            options = replace(options, faces=replace(options.faces,
+                                                     crop=self.network.preprocessing.get("face_crop", "box")))
+            check_settings(options.faces)
+            self.say(f"faces: the largest face of each image, {options.faces.summary()}")
+        self.options = options
+        return options
+
+    def read(self, chosen: Chosen) -> ReadImages:
+        options = self.options
+        self.desc = desc = extract_descriptors(
+            chosen.paths, self.network, options.descriptor, options.extract_batch, options.workers, options.device,
+            options.progress, on_shard=self.on_shard, faces=options.faces,
+        )
+        if desc.notice:
+            self.say(f"Notice: {desc.notice}")
+        return ReadImages(desc.ok, desc.failures, _descriptor_stats(desc))
+
+    @property
+    def standin(self) -> bool:
+        return bool(self.network.standin)
+
+    @property
+    def backbone_sha256(self) -> str:
+        return self.network.source_sha256
+
+    def fit(self, rows: dict, chosen: Chosen, task: TaskPlan) -> Fitted:
+        options, x = self.options, self.desc.descriptors
+        gender = age = None
+        if task.gender:
+            trained = train_head(x[rows["train"]], chosen.labels[rows["train"]], x[rows["val"]],
+                                 chosen.labels[rows["val"]], options.head_config())
+            self.say(f"gender head: {trained.epochs_run} epochs, best validation loss at epoch {trained.best_epoch}")
+            kernels, biases = trained.dense_weights()
+            gender = {"trained": trained, "kernels": kernels, "biases": biases, "hidden": options.hidden,
+                      "dropout": options.dropout}
+        if task.age:
+            config = options.age_head_config()
+            aged = chosen.aged
+            train_rows, val_rows = rows["train"][aged[rows["train"]]], rows["val"][aged[rows["val"]]]
+            trained = train_age_head(x[train_rows], chosen.true_ages[train_rows], x[val_rows],
+                                     chosen.true_ages[val_rows], config)
+            self.say(f"age head: {trained.epochs_run} epochs, best validation MAE at epoch {trained.best_epoch}")
+            kernels, biases = trained.dense_weights()
+            age = {"trained": trained, "kernels": kernels, "biases": biases, "config": config}
+        return Fitted(x, gender, age)
+
+    def save(self, run_dir: Path) -> dict[str, Path]:
+        return {}  # the backbone stays where convert wrote it
+
+    def backbone_record(self) -> dict:
+        return {"sha256": self.network.source_sha256, "source_path": self.network.source_path,
+                "standin": self.standin, "descriptor": self.options.descriptor,
+                "onnx": str(self.desc.backbone_path)}
+
+    def export_network(self, run_dir: Path):
+        return self.network
+
+    def training_lines(self, fitted: Fitted, gender: dict | None, age: dict | None) -> list[str]:
+        return descriptor_training_lines(self.options, _descriptor_stats(self.desc), gender, age)
+
+
+def _calibrated_gender(fitted: dict, descriptors: np.ndarray, ok: np.ndarray, rows: dict, labels: np.ndarray,
+                       preds: Predictions, say) -> dict:
+    """Calibrate the gender head on val with the operating point folded in
+    (``calibration``), fill ``preds.probabilities``."""
+    val_rows = descriptors[rows["val"]]
+    kernels, biases, calibration = calibrate_head(fitted["kernels"], fitted["biases"],
+                                                  head_logits(fitted["kernels"], fitted["biases"], val_rows),
+                                                  labels[rows["val"]])
+    say(f"calibration: Platt scaling on validation (slope {calibration['slope']:.3f}), operating point "
+        f"{calibration['operating_point']:.3f} folded in; labels follow the larger probability")
+    preds.probabilities = head_probabilities(kernels, biases, descriptors[ok])
+    threshold = FOLDED_THRESHOLD
+    by_split = {
+        name: classification_metrics(preds.labels[preds.select(name)],
+                                     preds.probabilities[preds.select(name), 1], threshold)
+        for name in ("train", "val")
+    }
+    return {"trained": fitted["trained"], "kernels": kernels, "biases": biases, "threshold": threshold,
+            "calibration": calibration, **by_split}
+
+
+def _age_estimates(fitted: dict, descriptors: np.ndarray, ok: np.ndarray, preds: Predictions) -> dict:
+    """Every usable image's age estimate into ``preds``."""
+    preds.predicted_ages = age_estimates(fitted["kernels"], fitted["biases"], descriptors[ok],
+                                         fitted["config"].ages)
+    return dict(fitted)
 
 
 @contextmanager
@@ -320,47 +482,6 @@ def _removed_on_failure(run_dir: Path, made_here: bool):
         if made_here:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-
-
-def _fit_gender(options: TrainOptions, desc: DescriptorResult, rows: dict, labels: np.ndarray,
-                preds: Predictions, say) -> dict:
-    """Fit the gender head, calibrate it on val with the operating point folded in
-    (``calibration``), fill ``preds.probabilities``."""
-    trained = train_head(
-        desc.descriptors[rows["train"]], labels[rows["train"]],
-        desc.descriptors[rows["val"]], labels[rows["val"]], options.head_config(),
-    )
-    say(f"gender head: {trained.epochs_run} epochs, best validation loss at epoch {trained.best_epoch}")
-    kernels, biases = trained.dense_weights()
-    val_rows = desc.descriptors[rows["val"]]
-    kernels, biases, calibration = calibrate_head(kernels, biases, head_logits(kernels, biases, val_rows),
-                                                  labels[rows["val"]])
-    say(f"calibration: Platt scaling on validation (slope {calibration['slope']:.3f}), operating point "
-        f"{calibration['operating_point']:.3f} folded in; labels follow the larger probability")
-    preds.probabilities = head_probabilities(kernels, biases, desc.descriptors[desc.ok])
-    threshold = FOLDED_THRESHOLD
-    by_split = {
-        name: classification_metrics(preds.labels[preds.select(name)],
-                                     preds.probabilities[preds.select(name), 1], threshold)
-        for name in ("train", "val")
-    }
-    return {"trained": trained, "kernels": kernels, "biases": biases, "threshold": threshold,
-            "calibration": calibration, **by_split}
-
-
-def _fit_age(options: TrainOptions, desc: DescriptorResult, rows: dict, true_ages: np.ndarray,
-             aged: np.ndarray, preds: Predictions, say) -> dict:
-    """Fit the age head on the images with a usable age; estimate every image's age."""
-    config = options.age_head_config()
-    train_rows, val_rows = rows["train"][aged[rows["train"]]], rows["val"][aged[rows["val"]]]
-    trained = train_age_head(
-        desc.descriptors[train_rows], true_ages[train_rows],
-        desc.descriptors[val_rows], true_ages[val_rows], config,
-    )
-    say(f"age head: {trained.epochs_run} epochs, best validation MAE at epoch {trained.best_epoch}")
-    kernels, biases = trained.dense_weights()
-    preds.predicted_ages = age_estimates(kernels, biases, desc.descriptors[desc.ok], config.ages)
-    return {"trained": trained, "kernels": kernels, "biases": biases, "config": config}
 
 
 def _write_history(path: Path, trained) -> Path:

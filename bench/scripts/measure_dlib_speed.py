@@ -29,12 +29,11 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from record import RESULTS, SHARED_FACES
+from record import RESULTS, SHARED_FACES, linked_subset, timed
 
 GOAL = 5.0  # model-only img/s over dlib's own, same chips and cores (aim: 10)
 MODES = ("dlib", "onnx fp32", "onnx int8", "vgg-face fp32")
@@ -44,20 +43,6 @@ def _chips(files: list[Path]) -> np.ndarray:
     from gender_cli.infer.images import load_image
 
     return np.stack([load_image(f, (150, 150)) for f in files])
-
-
-def _timed(run, count: int) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of one call."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    run()
-    return time.perf_counter() - wall, (time.process_time() - cpu) / count
-
-
-def _subset(folder: Path, files: list[Path]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        (folder / f.name).symlink_to(f)
-    return folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         network, _ = read_network(real)
         backbone = export(network, work / "backbone.onnx").path
         int8 = export(network, work / "backbone-int8.onnx", precision="int8",
-                      calibration=_subset(work / "calibration", files[1000:1256])).path
+                      calibration=linked_subset(work / "calibration", files[1000:1256])).path
         classifier = export(network, work / "classifier.onnx", head=standin_head(work / "head", 128, "embedding")).path
         vgg = vgg_face_network("full")
         vgg_classifier = export(vgg, work / "vgg.onnx", head=standin_head(work / "vgg-head", 4096)).path
@@ -118,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu = {mode: [] for mode in MODES}
         for r in range(args.rounds):
             for mode in MODES[r % len(MODES):] + MODES[: r % len(MODES)]:
-                wall, per_image = _timed(*runs[mode])
+                wall, per_image = timed(*runs[mode])
                 seconds[mode].append(wall)
                 cpu[mode].append(per_image)
         rates = {mode: [runs[mode][1] / s for s in seconds[mode]] for mode in MODES}
@@ -135,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
         e2e = {}
         for name, path, count in (("dlib network", classifier, args.files), ("vgg-face", vgg_classifier, args.vgg_files)):
-            folder = _subset(work / f"e2e-{name.replace(' ', '-')}", files[:count])
+            folder = linked_subset(work / f"e2e-{name.replace(' ', '-')}", files[:count])
             model = open_session(path, device="cpu")
             batch = 64 if name == "dlib network" else 8
             e2e[name] = bench_end_to_end(model, folder, batch)
