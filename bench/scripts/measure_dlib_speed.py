@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from gender_cli.infer.images import load_image
     from gender_cli.infer.session import open_session
     from record import record
-    from standin_models import standin_head
+    from standin_models import classifier_with_standin_head
 
     load_before = os.getloadavg()
     files = sorted(args.images.glob("*.jpg"))
@@ -79,10 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         backbone = export(network, work / "backbone.onnx").path
         int8 = export(network, work / "backbone-int8.onnx", precision="int8",
                       calibration=linked_subset(work / "calibration", files[1000:1256])).path
-        classifier = export(network, work / "classifier.onnx", head=standin_head(work / "head", 128, "embedding")).path
-        vgg = vgg_face_network("full")
-        vgg_classifier = export(vgg, work / "vgg.onnx", head=standin_head(work / "vgg-head", 4096)).path
-        del vgg
+        classifier = classifier_with_standin_head(network, work / "classifier.onnx")
+        vgg_classifier = classifier_with_standin_head(vgg_face_network("full"), work / "vgg.onnx")
 
         face_model = dlib.face_recognition_model_v1(str(real))
         sessions = {"onnx fp32": open_session(backbone, device="cpu"), "onnx int8": open_session(int8, device="cpu")}

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from gender_cli.infer.batches import iter_batches
     from gender_cli.infer.detect import dlib_model
     from gender_cli.infer.session import open_session
-    from standin_models import descriptor_dim, standin_head
+    from standin_models import classifier_with_standin_head
 
     load_before = os.getloadavg()
     files = sorted(args.images.glob("*.jpg"))
@@ -114,10 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             "from scratch fp32": export(scratch, work / "scratch.onnx", head=args.scratch_run).path,
             "from scratch int8": export(scratch, work / "scratch-int8.onnx", head=args.scratch_run,
                                         precision="int8", calibration=calibration).path,
-            "tiny VGG-Face stand-in fp32": export(tiny, work / "tiny.onnx", head=standin_head(
-                work / "tiny-head", descriptor_dim(tiny))).path,
-            "dlib network fp32": export(dlib_network, work / "dlib.onnx", head=standin_head(
-                work / "dlib-head", 128, "embedding")).path,
+            "tiny VGG-Face stand-in fp32": classifier_with_standin_head(tiny, work / "tiny.onnx"),
+            "dlib network fp32": classifier_with_standin_head(dlib_network, work / "dlib.onnx"),
         }
         folders = {name: linked_subset(work / f"files-{i}", files[: args.slow_files if "dlib" in name else args.files])
                    for i, name in enumerate(models)}

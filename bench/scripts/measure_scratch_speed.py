@@ -56,20 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     from gender_cli.convert.dlib_resnet import FILE_NAME
     from gender_cli.convert.formats import read_network
     from gender_cli.convert.vgg_face import vgg_face_network
-    from gender_cli.export.export import export
     from gender_cli.infer.detect import dlib_model
     from gender_cli.infer.images import load_image
     from gender_cli.infer.session import open_session
-    from standin_models import standin_head
+    from standin_models import classifier_with_standin_head
 
     load_before = os.getloadavg()
     files = sorted(args.images.glob("*.jpg"))
     with tempfile.TemporaryDirectory(prefix="scratch-speed-") as tmp:
         work = Path(tmp)
         dlib_network, _ = read_network(dlib_model(FILE_NAME))
-        dlib_path = export(dlib_network, work / "dlib.onnx",
-                           head=standin_head(work / "dlib-head", 128, "embedding")).path
-        vgg_path = export(vgg_face_network("full"), work / "vgg.onnx", head=standin_head(work / "vgg-head", 4096)).path
+        dlib_path = classifier_with_standin_head(dlib_network, work / "dlib.onnx")
+        vgg_path = classifier_with_standin_head(vgg_face_network("full"), work / "vgg.onnx")
         paths = {"from scratch fp32": args.model, **({"from scratch int8": args.int8} if args.int8 else {}),
                  "dlib network fp32": dlib_path, "vgg-face fp32": vgg_path}
         sessions = {name: open_session(path, device="cpu") for name, path in paths.items()}

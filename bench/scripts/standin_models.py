@@ -53,13 +53,24 @@ def standin_age_head(run_dir: Path, dim: int) -> None:
 STANDIN_HEADS = {"gender": standin_head, "age": standin_age_head}
 
 
-def descriptor_dim(network) -> int:
+def descriptor_dim(network, name: str = "relu7") -> int:
     import numpy as np
 
     from gender_cli.convert.reference import descriptor
 
     height, width = network.input_size[:2]
-    return int(descriptor(network, np.zeros((1, height, width, 3), np.uint8), "relu7").shape[1])
+    return int(descriptor(network, np.zeros((1, height, width, 3), np.uint8), name).shape[1])
+
+
+def classifier_with_standin_head(network, path: Path) -> Path:
+    """``network`` exported to ``path`` with a seeded stand-in head on its default
+    descriptor (``relu7`` for VGG-Face, ``embedding`` for dlib's network): for speed only."""
+    from gender_cli.contract import default_descriptor
+    from gender_cli.export.export import export
+
+    name = default_descriptor(layer.name for layer in network.layers)
+    head = standin_head(path.with_name(f"{path.stem}-head"), descriptor_dim(network, name), name)
+    return export(network, path, head=head).path
 
 
 def standin_workspace(size: str, home: Path, heads=("gender",)):
