@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from record import RESULTS, record
-from scratch_settings import ADULTS
+from scratch_settings import ADULTS, accuracy_by_group
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,27 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from gender_cli import Classifier
-    from gender_cli.train.datasets import parse_utkface_name
-    from gender_cli.train.intervals import wilson
 
     with (args.run_dir / "splits.csv").open(newline="", encoding="utf-8") as fh:
         test = [row for row in csv.DictReader(fh) if row["split"] == "test"]
     paths = [row["path"] for row in test]
     truth = [row["label"] for row in test]
-    adult = [ADULTS[0] <= parse_utkface_name(Path(p).name)[0] <= ADULTS[1] for p in paths]
     graphs = dict(item.split("=", 1) for item in args.graphs)
     labels = {name: [p.label for p in Classifier(graph, device="cpu").predict(paths)] for name, graph in graphs.items()}
     reference = next(iter(labels.values()))
-    figures = {}
-    for name, predicted in labels.items():
-        entry = {"graph": graphs[name]}
-        for group, keep in (("all", [True] * len(paths)), ("adults", adult)):
-            chosen = [i for i, k in enumerate(keep) if k]
-            right = sum(predicted[i] == truth[i] for i in chosen)
-            low, high = wilson(right, len(chosen))
-            entry[group] = {"n": len(chosen), "correct": right, "accuracy": right / len(chosen), "ci95": [low, high]}
-        entry["agreement_with_first"] = sum(a == b for a, b in zip(predicted, reference)) / len(paths)
-        figures[name] = entry
+    figures = {name: {"graph": graphs[name], **accuracy_by_group(paths, truth, predicted),
+                      "agreement_with_first": sum(a == b for a, b in zip(predicted, reference)) / len(paths)}
+               for name, predicted in labels.items()}
     command = "python bench/scripts/scratch_accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = {"date": datetime.date.today().isoformat(), "command": command, "run": str(args.run_dir),
               "test_faces": len(paths), "graphs": figures}

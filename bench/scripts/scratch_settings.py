@@ -49,16 +49,22 @@ def link_faces(data: Path) -> Path:
 
 
 def held_out_figures(predictions: Path) -> dict:
-    """Accuracy with a Wilson interval on the test split: all faces and the adults."""
+    """Accuracy with a Wilson interval on the test split of a run's ``predictions.csv``."""
+    with predictions.open(newline="", encoding="utf-8") as fh:
+        rows = [row for row in csv.DictReader(fh) if row["split"] == "test"]
+    return accuracy_by_group([row["path"] for row in rows], [row["true"] for row in rows],
+                             [row["predicted"] for row in rows])
+
+
+def accuracy_by_group(paths: list[str], truth: list[str], predicted: list[str]) -> dict:
+    """Accuracy with a Wilson interval over all the UTKFace ``paths`` and over the adults."""
     from gender_cli.train.datasets import parse_utkface_name
     from gender_cli.train.intervals import wilson
 
-    with predictions.open(newline="", encoding="utf-8") as fh:
-        rows = [row for row in csv.DictReader(fh) if row["split"] == "test"]
     figures = {}
     for name, keep in (("all", lambda age: True), ("adults", lambda age: ADULTS[0] <= age <= ADULTS[1])):
-        chosen = [row for row in rows if keep(parse_utkface_name(Path(row["path"]).name)[0])]
-        right = sum(row["true"] == row["predicted"] for row in chosen)
+        chosen = [i for i, path in enumerate(paths) if keep(parse_utkface_name(Path(path).name)[0])]
+        right = sum(truth[i] == predicted[i] for i in chosen)
         low, high = wilson(right, len(chosen))
         figures[name] = {"n": len(chosen), "correct": right, "accuracy": right / len(chosen),
                          "ci95": [low, high]}
